@@ -1,0 +1,3 @@
+from counterd.cli import main
+
+raise SystemExit(main())

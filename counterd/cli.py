@@ -1,0 +1,49 @@
+"""counterd: people and vehicle line counter.
+
+The `counterd` command line. Each subcommand lives in counterd/commands/<name>.py and
+registers itself with `register(subparsers)`; its handler returns an exit code."""
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+from counterd import __version__
+from counterd.config import ConfigError
+
+COMMAND_MODULES = (
+    "counterd.commands.process",
+    "counterd.commands.check_config",
+)
+
+
+class UserError(Exception):
+    """A problem with the user's input (file, option, model): printed as one line, exit code 2."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="counterd", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"counterd {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    try:
+        return args.func(args)
+    except ConfigError as exc:
+        for line in exc.problems:
+            print(f"counterd: error: {line}", file=sys.stderr)
+        return 2
+    except UserError as exc:
+        print(f"counterd: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130

@@ -1,0 +1,1 @@
+"""One module per `counterd` subcommand; each defines register(subparsers)."""

@@ -1,0 +1,298 @@
+"""Configuration: TOML parsed once, at the edge, into frozen dataclasses.
+
+Each section is a dataclass; its fields carry their type, default and limits, and the loader
+checks every key against them. An error names the file and the dotted key, e.g.
+``counterd.toml: detector.confidence: must be <= 1, got 1.5``.
+"""
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from counterd.classes import CLASS_IDS, DEFAULT_CLASSES
+from counterd.detections import ANCHORS
+
+
+class ConfigError(Exception):
+    """One or more problems with a configuration; each line names the file and key."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = problems
+        super().__init__("\n".join(problems))
+
+
+def setting(default: Any = dataclasses.MISSING, *, min: float | None = None, max: float | None = None,
+            above: float | None = None, factory: Any = dataclasses.MISSING) -> Any:
+    """A dataclass field with numeric limits the loader enforces (min/max inclusive, above exclusive)."""
+    meta = {"min": min, "max": max, "above": above}
+    if factory is not dataclasses.MISSING:
+        return field(default_factory=factory, metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+# ---------------------------------------------------------------------------------------------
+# Sections. Defaults are what a production box runs with when the key is absent; the documented
+# example is config/counterd.toml.
+
+
+@dataclass(frozen=True)
+class CameraConfig:
+    name: str = "counterd"          # the counter's name in the Axis API and in reports
+    serial: str = ""                # 12 hex digits; empty = derived from the machine id
+    source: str = ""                # file path, rtsp:// URL, USB index ("0") or /dev/videoN
+    width: int | None = setting(None, min=1)   # expected frame size, to check lines at load
+    height: int | None = setting(None, min=1)
+
+    def problems(self) -> list[tuple[str, str]]:
+        out = []
+        if self.serial and (len(self.serial) != 12 or any(c not in "0123456789ABCDEF" for c in self.serial)):
+            out.append(("serial", f"must be 12 upper-case hex digits, got {self.serial!r}"))
+        if (self.width is None) != (self.height is None):
+            out.append(("width", "give both width and height, or neither"))
+        return out
+
+
+@dataclass(frozen=True)
+class DetectorConfig:
+    type: Literal["onnx", "ultralytics", "motion"] = "onnx"
+    model: str = "yolox_nano"       # a file path, or a name from models/manifest.toml
+    models_dir: str = ""            # where model names are looked up; empty = the default search
+    confidence: float = setting(0.25, min=0.0, max=1.0)
+    nms_iou: float = setting(0.45, min=0.0, max=1.0)
+    classes: tuple[str, ...] = DEFAULT_CLASSES
+    threads: int = setting(1, min=1, max=64)
+
+    def problems(self) -> list[tuple[str, str]]:
+        unknown = [c for c in self.classes if c not in CLASS_IDS]
+        if unknown:
+            return [("classes", f"unknown COCO class name(s): {', '.join(map(repr, unknown))}")]
+        if not self.classes:
+            return [("classes", "must name at least one class")]
+        return []
+
+
+@dataclass(frozen=True)
+class TrackerConfig:
+    high_score: float = setting(0.5, min=0.0, max=1.0)     # first association pass
+    low_score: float = setting(0.1, min=0.0, max=1.0)      # second pass recovers occluded objects
+    new_track_score: float = setting(0.6, min=0.0, max=1.0)
+    match_iou: float = setting(0.2, above=0.0, max=1.0)    # least IoU that may pair track and box
+    max_coast_seconds: float = setting(1.0, min=0.0)       # a lost track survives this long
+
+    def problems(self) -> list[tuple[str, str]]:
+        if self.low_score > self.high_score:
+            return [("low_score", f"must be <= high_score ({self.high_score}), got {self.low_score}")]
+        return []
+
+
+@dataclass(frozen=True)
+class CountingConfig:
+    anchor: Literal["bottom-center", "center", "top-center"] = "bottom-center"
+    hysteresis_px: float = setting(6.0, min=0.0)   # half-width of the band where side is undecided
+    primary_line: str = ""                          # the line the Axis API reports; default: first
+
+
+@dataclass(frozen=True)
+class LineConfig:
+    name: str
+    start: tuple[float, float]      # point A, pixels; 'in' is movement toward (dy, -dx), (dx, dy) = B - A
+    end: tuple[float, float]        # point B
+    invert: bool = False            # swap in and out
+
+    def problems(self) -> list[tuple[str, str]]:
+        if tuple(self.start) == tuple(self.end):
+            return [("end", "a line needs two different points")]
+        if not self.name.strip():
+            return [("name", "must not be empty")]
+        return []
+
+
+@dataclass(frozen=True)
+class Config:
+    camera: CameraConfig = field(default_factory=CameraConfig)
+    detector: DetectorConfig = field(default_factory=DetectorConfig)
+    tracker: TrackerConfig = field(default_factory=TrackerConfig)
+    counting: CountingConfig = field(default_factory=CountingConfig)
+    lines: tuple[LineConfig, ...] = ()
+    path: str = field(default="<defaults>", metadata={"internal": True})
+
+    @property
+    def primary_line(self) -> LineConfig | None:
+        for line in self.lines:
+            if line.name == self.counting.primary_line:
+                return line
+        return self.lines[0] if self.lines else None
+
+    def problems(self) -> list[tuple[str, str]]:
+        out = []
+        names = [line.name for line in self.lines]
+        for name in sorted({n for n in names if names.count(n) > 1}):
+            out.append(("lines", f"line name {name!r} is used more than once"))
+        if self.counting.primary_line and self.counting.primary_line not in names:
+            out.append(("counting.primary_line", f"no line is named {self.counting.primary_line!r}"))
+        if self.camera.width is not None:
+            out += frame_problems(self.lines, self.camera.width, self.camera.height)
+        return out
+
+
+def frame_problems(lines, width: int, height: int) -> list[tuple[str, str]]:
+    """Lines with an end outside a width x height frame (the edge itself is inside)."""
+    out = []
+    for i, line in enumerate(lines):
+        for key in ("start", "end"):
+            x, y = getattr(line, key)
+            if not (0 <= x <= width and 0 <= y <= height):
+                out.append((f"lines[{i}].{key}",
+                            f"point ({x:g}, {y:g}) is outside the {width}x{height} frame"))
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Loading
+
+
+def load_config(path: str | Path) -> Config:
+    """Read and validate a TOML file; raises ConfigError naming every problem found."""
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError([f"{path}: no such file"]) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError([f"{path}: cannot read: {exc}"]) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([f"{path}: not valid TOML: {exc}"]) from None
+    return config_from_dict(data, str(path))
+
+
+def config_from_dict(data: dict, source: str = "<dict>") -> Config:
+    errors: list[str] = []
+    config = _build(Config, data, "", source, errors)
+    if not errors:
+        config = dataclasses.replace(config, path=source)
+        _collect_problems(config, "", source, errors)
+    if errors:
+        raise ConfigError(errors)
+    return config
+
+
+def _collect_problems(obj: Any, prefix: str, source: str, errors: list[str]) -> None:
+    """Run each dataclass's own cross-field checks, depth first."""
+    if not dataclasses.is_dataclass(obj):
+        return
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        key = f"{prefix}{f.name}"
+        if dataclasses.is_dataclass(value):
+            _collect_problems(value, key + ".", source, errors)
+        elif isinstance(value, tuple) and value and dataclasses.is_dataclass(value[0]):
+            for i, item in enumerate(value):
+                _collect_problems(item, f"{key}[{i}].", source, errors)
+    if hasattr(obj, "problems"):
+        for key, message in obj.problems():
+            errors.append(f"{source}: {prefix}{key}: {message}")
+
+
+def _build(cls: type, data: Any, prefix: str, source: str, errors: list[str]) -> Any:
+    where = prefix.rstrip(".") or "top level"
+    if not isinstance(data, dict):
+        errors.append(f"{source}: {where}: expected a table, got {_kind(data)}")
+        return None
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls) if not f.metadata.get("internal")}
+    errors_before = len(errors)
+    for key in data:
+        if key not in fields:
+            known = ", ".join(sorted(fields))
+            errors.append(f"{source}: {prefix}{key}: unknown key (known keys here: {known})")
+    kwargs = {}
+    for name, f in fields.items():
+        key = f"{prefix}{name}"
+        if name not in data:
+            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+                errors.append(f"{source}: {key}: required key is missing")
+            continue
+        before = len(errors)
+        value = _convert(hints[name], data[name], key, source, errors)
+        if len(errors) == before:
+            _check_limits(f, value, key, source, errors)
+        kwargs[name] = value
+    if len(errors) > errors_before:
+        return None
+    return cls(**kwargs)
+
+
+def _convert(tp: Any, value: Any, key: str, source: str, errors: list[str]) -> Any:
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if origin in (typing.Union, types.UnionType):
+        if value is None or (isinstance(value, str) and value == "" and type(None) in args):
+            return None
+        inner = [a for a in args if a is not type(None)]
+        return _convert(inner[0], value, key, source, errors)
+    if origin is Literal:
+        if value not in args:
+            errors.append(f"{source}: {key}: must be one of {', '.join(map(repr, args))}, got {value!r}")
+        return value
+    if dataclasses.is_dataclass(tp):
+        return _build(tp, value, key + ".", source, errors)
+    if origin is tuple:
+        if not isinstance(value, list):
+            errors.append(f"{source}: {key}: expected an array, got {_kind(value)}")
+            return None
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_convert(args[0], v, f"{key}[{i}]", source, errors) for i, v in enumerate(value))
+        if len(value) != len(args):
+            errors.append(f"{source}: {key}: expected {len(args)} values, got {len(value)}")
+            return None
+        return tuple(_convert(a, v, f"{key}[{i}]", source, errors) for i, (a, v) in enumerate(zip(args, value)))
+    if tp is bool:
+        if not isinstance(value, bool):
+            errors.append(f"{source}: {key}: expected true or false, got {_kind(value)}")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            errors.append(f"{source}: {key}: expected an integer, got {_kind(value)}")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            errors.append(f"{source}: {key}: expected a number, got {_kind(value)}")
+            return value
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            errors.append(f"{source}: {key}: expected a string, got {_kind(value)}")
+        return value
+    raise TypeError(f"config field {key} has an unsupported type {tp!r}")  # a bug, not a user error
+
+
+def _check_limits(f: dataclasses.Field, value: Any, key: str, source: str, errors: list[str]) -> None:
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return
+    lo, hi, above = f.metadata.get("min"), f.metadata.get("max"), f.metadata.get("above")
+    if lo is not None and value < lo:
+        errors.append(f"{source}: {key}: must be >= {lo:g}, got {value:g}")
+    elif above is not None and value <= above:
+        errors.append(f"{source}: {key}: must be > {above:g}, got {value:g}")
+    elif hi is not None and value > hi:
+        errors.append(f"{source}: {key}: must be <= {hi:g}, got {value:g}")
+
+
+def _kind(value: Any) -> str:
+    return {bool: "a boolean", int: "an integer", float: "a number", str: "a string",
+            list: "an array", dict: "a table"}.get(type(value), type(value).__name__) + f" ({value!r})"[:60]
+
+
+def config_to_dict(config: Any) -> Any:
+    """The resolved config as plain TOML-shaped data (for check-config and params)."""
+    if dataclasses.is_dataclass(config):
+        return {f.name: config_to_dict(getattr(config, f.name)) for f in dataclasses.fields(config)
+                if not f.metadata.get("internal")}
+    if isinstance(config, tuple):
+        return [config_to_dict(v) for v in config]
+    return config
