@@ -11,15 +11,12 @@ import sys
 
 from counterd import __version__
 from counterd.config import ConfigError
+from counterd.errors import UserError
 
 COMMAND_MODULES = (
     "counterd.commands.process",
     "counterd.commands.check_config",
 )
-
-
-class UserError(Exception):
-    """A problem with the user's input (file, option, model): printed as one line, exit code 2."""
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -16,9 +16,10 @@ from typing import Any, Literal
 
 from counterd.classes import CLASS_IDS, DEFAULT_CLASSES
 from counterd.detections import ANCHORS
+from counterd.errors import UserError
 
 
-class ConfigError(Exception):
+class ConfigError(UserError):
     """One or more problems with a configuration; each line names the file and key."""
 
     def __init__(self, problems: list[str]):
