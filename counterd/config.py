@@ -99,6 +99,49 @@ class CountingConfig:
 
 
 @dataclass(frozen=True)
+class SourceConfig:
+    """How live cameras are read and recovered (counterd run); files only use `loop`."""
+    loop: bool = False                                     # replay a file source from the start at its end
+    rtsp_transport: Literal["tcp", "udp"] = "tcp"
+    open_timeout_s: float = setting(5.0, above=0.0, max=300.0)   # a camera that accepts but never answers
+    read_timeout_s: float = setting(5.0, above=0.0, max=300.0)   # a stream that stops mid-read
+    watchdog_s: float = setting(10.0, above=0.0)           # no new frame this long = stream down
+    backoff_base_s: float = setting(1.0, above=0.0)        # first wait before reconnecting, doubling
+    backoff_cap_s: float = setting(30.0, above=0.0)        # longest wait between reconnect attempts
+
+    def problems(self) -> list[tuple[str, str]]:
+        if self.backoff_cap_s < self.backoff_base_s:
+            return [("backoff_cap_s", f"must be >= backoff_base_s ({self.backoff_base_s:g}), "
+                                      f"got {self.backoff_cap_s:g}")]
+        return []
+
+
+@dataclass(frozen=True)
+class GatingConfig:
+    """Motion gating: skip detection while the scene is static; tracks coast meanwhile."""
+    enabled: bool = True
+    width: int = setting(64, min=8, max=640)               # frames are compared at this width
+    pixel_delta: int = setting(12, min=1, max=255)         # grey-level change that counts as motion
+    min_changed: float = setting(0.002, min=0.0, max=1.0)  # fraction of changed pixels = motion
+    max_skip_s: float = setting(2.0, min=0.0)              # detect at least this often regardless
+
+
+@dataclass(frozen=True)
+class DaemonConfig:
+    """The long-running service (counterd run)."""
+    state_dir: str = "/var/lib/counterd"       # counts database, outbox; systemd's StateDirectory
+    log_file: str = ""                         # rotating log read by show-logs; empty = <state_dir>/counterd.log
+    log_max_bytes: int = setting(5_000_000, min=10_000)
+    log_backups: int = setting(3, min=0, max=100)
+    flush_interval_s: float = setting(0.5, above=0.0, max=1.0)   # counts are on disk within this
+    max_gap_s: float = setting(2.0, above=0.0)  # frames further apart than this leave a coverage gap
+
+    @property
+    def log_path(self) -> str:
+        return self.log_file or str(Path(self.state_dir) / "counterd.log")
+
+
+@dataclass(frozen=True)
 class LineConfig:
     name: str
     start: tuple[float, float]      # point A, pixels; 'in' is movement toward (dy, -dx), (dx, dy) = B - A
@@ -120,6 +163,9 @@ class Config:
     tracker: TrackerConfig = field(default_factory=TrackerConfig)
     counting: CountingConfig = field(default_factory=CountingConfig)
     lines: tuple[LineConfig, ...] = ()
+    source: SourceConfig = field(default_factory=SourceConfig)
+    gating: GatingConfig = field(default_factory=GatingConfig)
+    daemon: DaemonConfig = field(default_factory=DaemonConfig)
     path: str = field(default="<defaults>", metadata={"internal": True})
 
     @property
