@@ -7,6 +7,7 @@ checks every key against them. An error names the file and the dotted key, e.g.
 from __future__ import annotations
 
 import dataclasses
+import re
 import tomllib
 import types
 import typing
@@ -17,6 +18,7 @@ from typing import Any, Literal
 from counterd.classes import CLASS_IDS, DEFAULT_CLASSES
 from counterd.detections import ANCHORS
 from counterd.errors import UserError
+from counterd.upload.schema import CAMERA_REF_PATTERN, COUNT_COLUMNS
 
 
 class ConfigError(UserError):
@@ -34,6 +36,32 @@ def setting(default: Any = dataclasses.MISSING, *, min: float | None = None, max
     if factory is not dataclasses.MISSING:
         return field(default_factory=factory, metadata=meta)
     return field(default=default, metadata=meta)
+
+
+class Secret:
+    """A value that must never be shown (a PIN): repr, str and check-config print it redacted.
+    The code that needs it calls reveal()."""
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str = ""):
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __bool__(self) -> bool:
+        return bool(self._value)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+    def __repr__(self) -> str:
+        return "Secret('<redacted>')" if self._value else "Secret('')"
+
+    __str__ = __repr__
 
 
 # ---------------------------------------------------------------------------------------------
@@ -59,6 +87,21 @@ class CameraConfig:
 
 
 @dataclass(frozen=True)
+class MotionConfig:
+    """The `motion` detector: background subtraction for overhead cameras, no weights."""
+    algorithm: Literal["mog2", "knn"] = "mog2"
+    history: int = setting(300, min=2)          # frames the background model remembers
+    min_area: int = setting(300, min=1)         # px; foreground blobs smaller than this are noise
+    merge_px: int = setting(9, min=1, max=99)   # closing kernel: joins blobs this close into one
+    class_name: str = "person"                  # the class every motion box is counted as
+
+    def problems(self) -> list[tuple[str, str]]:
+        if self.class_name not in CLASS_IDS:
+            return [("class_name", f"unknown COCO class name {self.class_name!r}")]
+        return []
+
+
+@dataclass(frozen=True)
 class DetectorConfig:
     type: Literal["onnx", "ultralytics", "motion"] = "onnx"
     model: str = "yolox_nano"       # a file path, or a name from models/manifest.toml
@@ -67,6 +110,7 @@ class DetectorConfig:
     nms_iou: float = setting(0.45, min=0.0, max=1.0)
     classes: tuple[str, ...] = DEFAULT_CLASSES
     threads: int = setting(1, min=1, max=64)
+    motion: MotionConfig = field(default_factory=MotionConfig)
 
     def problems(self) -> list[tuple[str, str]]:
         unknown = [c for c in self.classes if c not in CLASS_IDS]
@@ -157,6 +201,69 @@ class LineConfig:
 
 
 @dataclass(frozen=True)
+class UploadConfig:
+    """Hourly reports pushed to the central CCTV GCC API service (README: Hourly reports)."""
+    enabled: bool = False
+    url: str = ""                   # the service's base URL; reports are POSTed to <url>/upload_report
+    camera_ref: str = ""            # this camera at the service: [a-z0-9_-]+ (it breaks on spaces)
+    pin: Secret = Secret()          # the upload PIN itself; or, better:
+    pin_env: str = ""               # the name of an environment variable holding it; or
+    pin_file: str = ""              # a file holding it (surrounding whitespace ignored)
+    model_name: Literal["yolo", "tf2"] = "yolo"     # the service's column schema
+    class_map: tuple[tuple[str, str], ...] = ()     # [detector class, column] pairs; empty = default
+    lines: tuple[str, ...] = ()     # lines whose crossings are reported; empty = every line
+    direction: Literal["in", "out", "both"] = "both"
+    minute: int = setting(5, min=0, max=59)          # the hourly job runs this many minutes past
+    backoff_base_s: float = setting(10.0, above=0.0)     # first retry wait, doubling, with jitter
+    backoff_cap_s: float = setting(900.0, above=0.0)     # longest wait between retries
+    unauthorized_retry_s: float = setting(1800.0, above=0.0)  # retry wait after a 401 or bad url
+    connect_timeout_s: float = setting(10.0, above=0.0)
+    timeout_s: float = setting(60.0, above=0.0)          # a whole upload, answer included
+    spool_warn_mb: float = setting(50.0, above=0.0)      # outbox size that raises a warning
+    backfill_days: float = setting(7.0, min=0.0)         # oldest missing hour still built and sent
+    overwrite: bool = False         # send overwrite=t: a rebuilt hour replaces the service's row
+
+    def problems(self) -> list[tuple[str, str]]:
+        out = []
+        if self.camera_ref and not re.fullmatch(CAMERA_REF_PATTERN, self.camera_ref):
+            out.append(("camera_ref", f"must be lower-case letters, digits, '-' or '_' only "
+                                      f"(the service breaks on spaces), got {self.camera_ref!r}"))
+        pin_sources = [k for k in ("pin", "pin_env", "pin_file") if getattr(self, k)]
+        if len(pin_sources) > 1:
+            out.append(("pin", f"give only one of pin, pin_env, pin_file (got {', '.join(pin_sources)})"))
+        if self.enabled:
+            if not self.url:
+                out.append(("url", "required when upload is enabled"))
+            if not self.camera_ref:
+                out.append(("camera_ref", "required when upload is enabled"))
+            if not pin_sources:
+                out.append(("pin_env", "one of pin, pin_env or pin_file is required when upload is enabled"))
+        if self.url and not re.match(r"https?://[^/]", self.url):
+            out.append(("url", f"must start with http:// or https://, got {self.url!r}"))
+        columns = COUNT_COLUMNS[self.model_name]
+        seen = set()
+        for i, (detector_class, column) in enumerate(self.class_map):
+            if detector_class not in CLASS_IDS:
+                out.append((f"class_map[{i}]", f"unknown COCO class name {detector_class!r}"))
+            elif detector_class in seen:
+                out.append((f"class_map[{i}]", f"class {detector_class!r} is mapped more than once"))
+            if column not in columns:
+                out.append((f"class_map[{i}]", f"{column!r} is not a {self.model_name} column "
+                                               f"(one of {', '.join(columns)})"))
+            seen.add(detector_class)
+        if self.backoff_cap_s < self.backoff_base_s:
+            out.append(("backoff_cap_s", f"must be >= backoff_base_s ({self.backoff_base_s:g}), "
+                                         f"got {self.backoff_cap_s:g}"))
+        return out
+
+    def line_problems(self, line_names: list[str]) -> list[tuple[str, str]]:
+        unknown = [n for n in self.lines if n not in line_names]
+        if unknown:
+            return [("upload.lines", f"no line is named {', '.join(map(repr, unknown))}")]
+        return []
+
+
+@dataclass(frozen=True)
 class Config:
     camera: CameraConfig = field(default_factory=CameraConfig)
     detector: DetectorConfig = field(default_factory=DetectorConfig)
@@ -166,6 +273,7 @@ class Config:
     source: SourceConfig = field(default_factory=SourceConfig)
     gating: GatingConfig = field(default_factory=GatingConfig)
     daemon: DaemonConfig = field(default_factory=DaemonConfig)
+    upload: UploadConfig = field(default_factory=UploadConfig)
     path: str = field(default="<defaults>", metadata={"internal": True})
 
     @property
@@ -182,6 +290,7 @@ class Config:
             out.append(("lines", f"line name {name!r} is used more than once"))
         if self.counting.primary_line and self.counting.primary_line not in names:
             out.append(("counting.primary_line", f"no line is named {self.counting.primary_line!r}"))
+        out += self.upload.line_problems(names)
         if self.camera.width is not None:
             out += frame_problems(self.lines, self.camera.width, self.camera.height)
         return out
@@ -311,6 +420,11 @@ def _convert(tp: Any, value: Any, key: str, source: str, errors: list[str]) -> A
             errors.append(f"{source}: {key}: expected a number, got {_kind(value)}")
             return value
         return float(value)
+    if tp is Secret:  # never echo the value: it is the secret
+        if not isinstance(value, str):
+            errors.append(f"{source}: {key}: expected a string")
+            return Secret()
+        return Secret(value)
     if tp is str:
         if not isinstance(value, str):
             errors.append(f"{source}: {key}: expected a string, got {_kind(value)}")
@@ -342,4 +456,6 @@ def config_to_dict(config: Any) -> Any:
                 if not f.metadata.get("internal")}
     if isinstance(config, tuple):
         return [config_to_dict(v) for v in config]
+    if isinstance(config, Secret):
+        return "<redacted>" if config else ""
     return config
