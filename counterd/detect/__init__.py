@@ -1,0 +1,61 @@
+"""Object detectors behind one small interface: a BGR frame in, Detections in frame pixels out.
+
+Each backend is one module in this package that defines a Detector subclass; its heavy imports
+(onnxruntime, ultralytics) happen inside that module, so a box only pays for the backend it uses
+and a missing optional library is a one-line error saying what to install.
+"""
+from __future__ import annotations
+
+import importlib
+
+import numpy as np
+
+from counterd.classes import CLASS_IDS
+from counterd.config import DetectorConfig
+from counterd.detections import Detections
+
+# detector.type -> "module:Class"; the module is imported only when that backend is chosen.
+BACKENDS = {
+    "onnx": "counterd.detect.onnx:OnnxDetector",
+    "ultralytics": "counterd.detect.ultralytics:UltralyticsDetector",
+    "motion": "counterd.detect.motion:MotionDetector",
+}
+
+
+class Detector:
+    """One backend instance. Not thread-safe: the pipeline calls it from one worker thread."""
+
+    def __init__(self, cfg: DetectorConfig):
+        self.cfg = cfg
+        # Boolean table over COCO ids: which classes the counter wants.
+        self.wanted = np.zeros(len(CLASS_IDS), bool)
+        self.wanted[[CLASS_IDS[c] for c in cfg.classes]] = True
+
+    def detect(self, frame: np.ndarray) -> Detections:
+        """Objects in a BGR uint8 frame (H, W, 3), boxes in frame pixels, only wanted classes."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Release the engine; the detector is unusable afterwards."""
+
+    def describe(self) -> str:
+        """One line for logs: backend, model, input size."""
+        return self.cfg.type
+
+    def __enter__(self) -> Detector:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def coco_ids_for(names: list[str]) -> np.ndarray:
+    """Model class index -> COCO id, matched by name; -1 for a class COCO lacks. Lets a custom
+    model whose classes are numbered differently still count as person, car, ..."""
+    return np.array([CLASS_IDS.get(n.strip().lower(), -1) for n in names], np.int32)
+
+
+def make_detector(cfg: DetectorConfig) -> Detector:
+    module_name, class_name = BACKENDS[cfg.type].split(":")
+    backend = getattr(importlib.import_module(module_name), class_name)
+    return backend(cfg)
