@@ -16,6 +16,7 @@ from counterd.errors import UserError
 COMMAND_MODULES = (
     "counterd.commands.process",
     "counterd.commands.check_config",
+    "counterd.commands.model",
 )
 
 
