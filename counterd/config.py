@@ -143,6 +143,8 @@ class CountingConfig:
 
 
 @dataclass(frozen=True)
+    handoff_seconds: float = setting(1.0, min=0.0)  # id switch on a line: new track takes over a side
+    forget_seconds: float = setting(10.0, above=0.0)  # a track unseen this long leaves the counter
 class SourceConfig:
     """How live cameras are read and recovered (counterd run); files only use `loop`."""
     loop: bool = False                                     # replay a file source from the start at its end

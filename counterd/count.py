@@ -1,0 +1,298 @@
+"""Line crossings from tracks: events and running totals per line, direction and class.
+
+Each track has, per line, a decided side: the side its anchor was last seen on outside a band of
+hysteresis_px either side of the line, and the point it was seen at. A crossing is a change of
+decided side whose chord (last point on the old side -> first point on the new side) passes
+through the segment itself, not the line beyond its ends. So jitter inside the band never counts,
+a jump across the line between two frames counts, and a track missing for frames while it
+crosses counts once when it reappears.
+
+The geometry is pure functions over arrays; LineCounter holds the per-track state.
+"""
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from counterd.classes import class_name
+from counterd.config import CountingConfig, LineConfig
+from counterd.detections import Detections
+
+DIRECTIONS = ("in", "out")
+SWEEP_SECONDS = 0.2   # how often lost tracks are settled and old ones forgotten
+
+
+@dataclass(frozen=True, slots=True)
+class CrossingEvent:
+    timestamp: float
+    line: str
+    direction: str      # "in" or "out"
+    class_name: str     # lowercase COCO name
+    track_id: int
+
+
+# ---------------------------------------------------------------------------------------------
+# Geometry
+
+
+@dataclass(frozen=True)
+class LineGeometry:
+    """L lines as arrays: start (L,2), unit direction A->B (L,2), length (L,), and the unit normal
+    (L,2) pointing to the 'in' side: toward (dy, -dx), or away from it when the line is inverted."""
+
+    start: np.ndarray
+    direction: np.ndarray
+    length: np.ndarray
+    normal: np.ndarray
+    offset: np.ndarray      # start . normal, so the signed distance is point . normal - offset
+
+    @classmethod
+    def of(cls, lines: Sequence[LineConfig]) -> LineGeometry:
+        start = np.array([line.start for line in lines], float).reshape(-1, 2)
+        end = np.array([line.end for line in lines], float).reshape(-1, 2)
+        length = np.hypot(*(end - start).T)
+        direction = (end - start) / np.maximum(length, 1e-9)[:, None]
+        flip = np.array([-1.0 if line.invert else 1.0 for line in lines]).reshape(-1, 1)
+        normal = np.stack([direction[:, 1], -direction[:, 0]], axis=1) * flip
+        return cls(start, direction, length, normal, (start * normal).sum(1))
+
+
+def signed_distance(points: np.ndarray, lines: LineGeometry) -> np.ndarray:
+    """(N, L) distance of each point from each line, positive on the line's 'in' side."""
+    return points @ lines.normal.T - lines.offset
+
+
+def decided_side(distance: np.ndarray, band: float) -> np.ndarray:
+    """+1 beyond the band on the 'in' side, -1 beyond it on the 'out' side, 0 inside it."""
+    return (distance > band).astype(np.int8) - (distance < -band)
+
+
+def chord_meets_segment(p0: np.ndarray, p1: np.ndarray, line: np.ndarray, lines: LineGeometry) -> np.ndarray:
+    """(M,) whether the chord p0[i] -> p1[i], whose ends lie on opposite sides of line[i],
+    meets that line within its segment (ends included)."""
+    start, normal = lines.start[line], lines.normal[line]
+    d0 = ((p0 - start) * normal).sum(1)
+    d1 = ((p1 - start) * normal).sum(1)
+    meet = p0 + (p1 - p0) * (d0 / (d0 - d1))[:, None]
+    along = ((meet - start) * lines.direction[line]).sum(1)
+    return (along >= 0) & (along <= lines.length[line])
+
+
+# ---------------------------------------------------------------------------------------------
+# Counter
+
+
+class LineCounter:
+    """Turns tracks into crossing events and keeps totals: {line: {"in": {class: n}, "out": ...}}."""
+
+    _ARRAYS = ("_ids", "_seen", "_anchor", "_width", "_class", "_side", "_decided_at")
+
+    def __init__(self, lines: Sequence[LineConfig], counting: CountingConfig, capacity: int = 64):
+        self._count = 0                                  # live rows are [0, _count)
+        self._ids = np.zeros(capacity, np.int64)
+        self._seen = np.zeros(capacity)                  # timestamp the track was last seen
+        self._anchor = np.zeros((capacity, 2))           # where it was last seen
+        self._width = np.zeros(capacity)                 # its box width then
+        self._class = np.zeros(capacity, np.int32)       # its class then
+        self._sorted_ids = np.zeros(0, np.int64)         # lookup: _ids[_order] == _sorted_ids
+        self._order = np.zeros(0, np.intp)
+        self._last_sweep = -np.inf
+        self.lines: tuple[LineConfig, ...] = ()
+        self._side = np.zeros((capacity, 0), np.int8)          # decided side per line, 0 = none yet
+        self._decided_at = np.zeros((capacity, 0, 2))          # the anchor when it was decided
+        self._totals: dict[str, dict[str, dict[str, int]]] = {}
+        self.counting = counting
+        self.reconfigure(lines, counting)
+
+    # -- settings and totals -------------------------------------------------------------------
+
+    def reconfigure(self, lines: Sequence[LineConfig], counting: CountingConfig) -> None:
+        """Replace lines and settings. Totals of lines kept by name survive; a line whose points
+        changed starts its tracks undecided, so nothing counts from the old geometry."""
+        lines = tuple(lines)
+        anchor_kept = self.counting.anchor == counting.anchor
+        old_column = {line: i for i, line in enumerate(self.lines)}
+        side = np.zeros((len(self._ids), len(lines)), np.int8)
+        decided_at = np.zeros((len(self._ids), len(lines), 2))
+        for j, line in enumerate(lines):
+            i = old_column.get(line)
+            if i is not None and anchor_kept:
+                side[:, j] = self._side[:, i]
+                decided_at[:, j] = self._decided_at[:, i]
+        self._side, self._decided_at = side, decided_at
+        self._totals = {line.name: self._totals.get(line.name, {d: {} for d in DIRECTIONS}) for line in lines}
+        self.lines = lines
+        self.counting = counting
+        self._geometry = LineGeometry.of(lines)
+
+    @property
+    def totals(self) -> dict[str, dict[str, dict[str, int]]]:
+        """Counts since start (or reset_totals) for every configured line, as a fresh copy."""
+        return copy.deepcopy(self._totals)
+
+    def reset_totals(self) -> None:
+        self._totals = {line.name: {d: {} for d in DIRECTIONS} for line in self.lines}
+
+    # -- the hot loop --------------------------------------------------------------------------
+
+    def update(self, tracks: Detections, timestamp: float) -> list[CrossingEvent]:
+        """Feed the tracks seen in one frame; returns the crossings they made."""
+        t = float(timestamp)
+        settled = []
+        if t - self._last_sweep >= SWEEP_SECONDS:
+            settled = self._settle_lost(t)
+            self._forget(t)
+            self._last_sweep = t
+        if not len(tracks) or not self.lines:
+            return settled
+        if (tracks.tracker_id < 0).any():
+            tracks = tracks[tracks.tracker_id >= 0]
+        points = tracks.anchors(self.counting.anchor).astype(np.float64)
+        rows, born = self._rows_for(tracks.tracker_id)
+        distance = signed_distance(points, self._geometry)
+        side = decided_side(distance, self.counting.hysteresis_px)
+        if born is not None and self.counting.handoff_seconds > 0:
+            self._hand_over(rows, born, points, t)
+
+        before = self._side[rows]
+        flipped = (side * before) < 0
+        events = self._crossings(flipped, rows, points, side, tracks, t) if flipped.any() else []
+
+        decided = side != 0
+        self._side[rows] = np.where(decided, side, before)
+        self._decided_at[rows] = np.where(decided[..., None], points[:, None, :], self._decided_at[rows])
+        self._seen[rows] = t
+        self._anchor[rows] = points
+        self._width[rows] = tracks.xyxy[:, 2] - tracks.xyxy[:, 0]
+        self._class[rows] = tracks.class_id
+        return settled + events if settled else events
+
+    def _crossings(self, flipped, rows, points, side, tracks, t) -> list[CrossingEvent]:
+        which, line = np.nonzero(flipped)
+        real = chord_meets_segment(self._decided_at[rows[which], line], points[which], line, self._geometry)
+        which, line = which[real], line[real]
+        return self._record(np.full(len(which), t), line, side[which, line],
+                            tracks.class_id[which], tracks.tracker_id[which])
+
+    def _settle_lost(self, t: float) -> list[CrossingEvent]:
+        """A track that vanished inside a band past the line (left the frame there, or was lost)
+        and that no new track took over within handoff_seconds counts as having crossed, at the
+        time it was last seen. By then the tracker has given up its id, so it cannot count twice."""
+        n = self._count
+        if not n or not self.lines:
+            return []
+        lost = np.flatnonzero(t - self._seen[:n] > self.counting.handoff_seconds)
+        if not len(lost):
+            return []
+        beyond = signed_distance(self._anchor[lost], self._geometry) * self._side[lost] < 0
+        if not beyond.any():
+            return []
+        which, line = np.nonzero(beyond)
+        rows = lost[which]
+        real = chord_meets_segment(self._decided_at[rows, line], self._anchor[rows], line, self._geometry)
+        rows, line = rows[real], line[real]
+        side = -self._side[rows, line]
+        self._side[rows, line] = side
+        self._decided_at[rows, line] = self._anchor[rows]
+        return self._record(self._seen[rows], line, side, self._class[rows], self._ids[rows])
+
+    def _record(self, times, line, side, class_id, track_id) -> list[CrossingEvent]:
+        """Crossing events from parallel arrays, added to the totals."""
+        events = []
+        for t, j, s, c, tid in zip(times.tolist(), line.tolist(), side.tolist(), class_id.tolist(),
+                                   track_id.tolist()):
+            event = CrossingEvent(t, self.lines[j].name, "in" if s > 0 else "out", class_name(c), tid)
+            by_class = self._totals[event.line][event.direction]
+            by_class[event.class_name] = by_class.get(event.class_name, 0) + 1
+            events.append(event)
+        return events
+
+    # -- per-track state -----------------------------------------------------------------------
+
+    def _rows_for(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """State rows for these track ids, adding rows for ids not seen before; and a mask of
+        which ids are new (None when none are)."""
+        if self._count:
+            pos = np.minimum(np.searchsorted(self._sorted_ids, ids), self._count - 1)
+            rows = self._order[pos]
+            known = self._sorted_ids[pos] == ids
+            if known.all():
+                return rows, None
+        else:
+            rows = np.zeros(len(ids), np.intp)
+            known = np.zeros(len(ids), bool)
+        born = ~known
+        k = int(born.sum())
+        start, end = self._count, self._count + k
+        if end > len(self._ids):
+            self._grow(end)
+        self._ids[start:end] = ids[born]
+        self._side[start:end] = 0
+        self._seen[start:end] = -np.inf
+        rows[born] = np.arange(start, end)
+        self._count = end
+        self._reindex()
+        return rows, born
+
+    def _hand_over(self, rows: np.ndarray, born: np.ndarray, points: np.ndarray, t: float) -> None:
+        """An id switch on a line: the tracker lost a track inside a line's band and started a new
+        one beside it. The new track takes over the old one's decided side for that line (and the
+        old one gives it up), so the crossing counts once when the new track leaves the band."""
+        present = np.zeros(self._count, bool)
+        present[rows] = True
+        age = t - self._seen[:self._count]
+        lost = np.flatnonzero(~present & (age > 0) & (age <= self.counting.handoff_seconds))
+        if not len(lost):
+            return
+        in_band = np.abs(signed_distance(self._anchor[lost], self._geometry)) <= self.counting.hysteresis_px
+        orphan = in_band & (self._side[lost] != 0)                           # (lost, L)
+        if not orphan.any():
+            return
+        newborn = np.flatnonzero(born)
+        gap = np.hypot(*(points[newborn, None, :] - self._anchor[lost][None, :, :]).transpose(2, 0, 1))
+        reach = np.maximum(self._width[lost], 2 * self.counting.hysteresis_px)
+        for j in np.flatnonzero(orphan.any(0)):
+            # Nearest pairs first; each lost track and each new one hands over at most once.
+            near = (gap <= reach) & orphan[:, j]
+            taken_new, taken_lost = set(), set()
+            for a, b in zip(*np.unravel_index(np.argsort(np.where(near, gap, np.inf), axis=None), gap.shape)):
+                if not near[a, b]:
+                    break
+                if a in taken_new or b in taken_lost:
+                    continue
+                taken_new.add(a)
+                taken_lost.add(b)
+                heir, old = rows[newborn[a]], lost[b]
+                self._side[heir, j] = self._side[old, j]
+                self._decided_at[heir, j] = self._decided_at[old, j]
+                self._side[old, j] = 0
+
+    def _forget(self, t: float) -> None:
+        """Drop tracks unseen for forget_seconds, so the state stays as small as the scene."""
+        keep = np.flatnonzero(t - self._seen[:self._count] <= self.counting.forget_seconds)
+        if len(keep) == self._count:
+            return
+        for name in self._ARRAYS:
+            arr = getattr(self, name)
+            arr[:len(keep)] = arr[keep]
+        self._count = len(keep)
+        self._reindex()
+
+    def _reindex(self) -> None:
+        self._order = np.argsort(self._ids[:self._count], kind="stable")
+        self._sorted_ids = self._ids[self._order]
+
+    def _grow(self, needed: int) -> None:
+        capacity = max(needed, 2 * len(self._ids))
+        for name in self._ARRAYS:
+            old = getattr(self, name)
+            new = np.zeros((capacity,) + old.shape[1:], old.dtype)
+            new[:self._count] = old[:self._count]
+            setattr(self, name, new)
+
+    def __len__(self) -> int:
+        """Tracks the counter remembers."""
+        return self._count
