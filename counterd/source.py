@@ -134,8 +134,10 @@ class VideoSource:
     """Frames from one capture, read in a worker thread. Iterate it, or call read(timeout)."""
 
     def __init__(self, open_capture: CaptureFactory, *, name: str, live: bool, loop: bool = False,
-                 clock: Callable[[], float] = time.time, buffer_frames: int = FILE_BUFFER_FRAMES):
+                 clock: Callable[[], float] = time.time, buffer_frames: int = FILE_BUFFER_FRAMES,
+                 observe_read: Callable[[float], None] | None = None):
         self.name = name
+        self._observe_read = observe_read   # seconds per read(): decode, plus the wait for live frames
         self.live = live
         self.loop = loop and not live
         self._open = open_capture
@@ -213,7 +215,10 @@ class VideoSource:
         reason = "end of file" if not self.live else "stream ended"
         try:
             while not self._stopping:
+                started = time.perf_counter()
                 ok, image = capture.read()
+                if ok and self._observe_read is not None:
+                    self._observe_read(time.perf_counter() - started)
                 if not ok or image is None:
                     if self.loop and self.frames_read > 0 and not self._stopping:
                         capture.release()
@@ -276,10 +281,12 @@ class VideoSource:
 def open_source(spec: str, *, loop: bool = False, open_timeout_s: float = 5.0,
                 read_timeout_s: float = 5.0, rtsp_transport: str = "tcp",
                 capture_factory: CaptureFactory | None = None,
-                clock: Callable[[], float] = time.time) -> VideoSource:
+                clock: Callable[[], float] = time.time,
+                observe_read: Callable[[float], None] | None = None) -> VideoSource:
     """Open a file path, rtsp:// URL, USB index ("0") or /dev/videoN; raises SourceError."""
     if not spec:
         raise SourceError("no video source given (camera.source is empty)")
     factory = capture_factory or (lambda: open_capture(
         spec, open_timeout_s=open_timeout_s, read_timeout_s=read_timeout_s, rtsp_transport=rtsp_transport))
-    return VideoSource(factory, name=redact(spec), live=is_live(spec), loop=loop, clock=clock)
+    return VideoSource(factory, name=redact(spec), live=is_live(spec), loop=loop, clock=clock,
+                       observe_read=observe_read)

@@ -1,0 +1,36 @@
+"""Prometheus metrics for one daemon, in its own registry (tests run several daemons in one process)."""
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+# Stage latencies span a fast tracker (~0.1 ms) to a slow CPU detector (~1 s).
+LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = r = CollectorRegistry()
+        self.frames_read = Counter("counterd_frames_read", "Frames decoded from the source", registry=r)
+        self.frames_processed = Counter("counterd_frames_processed", "Frames analysed by the pipeline",
+                                        registry=r)
+        self.frames_dropped = Counter("counterd_frames_dropped",
+                                      "Live frames replaced by a newer one before analysis", registry=r)
+        self.frames_skipped = Counter("counterd_frames_static",
+                                      "Frames whose detection was skipped by motion gating", registry=r)
+        self.stage_seconds = Histogram("counterd_stage_seconds", "Time per frame in each pipeline stage",
+                                       ["stage"], buckets=LATENCY_BUCKETS, registry=r)
+        self.reconnects = Counter("counterd_reconnects", "Connections to the camera after the first",
+                                  registry=r)
+        self.stream_up = Gauge("counterd_stream_up", "1 while frames are flowing from the camera",
+                               registry=r)
+        self.crossings = Counter("counterd_crossings", "Line crossings counted",
+                                 ["line", "direction", "class"], registry=r)
+        self.coverage = Counter("counterd_coverage_seconds", "Seconds of video actually analysed",
+                                registry=r)
+        self.uploads = Counter("counterd_uploads", "Report uploads by outcome", ["outcome"], registry=r)
+        self.spool_size = Gauge("counterd_upload_spool_reports", "Reports waiting in the upload outbox",
+                                registry=r)
+        for stage in ("decode", "detect", "track", "count"):
+            self.stage_seconds.labels(stage)
+        for outcome in ("success", "failure"):
+            self.uploads.labels(outcome)

@@ -1,0 +1,179 @@
+"""The inference worker: one thread that pulls frames from the camera, runs the pipeline on them
+and hands crossing events and analysed time to the recorder. The asyncio loop never waits on it.
+
+Live frames are processed newest-first (the VideoSource keeps only the latest), so a slow detector
+drops frames instead of falling behind; the drops are counted. Time counts as covered only between
+analysed frames no further apart than `max_gap_s`: an outage or a stall leaves a gap in coverage.
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+import threading
+import time
+from typing import Callable
+
+from counterd.config import Config
+from counterd.count import CrossingEvent
+from counterd.daemon.camera import Camera, LinkState
+from counterd.daemon.gating import MotionGate
+from counterd.daemon.metrics import Metrics
+from counterd.pipeline import STAGES, Pipeline
+from counterd.source import Frame
+
+log = logging.getLogger("counterd.worker")
+
+POLL_S = 0.5             # the worker looks up (heartbeat, stop, new config) at least this often
+ERROR_LOG_EVERY_S = 60.0  # a failing pipeline logs at most this often
+
+
+class Coverage:
+    """Intervals of wall time actually analysed, handed out as they grow."""
+
+    def __init__(self, max_gap_s: float):
+        self.max_gap_s = max_gap_s
+        self._start: float | None = None   # not yet handed out part of the current run
+        self._last: float | None = None
+        self._closed: list[tuple[float, float]] = []
+
+    def add(self, t: float) -> None:
+        if self._last is not None and 0 <= t - self._last <= self.max_gap_s:
+            self._last = t
+            return
+        self._close()
+        self._start = self._last = t
+
+    def take(self) -> list[tuple[float, float]]:
+        """Intervals analysed since the last call (the current run up to its newest frame)."""
+        self._close()
+        out, self._closed = self._closed, []
+        self._start = self._last
+        return out
+
+    def _close(self) -> None:
+        if self._start is not None and self._last is not None and self._last > self._start:
+            self._closed.append((self._start, self._last))
+        self._start = None
+
+
+class Recorder:
+    """Thread-safe hand-over of events and coverage from the worker to the loop's flusher."""
+
+    def __init__(self, max_gap_s: float):
+        self._lock = threading.Lock()
+        self._events: list[CrossingEvent] = []
+        self._coverage = Coverage(max_gap_s)
+
+    def add(self, events: list[CrossingEvent], analysed_at: float) -> None:
+        with self._lock:
+            self._events.extend(events)
+            self._coverage.add(analysed_at)
+
+    def drain(self) -> tuple[list[CrossingEvent], list[tuple[float, float]]]:
+        with self._lock:
+            events, self._events = self._events, []
+            return events, self._coverage.take()
+
+
+class InferenceWorker:
+    def __init__(self, camera: Camera, pipeline: Pipeline, gate: MotionGate, metrics: Metrics,
+                 recorder: Recorder, *, wall_clock: Callable[[], float] = time.time):
+        self.camera = camera
+        self.pipeline = pipeline
+        self.gate = gate
+        self.metrics = metrics
+        self.recorder = recorder
+        self._wall = wall_clock
+        self._stop = threading.Event()
+        self._pending: Config | None = None
+        self._thread = threading.Thread(target=self._run, name="counterd-inference", daemon=True)
+        self.heartbeat = time.monotonic()   # refreshed every loop turn: the systemd watchdog reads it
+        self.frames_processed = 0
+        self.last_error: str | None = None
+        self._error_logged_at = float("-inf")
+        self._seen = {"read": 0, "dropped": 0, "reconnects": 0}
+
+    # --- control, from the event loop
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> bool:
+        """Ask the thread to finish its frame and exit; True if it did within timeout."""
+        self._stop.set()
+        self.camera.stop()
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
+    def reconfigure(self, config: Config) -> None:
+        """Apply new lines and thresholds before the next frame (never mid-frame)."""
+        self._pending = config
+
+    # --- the thread
+
+    def _run(self) -> None:
+        try:
+            while not self._stop.is_set():
+                self.heartbeat = time.monotonic()
+                self._apply_pending()
+                frame = self.camera.next_frame(timeout=POLL_S)
+                self._sync_camera_metrics()
+                if frame is not None:
+                    self._process(frame)
+        finally:
+            self.camera.close()
+            self._sync_camera_metrics()
+
+    def _apply_pending(self) -> None:
+        config, self._pending = self._pending, None
+        if config is not None:
+            self.pipeline.reconfigure(config)
+            self.gate.reconfigure(config.gating)
+            log.info("reloaded %s: %d line(s)", config.path, len(config.lines))
+
+    def _process(self, frame: Frame) -> None:
+        # Live frames carry wall-clock time already; a file's stream position is mapped to now.
+        live = self.camera.source is None or self.camera.source.live
+        wall = frame.timestamp if live else self._wall()
+        try:
+            if self.gate.should_detect(frame.image, frame.timestamp):
+                events = self.pipeline.step(frame)
+                for stage in STAGES:
+                    self.metrics.stage_seconds.labels(stage).observe(self.pipeline.times.last[stage])
+            else:
+                self.pipeline.keep_alive(frame.timestamp)
+                self.metrics.frames_skipped.inc()
+                events = []
+        except Exception as exc:      # a bug or a bad frame: keep counting the next ones
+            self._log_error(exc)
+            return
+        if not live:
+            offset = wall - frame.timestamp
+            events = [dataclasses.replace(e, timestamp=e.timestamp + offset) for e in events]
+        for event in events:
+            self.metrics.crossings.labels(event.line, event.direction, event.class_name).inc()
+        self.recorder.add(events, wall)
+        self.frames_processed += 1
+        self.metrics.frames_processed.inc()
+
+    def _log_error(self, exc: Exception) -> None:
+        message = f"{type(exc).__name__}: {exc}"
+        now = time.monotonic()
+        if message != self.last_error or now - self._error_logged_at >= ERROR_LOG_EVERY_S:
+            log.exception("analysing a frame failed (logged at most once a minute): %s", message)
+            self._error_logged_at = now
+        self.last_error = message
+
+    def _sync_camera_metrics(self) -> None:
+        camera, m = self.camera, self.metrics
+        for key, value, counter in (("read", camera.frames_read, m.frames_read),
+                                    ("dropped", camera.dropped, m.frames_dropped),
+                                    ("reconnects", camera.reconnects, m.reconnects)):
+            if value > self._seen[key]:
+                counter.inc(value - self._seen[key])
+                self._seen[key] = value
+        m.stream_up.set(1 if camera.state is LinkState.UP else 0)
