@@ -17,6 +17,7 @@ COMMAND_MODULES = (
     "counterd.commands.process",
     "counterd.commands.check_config",
     "counterd.commands.model",
+    "counterd.commands.report",
 )
 
 

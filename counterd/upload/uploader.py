@@ -1,0 +1,303 @@
+"""The uploader on the daemon's event loop: build every finished hour into the outbox, send the
+outbox oldest first, retry what did not arrive.
+
+One task does everything in turn (build, then send), woken by an APScheduler job at
+upload.minute past each hour, at start-up, and when a retry wait ends. Store queries and disk
+writes run in worker threads. Hours are UTC hours.
+"""
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import random
+import threading
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Protocol
+
+import aiohttp
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.cron import CronTrigger
+
+from counterd.config import UploadConfig
+from counterd.upload.metrics import METRICS, UploadMetrics
+from counterd.upload.outbox import DeliveryStatus, Outbox, iso_utc
+from counterd.upload.pin import PinError, read_pin
+from counterd.upload.report import HOUR, CountSource, Report, build_report, hour_floor, hour_of_name
+from counterd.upload.sender import Outcome, SendResult, display_url, send_report, upload_endpoint
+
+log = logging.getLogger("counterd.upload")
+
+
+class Clock(Protocol):
+    def now(self) -> datetime: ...                     # aware
+
+    async def sleep(self, seconds: float) -> None: ...
+
+
+class SystemClock:
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+
+
+class Uploader:
+    """Daemon use: `await uploader.start()` on the loop, `await uploader.stop()` at shutdown.
+    One-shot use (CLI, tests): `await uploader.run_once()`, then `await uploader.close()`."""
+
+    def __init__(self, config: UploadConfig, source: CountSource, state_dir: str | Path, *,
+                 clock: Clock | None = None, metrics: UploadMetrics | None = None,
+                 rng: random.Random | None = None):
+        self.config = config
+        self.source = source
+        self.outbox = Outbox(Path(state_dir) / "outbox")
+        self.clock = clock or SystemClock()
+        self.metrics = metrics or METRICS
+        self.rng = rng or random.Random()
+        self.endpoint = upload_endpoint(config.url)
+        self._failures = 0                   # consecutive unreachable answers, for the backoff
+        self._status_lock = threading.Lock()
+        self._was_over_limit = False
+        self._warned_unknown_camera = False
+        self._session: aiohttp.ClientSession | None = None
+        self._scheduler: AsyncIOScheduler | None = None
+        self._task: asyncio.Task | None = None
+        self._blocking_work: asyncio.Future | None = None
+        self._wake = asyncio.Event()
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Schedule the hourly job and start the sender; the first cycle (start-up backfill and
+        send) begins at once."""
+        self._scheduler = AsyncIOScheduler(timezone=UTC)
+        self._scheduler.add_job(self._on_the_hour, CronTrigger(minute=self.config.minute, timezone=UTC),
+                                id="counterd-upload-hourly", coalesce=True, max_instances=1,
+                                misfire_grace_time=3600)
+        self._scheduler.start()
+        self._task = asyncio.create_task(self._run(), name="counterd-upload")
+        log.info("uploading hourly reports for %r to %s at minute %d past each hour",
+                 self.config.camera_ref, display_url(self.endpoint), self.config.minute)
+
+    async def stop(self) -> None:
+        if self._scheduler is not None:
+            self._scheduler.shutdown(wait=False)
+            self._scheduler = None
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+        if self._blocking_work is not None:
+            # A store query or spool write in a worker thread: let it finish before the store closes.
+            await asyncio.gather(self._blocking_work, return_exceptions=True)
+        await self.close()
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    def wake(self) -> None:
+        """Build and send now instead of waiting for the next hour or retry."""
+        self._wake.set()
+
+    async def _on_the_hour(self) -> None:
+        self._wake.set()
+
+    async def _run(self) -> None:
+        await self._blocking(self._forget_partial_writes)
+        while True:
+            self._wake.clear()
+            try:
+                retry_in = await self.run_once()
+            except OSError as exc:   # disk full, permissions: keep the daemon up, try again later
+                log.error("upload: %s; trying again in %g s", exc, self.config.backoff_cap_s)
+                retry_in = self.config.backoff_cap_s
+            except Exception:        # a bug: say so loudly, but never take the counting down
+                log.exception("upload cycle failed; trying again in %g s", self.config.backoff_cap_s)
+                retry_in = self.config.backoff_cap_s
+            await self._sleep_or_wake(retry_in)
+
+    async def _sleep_or_wake(self, seconds: float | None) -> None:
+        waits = {asyncio.ensure_future(self._wake.wait())}
+        if seconds is not None:
+            waits.add(asyncio.ensure_future(self.clock.sleep(seconds)))
+        try:
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for w in waits:
+                w.cancel()
+
+    async def _blocking(self, fn, *args):
+        """Run fn in a worker thread. If our task is cancelled meanwhile the thread still
+        finishes, and stop() waits for it."""
+        work = asyncio.get_running_loop().run_in_executor(None, functools.partial(fn, *args))
+        self._blocking_work = work
+        return await asyncio.shield(work)
+
+    # -- one cycle ------------------------------------------------------------------------------
+
+    async def run_once(self) -> float | None:
+        """Build every finished hour not yet built, then send the outbox. Returns None when the
+        outbox is empty, else seconds to wait before trying again."""
+        await self._blocking(self.build_due)
+        return await self.send_pending()
+
+    def build_due(self) -> list[Report]:
+        """Blocking. Build each finished hour after the last one built (within the backfill
+        horizon) into the outbox, oldest first, recording each as built once it is on disk."""
+        now = self.clock.now()
+        with self._status_lock:
+            status = self.outbox.read_status()
+            first = self._first_hour_to_build(status, now)
+            built = []
+            hour = first
+            while hour + HOUR <= now:
+                report = build_report(self.source, self.config, hour, now)
+                self.outbox.put(report.name, report.data)
+                status.last_built_hour = iso_utc(hour)
+                self.outbox.write_status(status)
+                built.append(report)
+                hour += HOUR
+        if built:
+            log.info("built %d report(s): %s", len(built), ", ".join(r.name for r in built))
+        self._refresh_spool_metrics(announce=True)
+        return built
+
+    def _first_hour_to_build(self, status: DeliveryStatus, now: datetime) -> datetime:
+        """Where building resumes. Records it at once when it was not known, so hours missed
+        while the daemon is down before the next report is built are still backfilled."""
+        horizon = now - timedelta(days=self.config.backfill_days)
+        oldest = hour_floor(horizon)
+        if oldest < horizon:
+            oldest += HOUR
+        if status.last_built_hour is not None:
+            first = datetime.fromisoformat(status.last_built_hour).astimezone(UTC) + HOUR
+            if first < oldest:
+                log.warning("upload: hours %s to %s are older than upload.backfill_days (%g) and are not sent",
+                            iso_utc(first), iso_utc(oldest - HOUR), self.config.backfill_days)
+                first = oldest
+            return first
+        if status.problems:
+            # Resending is harmless (the service keys on camera and hour): rebuild the horizon.
+            log.warning("upload: %s; rebuilding every hour of the last %g days",
+                        status.problems[0], self.config.backfill_days)
+            first = oldest
+        else:
+            first = hour_floor(now)   # first start: the first report is the hour in progress
+        status.problems.clear()
+        status.last_built_hour = iso_utc(first - HOUR)
+        self.outbox.write_status(status)
+        return first
+
+    async def send_pending(self) -> float | None:
+        """Send waiting reports oldest first, stopping at the first one that cannot be sent now
+        (order matters to the service's readers; a rejected one is set aside instead)."""
+        pending = await self._blocking(self.outbox.pending)
+        retry_in = None
+        for path in pending:
+            try:
+                data = await self._blocking(path.read_bytes)
+            except FileNotFoundError:
+                continue   # `counterd report push` delivered it meanwhile
+            try:
+                pin = await self._blocking(read_pin, self.config)
+            except PinError as exc:
+                result = SendResult(Outcome.REFUSED, str(exc))
+            else:
+                result = await send_report(self._client(), self.endpoint, path.name, data,
+                                           pin.reveal(), self.config.overwrite)
+            self.metrics.attempts.labels(result.outcome.value).inc()
+            retry_in = await self._settle(path, result, len(pending))
+            if retry_in is not None:
+                break
+        await self._blocking(self._refresh_spool_metrics)
+        return retry_in
+
+    async def _settle(self, path: Path, result: SendResult, waiting: int) -> float | None:
+        """Act on one answer; returns a retry wait when sending must pause."""
+        if result.outcome is Outcome.DELIVERED:
+            self._failures = 0
+            await self._blocking(self._record_delivery, path)
+            log.info("delivered %s (%s)", path.name, result.message)
+            if result.unknown_cameras and not self._warned_unknown_camera:
+                self._warned_unknown_camera = True
+                log.warning("the service does not know camera_ref %r yet: its rows are stored but stay "
+                            "hidden until the camera is registered there (label, lon, lat)",
+                            self.config.camera_ref)
+            return None
+        if result.outcome is Outcome.REJECTED:
+            target = await self._blocking(self.outbox.quarantine, path, result.message)
+            await self._blocking(self._record_error, path, result.message)
+            log.error("%s; moved %s to %s, not retried (README: Hourly reports, troubleshooting)",
+                      result.message, path.name, target)
+            return None
+        if result.outcome is Outcome.REFUSED:
+            wait = self.config.unauthorized_retry_s
+            log.error("UPLOAD REFUSED: %s; %d report(s) kept in %s, retrying in %g s",
+                      result.message, waiting, self.outbox.dir, wait)
+        else:
+            self._failures += 1
+            wait = self.backoff_delay(self._failures)
+            log.warning("%s; %d report(s) kept in %s, retrying in %.0f s",
+                        result.message, waiting, self.outbox.dir, wait)
+        await self._blocking(self._record_error, path, result.message)
+        return wait
+
+    def backoff_delay(self, failures: int) -> float:
+        """Exponential backoff with jitter: the ceiling doubles per failure up to the cap, and the
+        wait is drawn from its upper half, so many boxes coming back together spread out."""
+        ceiling = min(self.config.backoff_cap_s, self.config.backoff_base_s * 2 ** min(failures - 1, 60))
+        return ceiling / 2 + self.rng.uniform(0, ceiling / 2)
+
+    def _client(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            timeout = aiohttp.ClientTimeout(total=self.config.timeout_s,
+                                            sock_connect=self.config.connect_timeout_s)
+            self._session = aiohttp.ClientSession(timeout=timeout)
+        return self._session
+
+    # -- bookkeeping (blocking) -----------------------------------------------------------------
+
+    def _record_delivery(self, path: Path) -> None:
+        self.outbox.remove(path)
+        now = self.clock.now()
+        with self._status_lock:
+            status = self.outbox.read_status()
+            status.last_success = {"time": iso_utc(now), "file": path.name}
+            hour = hour_of_name(path.name)
+            if hour is not None and (status.last_delivered_hour is None
+                                     or datetime.fromisoformat(status.last_delivered_hour) < hour):
+                status.last_delivered_hour = iso_utc(hour)
+            if not status.problems:   # an unreadable file keeps its build cursor for build_due
+                self.outbox.write_status(status)
+        self.metrics.last_success.set(now.timestamp())
+
+    def _record_error(self, path: Path, message: str) -> None:
+        with self._status_lock:
+            status = self.outbox.read_status()
+            status.last_error = {"time": iso_utc(self.clock.now()), "file": path.name, "message": message}
+            if not status.problems:
+                self.outbox.write_status(status)
+
+    def _forget_partial_writes(self) -> None:
+        for path in self.outbox.remove_partial_writes():
+            log.info("removed %s, a report interrupted mid-write; its hour is built again", path.name)
+        self._refresh_spool_metrics()
+
+    def _refresh_spool_metrics(self, announce: bool = False) -> None:
+        pending = self.outbox.pending()
+        size = sum(p.stat().st_size for p in pending if p.exists())
+        over = size > self.config.spool_warn_mb * 1e6
+        self.metrics.spool_files.set(len(pending))
+        self.metrics.spool_bytes.set(size)
+        self.metrics.spool_over_limit.set(int(over))
+        self.metrics.quarantined_files.set(len(self.outbox.quarantined()))
+        if over and (announce or not self._was_over_limit):
+            log.warning("upload: the outbox %s holds %.1f MB in %d undelivered report(s), over "
+                        "upload.spool_warn_mb (%g); nothing is deleted: check `counterd report status`",
+                        self.outbox.dir, size / 1e6, len(pending), self.config.spool_warn_mb)
+        self._was_over_limit = over
