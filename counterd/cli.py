@@ -16,6 +16,8 @@ from counterd.errors import UserError
 COMMAND_MODULES = (
     "counterd.commands.process",
     "counterd.commands.check_config",
+    "counterd.commands.run",
+    "counterd.commands.demo",
     "counterd.commands.model",
     "counterd.commands.report",
 )

@@ -13,6 +13,8 @@ import os
 import sys
 from pathlib import Path
 
+from counterd.errors import UserError
+
 FILE_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 FILE_DATEFMT = "%Y-%m-%dT%H:%M:%S%z"
 _PRIORITY = {logging.CRITICAL: 2, logging.ERROR: 3, logging.WARNING: 4, logging.INFO: 6, logging.DEBUG: 7}
@@ -39,9 +41,13 @@ def setup_logging(log_file: str | None, *, verbose: bool = False, max_bytes: int
         stderr.setFormatter(logging.Formatter(FILE_FORMAT, FILE_DATEFMT))
     handlers: list[logging.Handler] = [stderr]
     if log_file:
-        Path(log_file).parent.mkdir(parents=True, exist_ok=True)
-        rotating = logging.handlers.RotatingFileHandler(log_file, maxBytes=max_bytes, backupCount=backups,
-                                                        encoding="utf-8")
+        try:
+            Path(log_file).parent.mkdir(parents=True, exist_ok=True)
+            rotating = logging.handlers.RotatingFileHandler(log_file, maxBytes=max_bytes, backupCount=backups,
+                                                            encoding="utf-8")
+        except OSError as exc:
+            raise UserError(f"log file {log_file}: cannot write: {exc.strerror or exc} "
+                            f"(set daemon.log_file or daemon.state_dir)") from None
         rotating.setFormatter(logging.Formatter(FILE_FORMAT, FILE_DATEFMT))
         handlers.append(rotating)
     for handler in handlers:

@@ -63,16 +63,24 @@ class Recorder:
         self._lock = threading.Lock()
         self._events: list[CrossingEvent] = []
         self._coverage = Coverage(max_gap_s)
+        self._retry_coverage: list[tuple[float, float]] = []
 
     def add(self, events: list[CrossingEvent], analysed_at: float) -> None:
         with self._lock:
             self._events.extend(events)
             self._coverage.add(analysed_at)
 
+    def give_back(self, events: list[CrossingEvent], coverage: list[tuple[float, float]]) -> None:
+        """Return a batch the store could not take; it goes out first at the next drain."""
+        with self._lock:
+            self._events[:0] = events
+            self._retry_coverage[:0] = coverage
+
     def drain(self) -> tuple[list[CrossingEvent], list[tuple[float, float]]]:
         with self._lock:
             events, self._events = self._events, []
-            return events, self._coverage.take()
+            coverage, self._retry_coverage = self._retry_coverage + self._coverage.take(), []
+            return events, coverage
 
 
 class InferenceWorker:

@@ -1,0 +1,283 @@
+"""`counterd run` assembled: one process, one asyncio loop, two threads of our own.
+
+- the capture thread (inside VideoSource) reads frames;
+- the inference worker thread runs detect -> track -> count on the newest one;
+- the loop serves the HTTP API, /metrics and /healthz, flushes counts to the store, runs the
+  scheduler, and talks to systemd.
+
+Each resource is one cleanup_ctx on the aiohttp application, so startup and shutdown are paired
+and a failure half-way through unwinds what was started. Shutdown order (the reverse of startup):
+stop pinging systemd, stop the worker, flush the last counts, close the store.
+"""
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import os
+import signal
+import time
+from datetime import timezone, tzinfo
+from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from typing import Callable
+
+from aiohttp import web
+
+from counterd.config import Config, ConfigError, config_to_dict, load_config
+from counterd.daemon.camera import Camera, LinkState
+from counterd.daemon.gating import MotionGate
+from counterd.daemon.http import add_daemon_routes
+from counterd.daemon.metrics import Metrics
+from counterd.daemon.notify import Notifier
+from counterd.daemon.worker import InferenceWorker, Recorder
+from counterd.errors import UserError
+from counterd.pipeline import Pipeline
+from counterd.source import CaptureFactory, VideoSource, open_source, redact
+from counterd.store import AsyncStore, Store
+
+log = logging.getLogger("counterd.daemon")
+
+STATUS_EVERY_S = 5.0      # STATUS= line for `systemctl status` when systemd has no watchdog
+STOP_WORKER_S = 5.0       # the worker finishes its frame within this on shutdown
+# Sections whose change needs a restart: they shape objects built once (capture, model, server).
+RESTART_SECTIONS = ("camera", "detector", "source", "daemon", "store", "api")
+
+
+@dataclasses.dataclass
+class Daemon:
+    """What the daemon's parts share; one per application, under DAEMON."""
+    config: Config
+    metrics: Metrics
+    notifier: Notifier
+    capture_factory: CaptureFactory | None = None   # the demo's synthetic camera; None = config's source
+    store: Store | None = None
+    astore: AsyncStore | None = None
+    worker: InferenceWorker | None = None
+    recorder: Recorder | None = None
+    started_at: float = dataclasses.field(default_factory=time.time)
+
+    def store_path(self) -> Path:
+        return Path(self.config.store.path or Path(self.config.daemon.state_dir) / "counts.db")
+
+
+DAEMON = web.AppKey("daemon", Daemon)
+
+
+def make_daemon_app(config: Config, *, capture_factory: CaptureFactory | None = None,
+                    notifier: Notifier | None = None) -> web.Application:
+    daemon = Daemon(config, Metrics(), notifier or Notifier(), capture_factory)
+    app = web.Application()
+    app[DAEMON] = daemon
+    app.cleanup_ctx.append(store_ctx)
+    app.cleanup_ctx.append(worker_ctx)
+    app.cleanup_ctx.append(flusher_ctx)
+    app.cleanup_ctx.append(systemd_ctx)
+    add_daemon_routes(app, daemon)
+    return app
+
+
+# ---------------------------------------------------------------------------------------------
+# Resources
+
+
+async def store_ctx(app: web.Application):
+    daemon = app[DAEMON]
+    path = daemon.store_path()
+    daemon.store = await asyncio.to_thread(Store, path, time_zone(daemon.config.camera.timezone),
+                                           daemon.config.store.retention_days)
+    daemon.astore = AsyncStore(daemon.store)
+    log.info("counts store %s", path)
+    yield
+    daemon.astore.shutdown()
+    await asyncio.to_thread(daemon.store.close)
+
+
+def time_zone(name: str) -> tzinfo:
+    """camera.timezone, or the system's zone (DST-aware: from $TZ or /etc/localtime), else UTC."""
+    if name:
+        return ZoneInfo(name)       # validated at config load
+    candidates = [os.environ.get("TZ", "").lstrip(":")]
+    try:
+        candidates.append(os.path.realpath("/etc/localtime").split("/zoneinfo/", 1)[1])
+    except IndexError:
+        pass
+    for candidate in candidates:
+        try:
+            return ZoneInfo(candidate)
+        except (ZoneInfoNotFoundError, ValueError):
+            continue
+    return timezone.utc
+
+
+def source_opener(daemon: Daemon) -> Callable[[], VideoSource]:
+    cfg, spec = daemon.config.source, daemon.config.camera.source
+    observe = daemon.metrics.stage_seconds.labels("decode").observe
+    if daemon.capture_factory is not None:
+        return lambda: VideoSource(daemon.capture_factory, name="demo scene", live=True, observe_read=observe)
+    if not spec:
+        raise UserError(f"{daemon.config.path}: camera.source: no video source configured")
+    return lambda: open_source(spec, loop=cfg.loop, open_timeout_s=cfg.open_timeout_s,
+                               read_timeout_s=cfg.read_timeout_s, rtsp_transport=cfg.rtsp_transport,
+                               observe_read=observe)
+
+
+async def worker_ctx(app: web.Application):
+    daemon = app[DAEMON]
+    config = daemon.config
+    # Building the detector loads the model: seconds of CPU, so not on the loop.
+    pipeline = await asyncio.to_thread(Pipeline, config)
+    name = config.camera.name if daemon.capture_factory is None else "demo"
+    camera = Camera(name, source_opener(daemon), config.source)
+    daemon.recorder = Recorder(config.daemon.max_gap_s)
+    daemon.worker = InferenceWorker(camera, pipeline, MotionGate(config.gating), daemon.metrics, daemon.recorder)
+    log.info("camera %s: %s; detector %s; %d line(s)", name,
+             redact(config.camera.source) if daemon.capture_factory is None else "synthetic scene",
+             pipeline.detector.describe(), len(config.lines))
+    daemon.worker.start()
+    yield
+    if not await asyncio.to_thread(daemon.worker.stop, STOP_WORKER_S):
+        log.warning("the inference worker did not stop within %g s", STOP_WORKER_S)
+    pipeline.close()
+
+
+async def flush(daemon: Daemon) -> None:
+    """Move what the worker recorded into the store. On a store error the batch is kept for the
+    next flush rather than lost."""
+    events, coverage = daemon.recorder.drain()
+    try:
+        if events:
+            await daemon.astore.add_events(events)
+        for start, end in coverage:
+            await daemon.astore.add_coverage(start, end)
+            daemon.metrics.coverage.inc(end - start)
+    except Exception as exc:
+        log.error("writing counts to %s failed, will retry: %s", daemon.store_path(), exc)
+        daemon.recorder.give_back(events, coverage)
+
+
+async def flusher_ctx(app: web.Application):
+    daemon = app[DAEMON]
+
+    async def flush_forever():
+        while True:
+            await asyncio.sleep(daemon.config.daemon.flush_interval_s)
+            await flush(daemon)
+
+    task = asyncio.create_task(flush_forever(), name="counterd-flush")
+    yield
+    task.cancel()
+    try:
+        await task
+    except asyncio.CancelledError:
+        pass
+    await flush(daemon)   # the worker has stopped (cleaned up before us): this is the last batch
+
+
+def status_line(daemon: Daemon) -> str:
+    worker = daemon.worker
+    camera = worker.camera
+    line = f"camera {camera.state.value}"
+    if camera.state is LinkState.DOWN:
+        line += f" ({camera.reason})"
+    return line + f"; {worker.frames_processed} frames analysed, {camera.dropped} dropped"
+
+
+def worker_healthy(daemon: Daemon, stale_after_s: float) -> bool:
+    """The worker thread is alive and turned round recently: frames flow, or it is waiting in its
+    reconnect loop (which also turns round every half second)."""
+    worker = daemon.worker
+    return worker is not None and worker.alive and time.monotonic() - worker.heartbeat < stale_after_s
+
+
+async def systemd_ctx(app: web.Application):
+    """READY once everything above is up; WATCHDOG pings only while the worker is healthy."""
+    daemon = app[DAEMON]
+    notifier = daemon.notifier
+    interval = notifier.watchdog_s / 2 if notifier.watchdog_s else STATUS_EVERY_S
+    # A worker silent for 3/4 of WatchdogSec is stuck: stop pinging and let systemd restart us.
+    stale_after = 0.75 * notifier.watchdog_s if notifier.watchdog_s else float("inf")
+
+    async def ping_forever():
+        while True:
+            if worker_healthy(daemon, stale_after):
+                if notifier.watchdog_s:
+                    notifier.watchdog()
+                notifier.status(status_line(daemon))
+            await asyncio.sleep(interval)
+
+    task = asyncio.create_task(ping_forever(), name="counterd-systemd") if notifier.enabled else None
+    notifier.ready(status_line(daemon))
+    yield
+    notifier.stopping()
+    if task is not None:
+        task.cancel()
+        try:
+            await task
+        except asyncio.CancelledError:
+            pass
+    notifier.close()
+
+
+# ---------------------------------------------------------------------------------------------
+# Reload (SIGHUP)
+
+
+def reload(app: web.Application) -> bool:
+    """Read the config file again and apply lines, thresholds and users; keep counts. An invalid
+    file is refused with its errors and the running config stays."""
+    daemon = app[DAEMON]
+    old = daemon.config
+    try:
+        new = load_config(old.path)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            log.error("reload refused: %s", problem)
+        log.error("reload refused: keeping the running configuration")
+        return False
+    source = daemon.worker.camera.source
+    if source is not None and source.width:
+        try:
+            daemon.worker.pipeline.check_frame_size(source.width, source.height)
+        except UserError as exc:
+            log.error("reload refused: %s", exc)
+            return False
+    for section in RESTART_SECTIONS:
+        if config_to_dict(getattr(new, section)) != config_to_dict(getattr(old, section)):
+            log.warning("reload: [%s] changed; that takes effect after a restart", section)
+    daemon.worker.reconfigure(new)
+    daemon.config = new
+    log.info("reload: %s accepted", new.path)
+    return True
+
+
+# ---------------------------------------------------------------------------------------------
+# Running
+
+
+async def serve(app: web.Application, host: str, port: int, *,
+                on_started: Callable[[], None] | None = None) -> None:
+    """Run until SIGTERM/SIGINT; SIGHUP reloads. Returns after a graceful shutdown."""
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=2.0)
+    await runner.setup()   # runs every cleanup_ctx's startup: store, worker, flusher, systemd
+    try:
+        site = web.TCPSite(runner, host, port)
+        try:
+            await site.start()
+        except OSError as exc:
+            raise UserError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(signal.SIGHUP, reload, app)
+        log.info("serving on http://%s:%d", host, port)
+        if on_started is not None:
+            on_started()
+        await stop.wait()
+        log.info("stopping")
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            loop.remove_signal_handler(sig)
+        await runner.cleanup()
+    log.info("stopped")
