@@ -51,8 +51,14 @@ class Detector:
 
 def coco_ids_for(names: list[str]) -> np.ndarray:
     """Model class index -> COCO id, matched by name; -1 for a class COCO lacks. Lets a custom
-    model whose classes are numbered differently still count as person, car, ..."""
-    return np.array([CLASS_IDS.get(n.strip().lower(), -1) for n in names], np.int32)
+    model whose classes are numbered differently still count as person, car, ...
+
+    80 classes none of which is a COCO name are placeholders ("class0", "0": a network built
+    from a yaml, an export without names): such a model is taken to be in COCO order."""
+    ids = np.array([CLASS_IDS.get(str(n).strip().lower(), -1) for n in names], np.int32)
+    if len(ids) == len(CLASS_IDS) and (ids < 0).all():
+        return np.arange(len(ids), dtype=np.int32)
+    return ids
 
 
 def make_detector(cfg: DetectorConfig) -> Detector:

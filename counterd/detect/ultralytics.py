@@ -7,6 +7,7 @@ is lighter everywhere else. Never downloads: a model name must resolve to a loca
 from __future__ import annotations
 
 import logging
+import os
 
 import numpy as np
 
@@ -22,6 +23,9 @@ log = logging.getLogger(__name__)
 class UltralyticsDetector(Detector):
     def __init__(self, cfg: DetectorConfig):
         super().__init__(cfg)
+        # Ultralytics otherwise pip-installs missing helpers (onnx) and fetches fonts at run time;
+        # an edge box must run with what it was installed with.
+        os.environ.setdefault("YOLO_OFFLINE", "1")
         try:
             import torch
             from ultralytics import YOLO
