@@ -76,9 +76,12 @@ class CameraConfig:
     source: str = ""                # file path, rtsp:// URL, USB index ("0") or /dev/videoN
     width: int | None = setting(None, min=1)   # expected frame size, to check lines at load
     height: int | None = setting(None, min=1)
+    timezone: str = ""              # IANA name for local-time bins and reports; empty = the system's
 
     def problems(self) -> list[tuple[str, str]]:
         out = []
+        if self.timezone and not _is_zone(self.timezone):
+            out.append(("timezone", f"unknown time zone {self.timezone!r} (use an IANA name like 'Europe/Oslo')"))
         if self.serial and (len(self.serial) != 12 or any(c not in "0123456789ABCDEF" for c in self.serial)):
             out.append(("serial", f"must be 12 upper-case hex digits, got {self.serial!r}"))
         if (self.width is None) != (self.height is None):
@@ -91,8 +94,8 @@ class MotionConfig:
     """The `motion` detector: background subtraction for overhead cameras, no weights."""
     algorithm: Literal["knn", "mog2"] = "knn"   # knn finds more of the people on the PETS clip
     history: int = setting(300, min=2)          # frames the background model remembers
-    min_area: int = setting(300, min=1)         # px; foreground blobs smaller than this are noise
-    merge_px: int = setting(9, min=1, max=99)   # closing kernel: joins blobs this close into one
+    min_area: int = setting(200, min=1)         # px; foreground blobs smaller than this are noise
+    merge_px: int = setting(7, min=1, max=99)   # closing kernel: joins blobs this close into one
     class_name: str = "person"                  # the class every motion box is counted as
 
     def problems(self) -> list[tuple[str, str]]:
@@ -140,11 +143,11 @@ class CountingConfig:
     anchor: Literal["bottom-center", "center", "top-center"] = "bottom-center"
     hysteresis_px: float = setting(6.0, min=0.0)   # half-width of the band where side is undecided
     primary_line: str = ""                          # the line the Axis API reports; default: first
+    handoff_seconds: float = setting(1.0, min=0.0)  # id switch on a line: new track takes over a side
+    forget_seconds: float = setting(10.0, above=0.0)  # a track unseen this long leaves the counter
 
 
 @dataclass(frozen=True)
-    handoff_seconds: float = setting(1.0, min=0.0)  # id switch on a line: new track takes over a side
-    forget_seconds: float = setting(10.0, above=0.0)  # a track unseen this long leaves the counter
 class SourceConfig:
     """How live cameras are read and recovered (counterd run); files only use `loop`."""
     loop: bool = False                                     # replay a file source from the start at its end
@@ -169,7 +172,7 @@ class GatingConfig:
     width: int = setting(64, min=8, max=640)               # frames are compared at this width
     pixel_delta: int = setting(12, min=1, max=255)         # grey-level change that counts as motion
     min_changed: float = setting(0.002, min=0.0, max=1.0)  # fraction of changed pixels = motion
-    max_skip_s: float = setting(2.0, min=0.0)              # detect at least this often regardless
+    max_skip_s: float = setting(0.5, min=0.0)              # detect at least this often (keep < tracker.max_coast_seconds)
 
 
 @dataclass(frozen=True)
@@ -188,11 +191,76 @@ class DaemonConfig:
 
 
 @dataclass(frozen=True)
+class StoreConfig:
+    """The counts database (README: HTTP API)."""
+    path: str = ""                  # SQLite file; empty = <daemon.state_dir>/counts.db
+    retention_days: int = setting(400, min=1)   # older bins, events and alerts are pruned daily
+
+
+@dataclass(frozen=True)
+class UserConfig:
+    """An HTTP API user. ha1 = md5("name:realm:password") in hex: `counterd passwd` prints it."""
+    name: str
+    role: Literal["viewer", "operator", "admin"]
+    ha1: str
+
+    def problems(self) -> list[tuple[str, str]]:
+        if not re.fullmatch(r"[0-9a-f]{32}", self.ha1):
+            return [("ha1", "must be 32 lower-case hex digits (make it with: counterd passwd NAME)")]
+        if not self.name or ":" in self.name:
+            return [("name", f"must be non-empty without ':', got {self.name!r}")]
+        return []
+
+
+@dataclass(frozen=True)
+class ApiConfig:
+    """The HTTP API: Axis tvpc paths and /api/v1/ (README: HTTP API)."""
+    host: str = "0.0.0.0"
+    port: int = setting(8080, min=1, max=65535)
+    realm: str = "counterd"         # part of every user's ha1: changing it invalidates them
+    anonymous_viewer: bool = False  # viewer commands without credentials (wget-style clients)
+    nonce_seconds: float = setting(300.0, above=0.0)   # a Digest nonce is stale after this
+
+
+@dataclass(frozen=True)
+class OccupancyConfig:
+    """Naive occupancy: in - out of the primary line since the last reset, never below 0."""
+    reset_time: str = "00:00"       # local HH:MM at which occupancy returns to 0 every day
+
+    def problems(self) -> list[tuple[str, str]]:
+        if not re.fullmatch(r"([01][0-9]|2[0-3]):[0-5][0-9]", self.reset_time):
+            return [("reset_time", f"must be HH:MM (00:00-23:59), got {self.reset_time!r}")]
+        return []
+
+
+@dataclass(frozen=True)
+class AlertsConfig:
+    """Where alerts (lines' tailgate_seconds, forbidden_direction) go besides the log and the store."""
+    webhook_url: str = ""           # each alert is POSTed here as JSON; empty = none
+
+    def problems(self) -> list[tuple[str, str]]:
+        if self.webhook_url and not re.match(r"https?://[^/\s]+", self.webhook_url):
+            return [("webhook_url", f"must be an http:// or https:// URL, got {self.webhook_url!r}")]
+        return []
+
+
+def _is_zone(name: str) -> bool:
+    import zoneinfo
+    try:
+        zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        return False
+    return True
+
+
+@dataclass(frozen=True)
 class LineConfig:
     name: str
     start: tuple[float, float]      # point A, pixels; 'in' is movement toward (dy, -dx), (dx, dy) = B - A
     end: tuple[float, float]        # point B
     invert: bool = False            # swap in and out
+    tailgate_seconds: float | None = setting(None, above=0.0)   # alert: 2+ 'in' crossings this close
+    forbidden_direction: Literal["", "in", "out"] = ""          # alert: a crossing this way
 
     def problems(self) -> list[tuple[str, str]]:
         if tuple(self.start) == tuple(self.end):
@@ -275,6 +343,11 @@ class Config:
     source: SourceConfig = field(default_factory=SourceConfig)
     gating: GatingConfig = field(default_factory=GatingConfig)
     daemon: DaemonConfig = field(default_factory=DaemonConfig)
+    store: StoreConfig = field(default_factory=StoreConfig)
+    api: ApiConfig = field(default_factory=ApiConfig)
+    users: tuple[UserConfig, ...] = ()
+    occupancy: OccupancyConfig = field(default_factory=OccupancyConfig)
+    alerts: AlertsConfig = field(default_factory=AlertsConfig)
     upload: UploadConfig = field(default_factory=UploadConfig)
     path: str = field(default="<defaults>", metadata={"internal": True})
 
@@ -284,6 +357,12 @@ class Config:
             if line.name == self.counting.primary_line:
                 return line
         return self.lines[0] if self.lines else None
+
+    def check_frame_size(self, width: int, height: int) -> None:
+        """Refuse lines that leave the actual frame (the file may not have known its size)."""
+        problems = frame_problems(self.lines, width, height)
+        if problems:
+            raise ConfigError([f"{self.path}: {key}: {message}" for key, message in problems])
 
     def problems(self) -> list[tuple[str, str]]:
         out = []

@@ -8,10 +8,9 @@ from __future__ import annotations
 import dataclasses
 import time
 
-from counterd.config import Config, frame_problems
+from counterd.config import Config
 from counterd.count import CrossingEvent, LineCounter
 from counterd.detect import Detector, make_detector
-from counterd.errors import UserError
 from counterd.source import Frame
 from counterd.track import Tracker
 
@@ -43,13 +42,6 @@ class Pipeline:
         self.tracker = Tracker(config.tracker)
         self.counter = LineCounter(config.lines, config.counting)
         self.times = StageTimes()
-
-    def check_frame_size(self, width: int, height: int) -> None:
-        """Refuse lines that leave the actual frame (the config may not have known its size)."""
-        problems = frame_problems(self.config.lines, width, height)
-        if problems:
-            key, message = problems[0]
-            raise UserError(f"{self.config.path}: {key}: {message}")
 
     def step(self, frame: Frame) -> list[CrossingEvent]:
         t0 = time.perf_counter()

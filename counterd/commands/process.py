@@ -68,8 +68,8 @@ def run(args) -> int:
         raise UserError(f"{args.video}: no such file")
     events_file = _open_events(args.events)
     with open_source(args.video) as source:
+        config.check_frame_size(source.width, source.height)
         pipeline = Pipeline(config)
-        pipeline.check_frame_size(source.width, source.height)
         progress = Progress(getattr(source, "frame_count", None)) if sys.stderr.isatty() else None
         frames, started = 0, time.perf_counter()
         try:
