@@ -1,0 +1,125 @@
+"""The HTTP API application: Axis tvpc CGIs under every base path, /api/v1/, and alert webhooks.
+
+`add_api(app, config, store_provider)` adds it to the daemon's application (the store is opened by
+the daemon's own cleanup_ctx, so the API asks for it when it starts); `make_app(config, store)`
+builds a standalone one around an open Store (tests, the benchmark).
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Callable
+
+import aiohttp
+from aiohttp import web
+
+from counterd.api import tvpc, v1
+from counterd.api.auth import Authenticator
+from counterd.api.params import Settings
+from counterd.api.query import BadRequest
+from counterd.api.replies import refusal
+from counterd.api.site import SITE, Site, serial_number
+from counterd.config import Config
+from counterd.store import AsyncStore, Store
+
+log = logging.getLogger("counterd.api")
+
+WEBHOOK_TIMEOUT_S = 10.0
+WEBHOOK_QUEUE = 1000        # alerts waiting for the webhook; beyond this the oldest are dropped
+
+
+@web.middleware
+async def bad_input_middleware(request: web.Request, handler):
+    """Every client mistake is a 400 with one text line naming the parameter."""
+    try:
+        return await handler(request)
+    except BadRequest as exc:
+        raise refusal(400, str(exc)) from None
+
+
+def add_api(app: web.Application, config: Config, store_provider: Callable[[], AsyncStore], *,
+            clock=time.time, sleep=asyncio.sleep) -> Site:
+    """Mount the API on `app`. The returned Site's settings.listeners get each new effective
+    Config after a setparams (the daemon reconfigures its pipeline there)."""
+    api = config.api
+    auth = Authenticator(config.users, api.realm, anonymous_viewer=api.anonymous_viewer,
+                         nonce_seconds=api.nonce_seconds, clock=clock, sleep=sleep)
+    site = Site(Settings(config), auth, store_provider, config.daemon.log_path, clock,
+                serial_number(config.camera.serial))
+    app[SITE] = site
+    app.middlewares.append(bad_input_middleware)
+    app.add_routes(tvpc.routes() + v1.routes())
+    app.cleanup_ctx.append(settings_ctx)
+    app.cleanup_ctx.append(webhook_ctx)
+    return site
+
+
+def make_app(config: Config, store: Store, **kwargs) -> web.Application:
+    app = web.Application()
+    holder: list[AsyncStore] = []
+    add_api(app, config, lambda: holder[0], **kwargs)
+
+    async def store_ctx(app: web.Application):
+        holder.append(AsyncStore(store))
+        yield
+        holder[0].shutdown()        # the Store stays open: its owner closes it
+
+    app.cleanup_ctx.insert(0, store_ctx)
+    return app
+
+
+async def settings_ctx(app: web.Application):
+    """Lay the stored setparams values over the config once the store is open."""
+    site = app[SITE]
+    site.settings.load(await site.store.run(site.store.store.get_params))
+    site.store.store.counting_enabled = site.settings.enabled
+    yield
+
+
+async def webhook_ctx(app: web.Application):
+    """POST each alert as JSON to alerts.webhook_url, in order, from a queue the store feeds."""
+    site = app[SITE]
+    url = site.config.alerts.webhook_url
+    if not url:
+        yield
+        return
+    loop = asyncio.get_running_loop()
+    queue: asyncio.Queue = asyncio.Queue(WEBHOOK_QUEUE)
+    site.webhook_queue = queue
+
+    def enqueue(alert) -> None:
+        if queue.full():
+            queue.get_nowait()
+            log.warning("alert webhook is behind: dropped the oldest queued alert")
+        queue.put_nowait(alert)
+
+    def from_store(alerts) -> None:         # called in the store's thread
+        for alert in alerts:
+            loop.call_soon_threadsafe(enqueue, alert)
+
+    store = site.store.store
+    store.alert_listeners.append(from_store)
+    timeout = aiohttp.ClientTimeout(total=WEBHOOK_TIMEOUT_S)
+    async with aiohttp.ClientSession(timeout=timeout) as session:
+        task = asyncio.create_task(_post_alerts(session, url, queue))
+        yield
+        store.alert_listeners.remove(from_store)
+        task.cancel()
+        try:
+            await task
+        except asyncio.CancelledError:
+            pass
+
+
+async def _post_alerts(session: aiohttp.ClientSession, url: str, queue: asyncio.Queue) -> None:
+    while True:
+        alert = await queue.get()
+        try:
+            async with session.post(url, json=alert.to_json()) as response:
+                if response.status >= 300:
+                    log.warning("alert webhook answered HTTP %d for a %s alert", response.status, alert.kind)
+        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+            log.warning("alert webhook %s failed: %s", url.split("?")[0], exc or type(exc).__name__)
+        finally:
+            queue.task_done()

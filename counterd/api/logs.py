@@ -1,0 +1,85 @@
+"""show-logs and generate-logs: the daemon's rotating log file, and a support bundle.
+
+Axis log lines carry `<LEVEL>` tokens that clients scan for (`<CRITICAL>`); the daemon's file has
+`2026-01-31T12:00:00+0000 WARNING counterd.camera: ...`, so show-logs marks the level on the way out.
+The bundle holds the recent log files and the config with every secret removed.
+"""
+from __future__ import annotations
+
+import io
+import json
+import re
+import tarfile
+import time
+from pathlib import Path
+
+from counterd.config import Config, config_to_dict
+
+SHOW_LINES = 2000
+_LEVEL_RE = re.compile(r"^(\S+) (DEBUG|INFO|WARNING|ERROR|CRITICAL) ")
+SECRET_KEYS = r"ha1|pin|password|passwd|secret|token|api_key|apikey|webhook_url"
+_SECRET_ASSIGN_RE = re.compile(rf"""(?i)(?<![\w.-])({SECRET_KEYS})(\s*=\s*)("(?:[^"\\]|\\.)*"|'[^']*'|[^,}}\s#]+)""")
+_URL_USER_RE = re.compile(r"(?i)([a-z][a-z0-9+.-]*://)[^/@\s\"']+@")
+REDACTED = "<removed>"
+
+
+def log_files(log_path: str) -> list[Path]:
+    """The current log and its rotated backups, oldest first."""
+    path = Path(log_path)
+    backups = sorted(path.parent.glob(path.name + ".*"),
+                     key=lambda p: int(p.suffix[1:]) if p.suffix[1:].isdigit() else 0, reverse=True)
+    return [p for p in [*backups, path] if p.is_file()]
+
+
+def show_logs(log_path: str, lines: int = SHOW_LINES) -> str:
+    tail: list[str] = []
+    for path in reversed(log_files(log_path)):
+        text = path.read_text(encoding="utf-8", errors="replace").splitlines()
+        tail = text[-(lines - len(tail)):] + tail if lines > len(tail) else tail
+        if len(tail) >= lines:
+            break
+    if not tail:
+        return f"no log lines yet ({log_path})\n"
+    return "\n".join(_LEVEL_RE.sub(r"\1 <\2> ", line) for line in tail) + "\n"
+
+
+def redact_text(text: str) -> str:
+    """A config file's text with secret values and URL credentials replaced."""
+    text = _SECRET_ASSIGN_RE.sub(lambda m: f'{m.group(1)}{m.group(2)}"{REDACTED}"', text)
+    return _URL_USER_RE.sub(rf"\1{REDACTED}@", text)
+
+
+def redact_value(value, key: str = ""):
+    if re.fullmatch(SECRET_KEYS, key, re.I):
+        return REDACTED
+    if isinstance(value, dict):
+        return {k: redact_value(v, k) for k, v in value.items()}
+    if isinstance(value, list):
+        return [redact_value(v, key) for v in value]
+    if isinstance(value, str):
+        return _URL_USER_RE.sub(rf"\1{REDACTED}@", value)
+    if isinstance(value, (int, float, bool)) or value is None:
+        return value
+    return REDACTED         # an object such as a Secret: never shown
+
+
+def generate_logs(config: Config, log_path: str) -> bytes:
+    """tar.gz: logs/<files>, config/counterd.toml (if read from a file), config/resolved.json."""
+    buffer = io.BytesIO()
+    now = time.time()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        for path in log_files(log_path):
+            tar.add(str(path), arcname=f"logs/{path.name}", recursive=False)
+        source = Path(config.path)
+        if source.is_file():
+            _add_bytes(tar, "config/counterd.toml", redact_text(source.read_text(encoding="utf-8")), now)
+        resolved = json.dumps(redact_value(config_to_dict(config)), indent=2, default=str)
+        _add_bytes(tar, "config/resolved.json", resolved, now)
+    return buffer.getvalue()
+
+
+def _add_bytes(tar: tarfile.TarFile, name: str, text: str, mtime: float) -> None:
+    data = text.encode("utf-8")
+    info = tarfile.TarInfo(name)
+    info.size, info.mtime, info.mode = len(data), int(mtime), 0o600
+    tar.addfile(info, io.BytesIO(data))

@@ -1,0 +1,119 @@
+"""Query strings of the Axis API: `export-csv&date=20240101-20240107&res=1h`. Everything a client
+sends is checked here; a problem raises BadRequest with one line naming the parameter (HTTP 400)."""
+from __future__ import annotations
+
+import re
+from datetime import date
+from urllib.parse import parse_qsl
+
+from counterd.store.wallclock import DAY, RESOLUTIONS, wall_of_date
+
+MAX_QUERY_BYTES = 4096
+MAX_FIELDS = 64
+
+
+class BadRequest(Exception):
+    """A client mistake; str() is the one-line reason sent with HTTP 400."""
+
+
+def parse_query(raw: str | bytes) -> list[tuple[str, str]]:
+    """Decode a raw (still percent-encoded) query string strictly as UTF-8."""
+    if isinstance(raw, str):
+        try:
+            raw = raw.encode("utf-8", "surrogateescape")
+        except UnicodeEncodeError:
+            raise BadRequest("query: not valid UTF-8") from None
+    if len(raw) > MAX_QUERY_BYTES:
+        raise BadRequest(f"query: too long ({len(raw)} bytes, at most {MAX_QUERY_BYTES})")
+    try:
+        text = raw.decode("utf-8")
+        pairs = parse_qsl(text, keep_blank_values=True, encoding="utf-8", errors="strict",
+                          max_num_fields=MAX_FIELDS)
+    except UnicodeDecodeError:
+        raise BadRequest("query: not valid UTF-8") from None
+    except ValueError:
+        raise BadRequest(f"query: more than {MAX_FIELDS} parameters") from None
+    for key, value in pairs:
+        if any(ord(c) < 32 for c in key + value):
+            raise BadRequest(f"{key or 'query'}: control characters are not allowed")
+    return pairs
+
+
+_DAY_RE = re.compile(r"\d{8}")
+
+
+def parse_day(text: str, param: str = "date") -> int:
+    """YYYYMMDD -> wall epoch of that local midnight."""
+    if not _DAY_RE.fullmatch(text):
+        raise BadRequest(f"{param}: expected YYYYMMDD, got {text[:40]!r}")
+    try:
+        return wall_of_date(date(int(text[:4]), int(text[4:6]), int(text[6:])))
+    except ValueError:
+        raise BadRequest(f"{param}: {text} is not a calendar date") from None
+
+
+class DaySelection:
+    """What `date=` asked for: all days, a range (inclusive), or a list of days."""
+
+    def __init__(self, first: int | None = None, last: int | None = None, days: set[int] | None = None):
+        self.first, self.last, self.days = first, last, days
+
+    def pick(self, available: list[int]) -> list[int]:
+        """The requested days that have data, oldest first (days without data yield nothing)."""
+        if self.days is not None:
+            return [d for d in available if d in self.days]
+        return [d for d in available
+                if (self.first is None or d >= self.first) and (self.last is None or d <= self.last)]
+
+
+def parse_dates(text: str | None, default: str = "all", param: str = "date") -> DaySelection:
+    text = default if text is None else text
+    if text == "all":
+        return DaySelection()
+    if "-" in text:
+        a, _, b = text.partition("-")
+        first, last = parse_day(a, param), parse_day(b, param)
+        if last < first:
+            raise BadRequest(f"{param}: range end {b} is before its start {a}")
+        return DaySelection(first, last)
+    if "," in text:
+        return DaySelection(days={parse_day(part, param) for part in text.split(",")})
+    day = parse_day(text, param)
+    return DaySelection(day, day)
+
+
+def parse_res(text: str | None, allowed: tuple[str, ...], default: str = "15m", param: str = "res") -> int:
+    text = default if text is None else text
+    if text not in allowed:
+        raise BadRequest(f"{param}: must be one of {', '.join(allowed)}, got {text[:20]!r}")
+    return RESOLUTIONS[text]
+
+
+def parse_int(text: str | None, param: str, *, default: int | None = None, lo: int = 0,
+              hi: int = 10**9) -> int:
+    if text is None or text == "":
+        if default is None:
+            raise BadRequest(f"{param}: required (an integer)")
+        return default
+    if not re.fullmatch(r"-?\d{1,12}", text):
+        raise BadRequest(f"{param}: expected an integer, got {text[:20]!r}")
+    value = int(text)
+    if not lo <= value <= hi:
+        raise BadRequest(f"{param}: must be between {lo} and {hi}, got {value}")
+    return value
+
+
+def parse_epoch(text: str | None, param: str, default: float) -> float:
+    if text is None or text == "":
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        raise BadRequest(f"{param}: expected epoch seconds, got {text[:20]!r}") from None
+    if not 0 <= value < 253402300800:      # the year 10000
+        raise BadRequest(f"{param}: epoch seconds out of range, got {text[:20]!r}")
+    return value
+
+
+__all__ = ["BadRequest", "DAY", "DaySelection", "parse_dates", "parse_day", "parse_epoch",
+           "parse_int", "parse_query", "parse_res"]

@@ -1,0 +1,63 @@
+"""What every API handler shares, kept on the application under SITE."""
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from aiohttp import web
+
+from counterd.api.auth import Authenticator
+from counterd.api.params import Settings
+from counterd.store import AsyncStore
+from counterd.store.wallclock import format_wall, to_wall
+
+PERSON = "person"       # the Axis formats carry people only (spec section 5)
+
+
+@dataclass
+class Site:
+    settings: Settings
+    auth: Authenticator
+    store_provider: Callable[[], AsyncStore]   # the store exists only once the app has started
+    log_path: str
+    clock: Callable[[], float] = time.time
+    serial: str = ""
+    webhook_queue: object = field(default=None)  # asyncio.Queue of alerts while a webhook is set
+
+    @property
+    def store(self) -> AsyncStore:
+        return self.store_provider()
+
+    @property
+    def config(self):
+        return self.settings.config
+
+    @property
+    def name(self) -> str:
+        return self.config.camera.name
+
+    @property
+    def line(self) -> str:
+        """The primary line's name, whose person counts the Axis formats report."""
+        line = self.config.primary_line
+        return line.name if line else ""
+
+    def timestamp(self, now: float) -> str:
+        return format_wall(to_wall(self.store.store.tz, now), "%Y%m%d%H%M%S")
+
+
+SITE = web.AppKey("site", Site)
+
+
+def serial_number(configured: str, machine_id_path: str = "/etc/machine-id") -> str:
+    """camera.serial, else 12 upper-case hex digits derived from the machine id (stable per box)."""
+    if configured:
+        return configured
+    try:
+        seed = Path(machine_id_path).read_text().strip()
+    except OSError:
+        seed = ""
+    return hashlib.sha256(("counterd:" + seed).encode()).hexdigest()[:12].upper()

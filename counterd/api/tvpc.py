@@ -1,0 +1,280 @@
+"""The AXIS People Counter ("tvpc") CGIs: `<prefix>.api?<command>&...` (spec: axis-tvpc.md).
+
+A request names one command as a bare query key. The CGI (.api viewer, .apioperator operator,
+.apiadmin admin) and the command each need a role; the caller needs the higher of the two.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Awaitable, Callable
+
+from aiohttp import web
+
+from counterd.api import formats
+from counterd.api.auth import ROLES
+from counterd.api.logs import generate_logs, show_logs
+from counterd.api.query import BadRequest, parse_dates, parse_int, parse_query, parse_res
+from counterd.api.replies import plain, refusal
+from counterd.api.site import PERSON, SITE, Site
+from counterd.store import Store
+from counterd.store.occupancy import replay, reset_offset
+from counterd.store.wallclock import format_wall, from_wall
+
+PREFIXES = ("/local/tvpc/", "/local/people-counter/", "/local/occupancy-estimator/",
+            "/tvpc/", "/people-counter/", "/occupancy-estimator/")
+CGIS = {".api": "viewer", ".apioperator": "operator", ".apiadmin": "admin"}
+EXPORT_RES = ("15m", "1h", "24h")
+OCCUPANCY_RES = ("1m", "15m", "1h", "24h")
+MAX_FORM_BYTES = 4096
+
+
+@dataclass
+class Call:
+    request: web.Request
+    site: Site
+    command: str
+    pairs: list[tuple[str, str]]        # every query (and form) parameter, in order
+
+    def get(self, key: str) -> str | None:
+        for k, v in self.pairs:
+            if k == key:
+                return v
+        return None
+
+
+Handler = Callable[[Call], Awaitable[web.StreamResponse]]
+
+
+def json_text(doc) -> web.Response:
+    return web.Response(text=formats.compact_json(doc), content_type="application/json")
+
+
+# ---- live --------------------------------------------------------------------------------------
+
+
+async def live_sum(call: Call) -> web.Response:
+    site = call.site
+    now = site.clock()
+    _, totals = site.store.store.live.today(now)
+    return json_text({"serial": site.serial, "name": site.name, "timestamp": site.timestamp(now),
+                      "in": totals.get((site.line, "in", PERSON), 0),
+                      "out": totals.get((site.line, "out", PERSON), 0)})
+
+
+async def list_cnt(call: Call) -> web.Response:
+    site = call.site
+    days = [format_wall(d, "%Y%m%d") for d in site.store.store.days_with_data()]
+    return json_text({"timestamp": site.timestamp(site.clock()), "days": days})
+
+
+# ---- exports -----------------------------------------------------------------------------------
+
+
+def people_table(store: Store, site: Site, days: list[int], res: int) -> formats.Table:
+    line = site.line
+    out = []
+    for day in store.binned(days, res, line, PERSON):
+        rows = tuple(formats.Row(s, s + res, (day.count(s, line, "in", PERSON), day.count(s, line, "out", PERSON)))
+                     for s in day.starts)
+        out.append((day.day, rows))
+    return formats.Table(site.name, site.serial, res, formats.PEOPLE_TYPES, tuple(out))
+
+
+def occupancy_table(store: Store, site: Site, days: list[int], res: int, now: float) -> formats.Table:
+    line = site.line
+    offset = reset_offset(site.config.occupancy.reset_time)
+    out = []
+    for day in store.binned(days, res, line, PERSON):
+        start, end = from_wall(store.tz, day.day), from_wall(store.tz, day.day + 86400)
+        steps = replay(store, start, min(end, max(start, now)), line, PERSON, offset)
+        rows = []
+        for s in day.starts:
+            real_start, real_end = from_wall(store.tz, s), from_wall(store.tz, s + res)
+            if real_start > now:
+                occupancy, average = 0, 0
+            else:
+                occupancy = steps.before(min(real_end, now))
+                average = steps.average_visit(real_start, min(real_end, now))
+            rows.append(formats.Row(s, s + res, (occupancy, average, day.count(s, line, "in", PERSON),
+                                                 day.count(s, line, "out", PERSON))))
+        out.append((day.day, tuple(rows)))
+    return formats.Table(site.name, site.serial, res, formats.OCCUPANCY_TYPES, tuple(out))
+
+
+def exporter(kind: str, occupancy: bool = False) -> Handler:
+    render, content_type = formats.RENDERERS[kind]
+
+    async def export(call: Call) -> web.Response:
+        site = call.site
+        selection = parse_dates(call.get("date"))
+        res = parse_res(call.get("res"), OCCUPANCY_RES if occupancy else EXPORT_RES)
+        now = site.clock()
+
+        def build() -> str:
+            store = site.store.store
+            days = selection.pick(store.days_with_data())
+            table = occupancy_table(store, site, days, res, now) if occupancy else people_table(store, site, days, res)
+            return render(table)
+
+        text = await site.store.run(build)
+        return web.Response(text=text, content_type=content_type)
+    return export
+
+
+async def export_cnt(call: Call) -> web.Response:
+    raise refusal(501, "export-cnt: the AXIS Store Data Manager file format is not publicly "
+                       "documented, so counterd cannot produce it; use export-csv, export-json or export-xml")
+
+
+# ---- occupancy ---------------------------------------------------------------------------------
+
+
+async def live_occupancy(call: Call) -> web.Response:
+    site = call.site
+    now = site.clock()
+    offset = reset_offset(site.config.occupancy.reset_time)
+
+    def measure() -> tuple[int, int]:
+        store = site.store.store
+        steps = replay(store, now, now, site.line, PERSON, offset)
+        return steps.before(now + 1e-6), steps.average_visit(steps.times[0], now)
+
+    occupancy, average = await site.store.run(measure)
+    _, totals = site.store.store.live.today(now)
+    return json_text({"serial": site.serial, "name": site.name, "timestamp": site.timestamp(now),
+                      "unixtime": int(now), "occupancy": occupancy,
+                      "total in": totals.get((site.line, "in", PERSON), 0),
+                      "total out": totals.get((site.line, "out", PERSON), 0),
+                      "average visit time": average})
+
+
+async def occupancy_reset(call: Call) -> web.Response:
+    value = parse_int(call.get("occ"), "occ", default=0, lo=0, hi=1_000_000)
+    await call.site.store.run(call.site.store.store.add_occupancy_reset, call.site.clock(), value)
+    return json_text({"status": "OK", "occupancy": value})
+
+
+# ---- settings and maintenance -------------------------------------------------------------------
+
+
+async def cntpos(call: Call) -> web.Response:
+    config = call.site.config
+    line = config.primary_line
+    (x1, y1), (x2, y2) = (line.start, line.end) if line else ((0, 0), (0, 0))
+    return json_text({"width": config.camera.width or 0, "height": config.camera.height or 0,
+                      "left": round(min(x1, x2)), "right": round(max(x1, x2)),
+                      "top": round(min(y1, y2)), "bottom": round(max(y1, y2)),
+                      "yfirst": round(y1), "ylast": round(y2), "radius": 0})
+
+
+async def params_json(call: Call) -> web.Response:
+    return json_text(call.site.settings.as_groups(call.site.serial))
+
+
+_OLD_NAME = re.compile(r"p(\d+)")
+_OLD_VALUE = re.compile(r"v(\d+)")
+
+
+async def setparams(call: Call) -> web.Response:
+    """Both forms: `p1=Counter.Name&v1=x&setparams=...` and `setparams&Counter.Name=x`."""
+    values = {k: v for k, v in call.pairs if _OLD_VALUE.fullmatch(k)}
+    pairs = []
+    for key, value in call.pairs:
+        if key == call.command or _OLD_VALUE.fullmatch(key):
+            continue
+        old = _OLD_NAME.fullmatch(key)
+        if old:
+            if f"v{old.group(1)}" not in values:
+                raise BadRequest(f"setparams: {key}={value[:40]} has no v{old.group(1)}")
+            pairs.append((value, values[f"v{old.group(1)}"]))
+        else:
+            pairs.append((key, value))
+    site = call.site
+    parsed = site.settings.parse(pairs)
+    await site.store.run(site.store.store.set_params, {name: text for name, (_, text) in parsed.items()})
+    site.settings.set(parsed)
+    site.store.store.counting_enabled = site.settings.enabled
+    return plain("OK")
+
+
+async def clear_data(call: Call) -> web.Response:
+    await call.site.store.run(call.site.store.store.clear_data)
+    return plain("OK")
+
+
+async def show_logs_cmd(call: Call) -> web.Response:
+    text = await call.site.store.run(show_logs, call.site.log_path)
+    return web.Response(text=text, content_type="text/plain")
+
+
+async def generate_logs_cmd(call: Call) -> web.Response:
+    site = call.site
+    data = await site.store.run(generate_logs, site.config, site.log_path)
+    stamp = site.timestamp(site.clock())
+    return web.Response(body=data, content_type="application/gzip", headers={
+        "Content-Disposition": f'attachment; filename="counterd-logs-{stamp}.tar.gz"'})
+
+
+COMMANDS: dict[str, tuple[str, Handler]] = {
+    "live-sum.json": ("viewer", live_sum),
+    "list-cnt.json": ("viewer", list_cnt),
+    "export-csv": ("viewer", exporter("csv")),
+    "export-json": ("viewer", exporter("json")),
+    "export-xml": ("viewer", exporter("xml")),
+    "export-cnt": ("viewer", export_cnt),
+    "cntpos.json": ("viewer", cntpos),
+    "params.json": ("viewer", params_json),
+    "live-occupancy.json": ("viewer", live_occupancy),
+    "occupancy-reset": ("viewer", occupancy_reset),
+    "occupancy-export-csv": ("viewer", exporter("csv", occupancy=True)),
+    "occupancy-export-json": ("viewer", exporter("json", occupancy=True)),
+    "occupancy-export-xml": ("viewer", exporter("xml", occupancy=True)),
+    "setparams": ("operator", setparams),
+    "clear-data": ("operator", clear_data),
+    "show-logs": ("operator", show_logs_cmd),
+    "generate-logs": ("operator", generate_logs_cmd),
+}
+
+
+def find_command(pairs: list[tuple[str, str]]) -> str:
+    found = [k for k, _ in pairs if k in COMMANDS]
+    if len(found) > 1:
+        raise BadRequest(f"command: one per request, got {', '.join(found)}")
+    if found:
+        return found[0]
+    bare = [k for k, v in pairs if v == "" and not _OLD_NAME.fullmatch(k)]
+    if bare:
+        raise BadRequest(f"command: unknown command {bare[0][:60]!r}")
+    raise BadRequest("command: none given (e.g. .api?live-sum.json)")
+
+
+def cgi_handler(cgi_role: str) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    async def handle(request: web.Request) -> web.StreamResponse:
+        site = request.app[SITE]
+        pairs = parse_query(request.rel_url.raw_query_string)
+        if request.method == "POST" and request.content_type == "application/x-www-form-urlencoded":
+            if (request.content_length or 0) > MAX_FORM_BYTES:
+                raise BadRequest(f"body: too long (at most {MAX_FORM_BYTES} bytes)")
+            pairs += parse_query(await request.content.read(MAX_FORM_BYTES + 1))
+        command = find_command(pairs)
+        role_needed, handler = COMMANDS[command]
+        role = max(cgi_role, role_needed, key=ROLES.__getitem__)
+        await site.auth.require(request, role, command)
+        return await handler(Call(request, site, command, pairs))
+    return handle
+
+
+async def appdata_dtd(request: web.Request) -> web.Response:
+    """The DTD export-xml names; public like any schema, so clients can validate without a login."""
+    return web.Response(text=formats.APPDATA_DTD, content_type="application/xml-dtd")
+
+
+def routes() -> list[web.RouteDef]:
+    table = []
+    for prefix in PREFIXES:
+        for cgi, role in CGIS.items():
+            table.append(web.get(prefix + cgi, cgi_handler(role)))
+            table.append(web.post(prefix + cgi, cgi_handler(role)))
+        table.append(web.get(prefix + "appdata.dtd", appdata_dtd))
+    return table

@@ -1,0 +1,168 @@
+"""/api/v1/: what the Axis formats cannot say — every line, direction and class, with coverage,
+recent crossing events and alerts. JSON only; described by /api/v1/openapi.json. Viewer role."""
+from __future__ import annotations
+
+from aiohttp import web
+
+from counterd import __version__
+from counterd.api.query import BadRequest, parse_dates, parse_epoch, parse_int, parse_query, parse_res
+from counterd.api.site import SITE, Site
+from counterd.store.occupancy import replay, reset_offset
+from counterd.store.wallclock import DAY, RESOLUTIONS, format_wall, to_wall
+
+MAX_BINS = 100_000
+LOCAL = "%Y-%m-%dT%H:%M:%S"
+
+
+async def _site_and_query(request: web.Request, what: str) -> tuple[Site, dict[str, str]]:
+    site = request.app[SITE]
+    pairs = parse_query(request.rel_url.raw_query_string)
+    await site.auth.require(request, "viewer", what)
+    return site, dict(pairs)
+
+
+async def counts(request: web.Request) -> web.Response:
+    site, query = await _site_and_query(request, "/api/v1/counts")
+    now = site.clock()
+    today = format_wall(to_wall(site.store.store.tz, now), "%Y%m%d")
+    selection = parse_dates(query.get("date"), default=today)
+    res_name = query.get("res", "1h")
+    res = parse_res(res_name, tuple(RESOLUTIONS))
+    line, class_name, direction = query.get("line"), query.get("class"), query.get("direction")
+    if direction not in (None, "in", "out"):
+        raise BadRequest(f"direction: must be in or out, got {direction[:20]!r}")
+
+    def build() -> dict:
+        store = site.store.store
+        days = selection.pick(store.days_with_data())
+        if len(days) * (DAY // res) > MAX_BINS:
+            raise BadRequest(f"date: {len(days)} days at res={res_name} is more than {MAX_BINS} bins; "
+                             f"ask for fewer days or a coarser res")
+        bins = []
+        for day in store.binned(days, res, line, class_name):
+            per_bin: dict[int, list] = {s: [] for s in day.starts}
+            for (start, ln, d, cls), n in sorted(day.counts.items()):
+                if start in per_bin and (direction is None or d == direction):
+                    per_bin[start].append({"line": ln, "direction": d, "class": cls, "count": n})
+            bins += [{"start": format_wall(s, LOCAL), "end": format_wall(s + res, LOCAL),
+                      "coverage_s": round(day.coverage.get(s, 0.0), 3), "counts": per_bin[s]}
+                     for s in day.starts]
+        return {"timezone": str(store.tz), "res": res_name, "bins": bins}
+
+    return web.json_response(await site.store.run(build))
+
+
+def _event_json(row, tz) -> dict:
+    ts, line, direction, class_name, track_id = row
+    return {"timestamp": ts, "time": format_wall(to_wall(tz, ts), LOCAL), "line": line,
+            "direction": direction, "class": class_name, "track_id": track_id}
+
+
+async def events(request: web.Request) -> web.Response:
+    site, query = await _site_and_query(request, "/api/v1/events")
+    now = site.clock()
+    since = parse_epoch(query.get("since"), "since", now - DAY)
+    until = parse_epoch(query.get("until"), "until", now + 1)
+    limit = parse_int(query.get("limit"), "limit", default=100, lo=1, hi=10_000)
+    store = site.store.store
+    rows = await site.store.run(store.events_between, since, until, query.get("line"),
+                                query.get("class"), limit)
+    return web.json_response({"events": [_event_json(r, store.tz) for r in rows]})
+
+
+async def alerts(request: web.Request) -> web.Response:
+    site, query = await _site_and_query(request, "/api/v1/alerts")
+    now = site.clock()
+    since = parse_epoch(query.get("since"), "since", now - 7 * DAY)
+    until = parse_epoch(query.get("until"), "until", now + 1)
+    limit = parse_int(query.get("limit"), "limit", default=100, lo=1, hi=10_000)
+    store = site.store.store
+    found = await site.store.run(store.alerts_between, since, until, limit)
+    return web.json_response({"alerts": [
+        {**a.to_json(), "time": format_wall(to_wall(store.tz, a.ts), LOCAL)} for a in found]})
+
+
+async def live(request: web.Request) -> web.Response:
+    site, _ = await _site_and_query(request, "/api/v1/live")
+    now = site.clock()
+    store = site.store.store
+    day, totals = store.live.today(now)
+    steps = await site.store.run(replay, store, now, now, site.line, "person",
+                                 reset_offset(site.config.occupancy.reset_time))
+    return web.json_response({
+        "time": format_wall(to_wall(store.tz, now), LOCAL), "day": format_wall(day, "%Y-%m-%d"),
+        "primary_line": site.line, "occupancy": steps.before(now + 1e-6),
+        "counts": [{"line": ln, "direction": d, "class": c, "count": n}
+                   for (ln, d, c), n in sorted(totals.items())]})
+
+
+async def openapi(request: web.Request) -> web.Response:
+    await _site_and_query(request, "/api/v1/openapi.json")
+    return web.json_response(OPENAPI)
+
+
+def _param(name: str, description: str, schema: dict | None = None) -> dict:
+    return {"name": name, "in": "query", "required": False, "description": description,
+            "schema": schema or {"type": "string"}}
+
+
+_COUNT = {"type": "object", "properties": {
+    "line": {"type": "string"}, "direction": {"type": "string", "enum": ["in", "out"]},
+    "class": {"type": "string"}, "count": {"type": "integer"}}}
+_ERRORS = {"400": {"description": "bad parameter: one text/plain line naming it"},
+           "401": {"description": "login needed (Digest or Basic challenge)"}}
+
+
+def _get(summary: str, params: list[dict], schema: dict) -> dict:
+    return {"get": {"summary": summary, "parameters": params, "security": [{"digest": []}, {"basic": []}],
+                    "responses": {"200": {"description": "OK", "content": {"application/json": {"schema": schema}}},
+                                  **_ERRORS}}}
+
+
+OPENAPI = {
+    "openapi": "3.0.3",
+    "info": {"title": "counterd API", "version": __version__,
+             "description": "Counts per line, direction and class beyond what the Axis formats carry. "
+                            "Times are local wall-clock (camera.timezone) unless named timestamp (epoch s). "
+                            "Every endpoint needs the viewer role."},
+    "components": {"securitySchemes": {"digest": {"type": "http", "scheme": "digest"},
+                                       "basic": {"type": "http", "scheme": "basic"}}},
+    "paths": {
+        "/api/v1/counts": _get(
+            "Counts in local-time bins with the seconds of video analysed in each",
+            [_param("date", "YYYYMMDD, YYYYMMDD-YYYYMMDD, YYYYMMDD,YYYYMMDD,... or all; default today. "
+                            "Only days with data appear."),
+             _param("res", "bin length; default 1h", {"type": "string", "enum": list(RESOLUTIONS)}),
+             _param("line", "only this line"), _param("class", "only this class (COCO name)"),
+             _param("direction", "only in or out", {"type": "string", "enum": ["in", "out"]})],
+            {"type": "object", "properties": {
+                "timezone": {"type": "string"}, "res": {"type": "string"},
+                "bins": {"type": "array", "items": {"type": "object", "properties": {
+                    "start": {"type": "string"}, "end": {"type": "string"},
+                    "coverage_s": {"type": "number"}, "counts": {"type": "array", "items": _COUNT}}}}}}),
+        "/api/v1/events": _get(
+            "Recent crossing events, oldest first (the newest `limit` of the window)",
+            [_param("since", "epoch seconds; default 24 h ago", {"type": "number"}),
+             _param("until", "epoch seconds; default now", {"type": "number"}),
+             _param("line", "only this line"), _param("class", "only this class"),
+             _param("limit", "at most this many (1-10000, default 100)", {"type": "integer"})],
+            {"type": "object", "properties": {"events": {"type": "array", "items": {"type": "object"}}}}),
+        "/api/v1/alerts": _get(
+            "Tailgating and wrong-way alerts, oldest first",
+            [_param("since", "epoch seconds; default 7 days ago", {"type": "number"}),
+             _param("until", "epoch seconds; default now", {"type": "number"}),
+             _param("limit", "at most this many (1-10000, default 100)", {"type": "integer"})],
+            {"type": "object", "properties": {"alerts": {"type": "array", "items": {"type": "object"}}}}),
+        "/api/v1/live": _get(
+            "Today's totals per line, direction and class, and the primary line's occupancy", [],
+            {"type": "object", "properties": {"day": {"type": "string"}, "occupancy": {"type": "integer"},
+                                              "counts": {"type": "array", "items": _COUNT}}}),
+        "/api/v1/openapi.json": _get("This document", [], {"type": "object"}),
+    },
+}
+
+
+def routes() -> list[web.RouteDef]:
+    return [web.get("/api/v1/counts", counts), web.get("/api/v1/events", events),
+            web.get("/api/v1/alerts", alerts), web.get("/api/v1/live", live),
+            web.get("/api/v1/openapi.json", openapi)]
