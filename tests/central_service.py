@@ -9,6 +9,7 @@ schema and fully validated before anything is stored, and anything it cannot par
 """
 from __future__ import annotations
 
+import asyncio
 import csv
 import gzip
 import io
@@ -107,6 +108,7 @@ class CentralService:
         self.records: dict[str, dict[tuple[datetime, str], Row]] = {"yolo": {}, "tf2": {}}
         self.uploads: list[Upload] = []
         self.outage: int | None = None              # a proxy's answer while the service is down
+        self.stored_rows = asyncio.Event()          # set whenever an upload stores rows
 
     def app(self) -> web.Application:
         app = web.Application()
@@ -142,6 +144,8 @@ class CentralService:
                 zipfile.BadZipFile):
             upload.status = 500
             return web.Response(status=500, text=DJANGO_500, content_type="text/html")
+        if upload.rows:
+            self.stored_rows.set()
         return web.json_response(answer)
 
     def handle_file(self, content: bytes, overwrite: bool, upload: Upload) -> dict:

@@ -1,0 +1,301 @@
+"""Store-and-forward: outbox, retries, backfill, quarantine, crash safety, the daemon lifecycle.
+Time is a FakeClock the tests move; nothing waits on the real clock."""
+from __future__ import annotations
+
+import asyncio
+import gzip
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from aiohttp import web
+
+from tests.central_service import CentralService
+from counterd.upload.outbox import Outbox
+from counterd.upload.report import build_report
+from tests.upload_fakes import HOUR, PIN, FakeClock, FakeStore, make_uploader, upload_config
+
+REPO = Path(__file__).resolve().parents[1]
+START = datetime(2026, 11, 20, 9, 30, tzinfo=UTC)
+
+
+def busy_store(first: datetime, hours: int) -> FakeStore:
+    """Hour i (from `first`) has i people in at the door and full coverage."""
+    store = FakeStore()
+    for i in range(hours):
+        store.count(first + i * HOUR + timedelta(minutes=10), "door", "in", "person", i)
+    store.cover(first, first + hours * HOUR)
+    return store
+
+
+def seed_status(state_dir: Path, last_built: datetime) -> None:
+    outbox = Outbox(state_dir / "outbox")
+    status = outbox.read_status()
+    status.last_built_hour = last_built.isoformat()
+    outbox.write_status(status)
+
+
+@pytest.fixture
+async def service(aiohttp_server):
+    central = CentralService(pin=PIN)
+    server = await aiohttp_server(central.app())
+    central.url = str(server.make_url("/")).rstrip("/")
+    return central
+
+
+def free_port_url() -> str:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{s.getsockname()[1]}"
+
+
+async def test_service_down_24_hours_then_back_gets_every_hour_once_in_order(service, tmp_path):
+    clock = FakeClock(START)
+    uploader = make_uploader(upload_config(service.url), busy_store(START.replace(minute=0), 30),
+                             tmp_path, clock)
+    try:
+        assert await uploader.run_once() is None          # first start: the hour in progress is first
+        service.outage = 503
+        for _ in range(24):
+            clock.advance(hours=1)
+            assert await uploader.run_once() is not None   # built, kept, to be retried
+        assert len(uploader.outbox.pending()) == 24 and service.uploads == []
+        service.outage = None
+        clock.advance(minutes=1)
+        assert await uploader.run_once() is None
+    finally:
+        await uploader.close()
+    hours = [START.replace(minute=0) + i * HOUR for i in range(24)]
+    assert [u.rows[0].timestamp for u in service.uploads] == hours     # once each, oldest first
+    assert all(u.status == 200 for u in service.uploads)
+    assert [r.counts["pedestrian"] for r in service.stored()] == list(range(24))
+    assert uploader.outbox.pending() == []
+    status = uploader.outbox.read_status()
+    assert status.last_delivered_hour == hours[-1].isoformat()
+    assert status.last_success["file"] == "20261121T08Z_entrance-north.csv.gz"
+
+
+async def test_restart_after_downtime_backfills_missed_hours_within_the_horizon(service, tmp_path, caplog):
+    now = datetime(2026, 11, 21, 5, 10, tzinfo=UTC)
+    seed_status(tmp_path, now - timedelta(days=3))
+    uploader = make_uploader(upload_config(service.url, backfill_days=1.0), FakeStore(), tmp_path, FakeClock(now))
+    try:
+        assert await uploader.run_once() is None
+    finally:
+        await uploader.close()
+    stamps = [u.rows[0].timestamp for u in service.uploads]
+    assert stamps == [datetime(2026, 11, 20, 6, tzinfo=UTC) + i * HOUR for i in range(23)]
+    assert all(r.camera_ok is False for r in service.stored())        # nothing analysed: code 2
+    assert "older than upload.backfill_days (1)" in caplog.text
+
+
+async def test_first_start_reports_from_the_hour_in_progress_and_survives_a_restart(service, tmp_path):
+    clock = FakeClock(datetime(2026, 11, 21, 10, 20, tzinfo=UTC))
+    store = busy_store(datetime(2026, 11, 21, 10, tzinfo=UTC), 5)
+    first = make_uploader(upload_config(service.url), store, tmp_path, clock)
+    assert await first.run_once() is None and service.uploads == []
+    await first.close()
+    clock.advance(hours=3)              # down from 10:20 to 13:20
+    second = make_uploader(upload_config(service.url), store, tmp_path, clock)
+    try:
+        await second.run_once()
+    finally:
+        await second.close()
+    assert [u.rows[0].timestamp.hour for u in service.uploads] == [10, 11, 12]
+
+
+async def test_unreadable_status_rebuilds_the_horizon(service, tmp_path, caplog):
+    (tmp_path / "outbox").mkdir()
+    (tmp_path / "outbox" / "status.json").write_text("{not json")
+    uploader = make_uploader(upload_config(service.url, backfill_days=0.25), FakeStore(), tmp_path,
+                             FakeClock(datetime(2026, 11, 21, 12, 5, tzinfo=UTC)))
+    try:
+        await uploader.run_once()
+    finally:
+        await uploader.close()
+    assert [u.rows[0].timestamp.hour for u in service.uploads] == [7, 8, 9, 10, 11]
+    assert "status.json: unreadable" in caplog.text
+    assert uploader.outbox.read_status().last_built_hour == "2026-11-21T11:00:00+00:00"
+
+
+async def test_wrong_pin_is_loud_keeps_the_report_and_retries_slowly(service, tmp_path, caplog):
+    pin_file = tmp_path / "pin"
+    pin_file.write_text("0000\n")
+    clock = FakeClock(datetime(2026, 11, 21, 10, 20, tzinfo=UTC))
+    seed_status(tmp_path, datetime(2026, 11, 21, 8, tzinfo=UTC))
+    uploader = make_uploader(upload_config(service.url, pin="", pin_file=str(pin_file)), FakeStore(), tmp_path, clock)
+    try:
+        assert await uploader.run_once() == 1800.0
+        assert [u.status for u in service.uploads] == [401]
+        assert [p.name for p in uploader.outbox.pending()] == ["20261121T09Z_entrance-north.csv.gz"]
+        refused = [r for r in caplog.records if "UPLOAD REFUSED" in r.getMessage()]
+        assert refused and refused[0].levelno == logging.ERROR
+        assert "401 unauthorized" in uploader.outbox.read_status().last_error["message"]
+        pin_file.write_text(PIN)        # fixed without a restart
+        assert await uploader.run_once() is None
+    finally:
+        await uploader.close()
+    assert [u.status for u in service.uploads] == [401, 200] and uploader.outbox.pending() == []
+    for text in (caplog.text, (tmp_path / "outbox" / "status.json").read_text()):
+        assert PIN not in text and "0000" not in text
+
+
+async def test_rejected_report_is_quarantined_once_and_the_next_one_still_goes(service, tmp_path, caplog):
+    clock = FakeClock(datetime(2026, 11, 21, 10, 20, tzinfo=UTC))
+    seed_status(tmp_path, datetime(2026, 11, 21, 8, tzinfo=UTC))
+    uploader = make_uploader(upload_config(service.url), FakeStore(), tmp_path, clock)
+    # An older report with a BOM, as a buggy build might have left it: the service answers 500.
+    bad = uploader.outbox.put("20261121T07Z_entrance-north.csv.gz",
+                              gzip.compress(b"\xef\xbb\xbfimage_proc,image_capt\n1,2\n"))
+    try:
+        assert await uploader.run_once() is None
+        assert await uploader.run_once() is None        # not retried in a loop
+    finally:
+        await uploader.close()
+    assert [u.status for u in service.uploads] == [500, 200]
+    assert [r.timestamp.hour for r in service.stored()] == [9]
+    kept = tmp_path / "outbox" / "quarantine" / bad.name
+    assert kept.exists() and "500" in kept.with_name(bad.name + ".why").read_text()
+    assert f"moved {bad.name} to {kept}" in caplog.text
+    assert uploader.metrics.quarantined_files._value.get() == 1
+
+
+async def test_unreachable_service_is_retried_with_capped_jittered_backoff(tmp_path):
+    clock = FakeClock(datetime(2026, 11, 21, 10, 20, tzinfo=UTC))
+    seed_status(tmp_path, datetime(2026, 11, 21, 8, tzinfo=UTC))
+    uploader = make_uploader(upload_config(free_port_url()), FakeStore(), tmp_path, clock)
+    try:
+        waits = [await uploader.run_once() for _ in range(6)]
+    finally:
+        await uploader.close()
+    ceilings = [10, 20, 40, 80, 80, 80]     # base 10 s doubling, cap 80 s
+    assert all(c / 2 <= w <= c for w, c in zip(waits, ceilings)), waits
+    assert len(set(waits)) == len(waits)    # jittered
+    assert len(uploader.outbox.pending()) == 1
+    assert "cannot reach" in uploader.outbox.read_status().last_error["message"]
+
+
+async def test_a_service_that_never_answers_times_out_and_is_retried(aiohttp_server, tmp_path):
+    never = asyncio.Event()
+
+    async def hang(request):
+        await never.wait()
+    app = web.Application()
+    app.router.add_post("/upload_report", hang)
+    server = await aiohttp_server(app)
+    seed_status(tmp_path, datetime(2026, 11, 21, 8, tzinfo=UTC))
+    uploader = make_uploader(upload_config(str(server.make_url("/")), timeout_s=0.2), FakeStore(), tmp_path,
+                             FakeClock(datetime(2026, 11, 21, 10, 20, tzinfo=UTC)))
+    try:
+        assert await uploader.run_once() is not None
+    finally:
+        await uploader.close()
+        never.set()
+    assert "did not answer in time" in uploader.outbox.read_status().last_error["message"]
+    assert len(uploader.outbox.pending()) == 1
+
+
+@pytest.mark.parametrize("overwrite, expected", [(True, 9), (False, 1)])
+async def test_a_rebuilt_hour_replaces_the_row_only_with_overwrite(service, tmp_path, overwrite, expected):
+    hour = datetime(2026, 11, 21, 9, tzinfo=UTC)
+    store = busy_store(hour, 2)
+    store.count(hour, "door", "in", "person", 1)
+    seed_status(tmp_path, hour - HOUR)
+    config = upload_config(service.url, overwrite=overwrite)
+    uploader = make_uploader(config, store, tmp_path, FakeClock(hour + HOUR + timedelta(minutes=5)))
+    try:
+        await uploader.run_once()
+        store.count(hour, "door", "in", "person", 8)      # late events; the hour is built again
+        report = build_report(store, config, hour, hour + 2 * HOUR)
+        uploader.outbox.put(report.name, report.data)
+        await uploader.run_once()
+    finally:
+        await uploader.close()
+    assert [u.overwrite for u in service.uploads] == [overwrite, overwrite]
+    assert [r.counts["pedestrian"] for r in service.stored()] == [expected]
+
+
+async def test_spool_over_its_limit_warns_and_sets_the_metric(tmp_path, caplog):
+    seed_status(tmp_path, datetime(2026, 11, 21, 5, tzinfo=UTC))
+    uploader = make_uploader(upload_config(free_port_url(), spool_warn_mb=0.0001), FakeStore(), tmp_path,
+                             FakeClock(datetime(2026, 11, 21, 10, 20, tzinfo=UTC)))
+    try:
+        await uploader.run_once()
+    finally:
+        await uploader.close()
+    assert uploader.metrics.spool_over_limit._value.get() == 1
+    assert uploader.metrics.spool_files._value.get() == 4
+    assert "over upload.spool_warn_mb" in caplog.text
+    assert len(uploader.outbox.pending()) == 4      # nothing deleted to make room
+
+
+CHILD = """
+import sys, time
+from datetime import datetime, UTC
+from tests.upload_fakes import FakeClock, FakeStore, make_uploader, upload_config
+uploader = make_uploader(upload_config(sys.argv[2]), FakeStore(), sys.argv[1],
+                         FakeClock(datetime(2026, 11, 21, 10, 20, tzinfo=UTC)))
+uploader.build_due()          # the report is in the outbox; the send would come next
+print("spooled", flush=True)
+time.sleep(60)
+"""
+
+
+async def test_sigkill_between_spool_write_and_send_still_delivers_after_restart(service, tmp_path):
+    seed_status(tmp_path, datetime(2026, 11, 21, 8, tzinfo=UTC))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
+    child = subprocess.Popen([sys.executable, "-c", CHILD, str(tmp_path), service.url],
+                             stdout=subprocess.PIPE, env=env, text=True)
+    try:
+        line = await asyncio.to_thread(child.stdout.readline)
+        assert line.strip() == "spooled"
+        child.send_signal(signal.SIGKILL)
+    finally:
+        child.kill()
+        child.wait()
+        child.stdout.close()
+    assert child.returncode == -signal.SIGKILL and service.uploads == []
+    restarted = make_uploader(upload_config(service.url), FakeStore(), tmp_path,
+                              FakeClock(datetime(2026, 11, 21, 10, 25, tzinfo=UTC)))
+    try:
+        assert await restarted.run_once() is None
+    finally:
+        await restarted.close()
+    assert [(u.status, u.rows[0].timestamp.hour) for u in service.uploads] == [(200, 9)]
+    assert restarted.outbox.pending() == []
+
+
+async def test_daemon_lifecycle_startup_run_hourly_job_retry_and_stop(service, tmp_path):
+    clock = FakeClock(datetime(2026, 11, 21, 10, 20, tzinfo=UTC))
+    seed_status(tmp_path, datetime(2026, 11, 21, 8, tzinfo=UTC))
+    (tmp_path / "outbox" / ".20261121T09Z_entrance-north.csv.gz.tmp").write_bytes(b"half a rep")
+    uploader = make_uploader(upload_config(service.url, minute=7), FakeStore(), tmp_path, clock)
+    await uploader.start()
+    try:
+        await asyncio.wait_for(service.stored_rows.wait(), 10)       # the start-up run
+        assert [r.timestamp.hour for r in service.stored()] == [9]
+        assert not list((tmp_path / "outbox").glob(".*.tmp"))
+        job = uploader._scheduler.get_job("counterd-upload-hourly")
+        assert (job.next_run_time.minute, job.next_run_time.second) == (7, 0)
+
+        # The hourly job finds the service down: the sender sleeps on the backoff, then retries.
+        service.stored_rows.clear()
+        service.outage = 502
+        clock.sleeping.clear()
+        clock.advance(hours=1)
+        await uploader._on_the_hour()
+        await asyncio.wait_for(clock.sleeping.wait(), 10)
+        assert 5 <= clock.sleeps[-1] <= 10 and len(uploader.outbox.pending()) == 1
+        service.outage = None
+        clock.advance(seconds=clock.sleeps[-1])
+        await asyncio.wait_for(service.stored_rows.wait(), 10)
+        assert [r.timestamp.hour for r in service.stored()] == [9, 10]
+    finally:
+        await uploader.stop()
+    assert uploader._task is None and uploader._scheduler is None and uploader._session is None
