@@ -28,35 +28,55 @@ def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """(len(a), len(b)) IoU of two sets of xyxy boxes."""
     inter_w = np.minimum(a[:, None, 2], b[:, 2]) - np.maximum(a[:, None, 0], b[:, 0])
     inter_h = np.minimum(a[:, None, 3], b[:, 3]) - np.maximum(a[:, None, 1], b[:, 1])
-    inter = np.maximum(inter_w, 0) * np.maximum(inter_h, 0)
+    np.maximum(inter_w, 0, out=inter_w)
+    np.maximum(inter_h, 0, out=inter_h)
+    inter = np.multiply(inter_w, inter_h, out=inter_w)
     area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
     area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-    return inter / np.maximum(area_a[:, None] + area_b - inter, 1e-9)
+    union = np.add(area_a[:, None], area_b, out=inter_h)
+    union -= inter
+    return np.divide(inter, union, out=inter, where=union > 0)
 
 
 def match(iou: np.ndarray, min_iou: float) -> tuple[np.ndarray, np.ndarray]:
     """(rows, cols) pairing rows with columns one to one, most pairs first, then most total IoU;
     only pairs with IoU >= min_iou."""
     allowed = iou >= min_iou
-    row_options = allowed.sum(1)
-    col_options = allowed.sum(0)
-    # A row and a column that are each other's only option always pair; in a scene of people
-    # apart from each other that is every pair, and the assignment solver is skipped.
-    sole = allowed & (row_options[:, None] == 1) & (col_options == 1)
-    rows, cols = np.nonzero(sole)
-    if len(rows) == row_options.astype(bool).sum():
+    flat = np.flatnonzero(allowed)
+    rows, cols = np.divmod(flat, iou.shape[1])
+    # When no row and no column has two options (people apart from each other: nearly always),
+    # the allowed pairs are the assignment and the solver is skipped.
+    if not len(flat) or (np.count_nonzero(allowed.any(0)) == len(flat)
+                         and np.count_nonzero(allowed.any(1)) == len(flat)):
         return rows, cols
-    open_rows = np.flatnonzero(row_options.astype(bool) & ~sole.any(1))
-    open_cols = np.flatnonzero(col_options.astype(bool) & ~sole.any(0))
+    # Otherwise solve only among the rows and columns that compete: a row and a column that are
+    # each other's only option always pair.
+    row_options = np.bincount(rows, minlength=iou.shape[0])
+    col_options = np.bincount(cols, minlength=iou.shape[1])
+    sole = (row_options[rows] == 1) & (col_options[cols] == 1)
+    row_options[rows[sole]] = 0
+    col_options[cols[sole]] = 0
+    open_rows = np.flatnonzero(row_options)
+    open_cols = np.flatnonzero(col_options)
     sub = iou[np.ix_(open_rows, open_cols)]
     sub_rows, sub_cols = linear_sum_assignment(np.where(sub >= min_iou, 1.0 - sub, UNMATCHABLE))
     keep = sub[sub_rows, sub_cols] >= min_iou
-    return (np.concatenate([rows, open_rows[sub_rows[keep]]]),
-            np.concatenate([cols, open_cols[sub_cols[keep]]]))
+    return (np.concatenate([rows[sole], open_rows[sub_rows[keep]]]),
+            np.concatenate([cols[sole], open_cols[sub_cols[keep]]]))
+
+
+# Columns of Tracker._state, one row per track.
+CENTRE = slice(0, 2)      # filtered box centre at the time the track was last seen
+VELOCITY = slice(2, 4)    # centre velocity, pixels per second
+SIZE = slice(4, 6)        # filtered width, height
+HITS = 6                  # detections paired so far
+SEEN = 7                  # timestamp of the last paired detection
+COLUMNS = 8
 
 
 class Tracker:
-    """Give detections stable ids across frames. update() returns the tracks seen this frame."""
+    """Give detections stable ids across frames. update() returns the tracks seen this frame,
+    from their second detection on (a box seen once is more often clutter than a new object)."""
 
     def __init__(self, cfg: TrackerConfig, capacity: int = 64):
         self.cfg = cfg
@@ -68,11 +88,7 @@ class Tracker:
         """Forget every track; ids keep counting up so they are never reused."""
         c = self._capacity
         self._count = 0                                   # live tracks are rows [0, _count)
-        self._centre = np.zeros((c, 2))                   # filtered box centre at _seen
-        self._velocity = np.zeros((c, 2))                 # centre velocity, pixels per second
-        self._size = np.zeros((c, 2))                     # filtered width, height
-        self._seen = np.zeros(c)                          # timestamp of the last paired detection
-        self._hits = np.zeros(c, np.int64)                # detections paired so far
+        self._state = np.zeros((c, COLUMNS))
         self._ids = np.zeros(c, np.int64)
         self._votes = np.zeros((c, len(COCO_NAMES)), np.float32)  # confidence summed per class
 
@@ -80,99 +96,104 @@ class Tracker:
         """Tracks alive, coasting ones included."""
         return self._count
 
+    def reconfigure(self, cfg: TrackerConfig) -> None:
+        """New thresholds from the next frame on; live tracks are kept."""
+        self.cfg = cfg
+
+    def coast(self, timestamp: float) -> None:
+        """A frame with nothing detected (or skipped): tracks coast and expire as usual."""
+        self.update(Detections.empty(), timestamp)
+
     def update(self, dets: Detections, timestamp: float) -> Detections:
         cfg = self.cfg
         t = float(timestamp)
         n = self._count
         conf = dets.confidence
+        iou = box_iou(self._predicted_boxes(t), dets.xyxy)    # every track x every detection, once
         high = conf >= cfg.high_score
         high_idx = np.flatnonzero(high)
-        predicted = self._predicted_boxes(t)
 
         # Stage 1: confident detections against every track.
-        rows, cols = match(box_iou(predicted, dets.xyxy[high_idx]), cfg.match_iou)
+        rows, cols = match(iou[:, high_idx], cfg.match_iou)
         det_idx = high_idx[cols]
         # Stage 2: low-score detections against the tracks stage 1 left unpaired.
-        low_idx = np.flatnonzero((conf >= cfg.low_score) & ~high)
-        if len(low_idx) and len(rows) < n:
+        if len(rows) < n and len(high_idx) < len(conf):
+            low_idx = np.flatnonzero(~high & (conf >= cfg.low_score))
             free = np.ones(n, bool)
             free[rows] = False
             free_rows = np.flatnonzero(free)
-            low_rows, low_cols = match(box_iou(predicted[free_rows], dets.xyxy[low_idx]), cfg.match_iou)
+            low_rows, low_cols = match(iou[np.ix_(free_rows, low_idx)], cfg.match_iou)
             rows = np.concatenate([rows, free_rows[low_rows]])
             det_idx = np.concatenate([det_idx, low_idx[low_cols]])
 
-        self._correct(rows, dets, det_idx, t)
-        out_ids = self._ids[rows]
-        out_class = self._votes[rows].argmax(1).astype(np.int32)
+        matched_box, matched_conf = dets.xyxy[det_idx], conf[det_idx]
+        voted = self._correct(rows, matched_box, dets.class_id[det_idx], matched_conf, t)
+        tracks = Detections(matched_box, matched_conf, voted, self._ids[rows])
 
-        # A track seen once and missed at once was likely a false detection: it goes now.
-        # Others coast until max_coast_seconds have passed since they were last seen.
-        paired = np.zeros(n, bool)
-        paired[rows] = True
-        expired = ~paired & ((self._hits[:n] == 1) | (t - self._seen[:n] > cfg.max_coast_seconds))
-        if expired.any():
-            self._drop(expired)
+        # A track seen once and missed at once was likely clutter: it goes now. Others coast
+        # until max_coast_seconds have passed since they were last seen.
+        lost = np.ones(n, bool)
+        lost[rows] = False
+        lost &= (self._state[:n, HITS] == 1) | (t - self._state[:n, SEEN] > cfg.max_coast_seconds)
+        if lost.any():
+            self._drop(lost)
 
         starters = high & (conf >= cfg.new_track_score)
         starters[det_idx] = False
-        new_idx = np.flatnonzero(starters)
-        if len(new_idx):
-            new_ids = self._start(dets, new_idx, t)
-            det_idx = np.concatenate([det_idx, new_idx])
-            out_ids = np.concatenate([out_ids, new_ids])
-            out_class = np.concatenate([out_class, dets.class_id[new_idx]])
-        return Detections(dets.xyxy[det_idx], conf[det_idx], out_class, out_ids)
+        if starters.any():
+            self._start(dets, np.flatnonzero(starters), t)
+        return tracks
 
     def _predicted_boxes(self, t: float) -> np.ndarray:
-        n = self._count
-        centre = self._centre[:n] + self._velocity[:n] * (t - self._seen[:n])[:, None]
-        half = self._size[:n] * 0.5
-        return np.concatenate([centre - half, centre + half], axis=1)
+        state = self._state[:self._count]
+        centre = state[:, CENTRE] + state[:, VELOCITY] * (t - state[:, SEEN:])
+        half = state[:, SIZE] * 0.5
+        # float32 like the detections, so the IoU runs in one precision
+        return np.concatenate([centre - half, centre + half], axis=1, dtype=np.float32)
 
-    def _correct(self, rows: np.ndarray, dets: Detections, det_idx: np.ndarray, t: float) -> None:
-        """Alpha-beta update of the paired tracks from their detections."""
-        box = dets.xyxy[det_idx]
-        measured_centre = (box[:, :2] + box[:, 2:]) * 0.5
-        dt = np.maximum(t - self._seen[rows], MIN_STEP_SECONDS)[:, None]
-        velocity = self._velocity[rows]
-        predicted = self._centre[rows] + velocity * dt
-        residual = measured_centre - predicted
+    def _correct(self, rows: np.ndarray, boxes: np.ndarray, class_id: np.ndarray, confidence: np.ndarray,
+                 t: float) -> np.ndarray:
+        """Alpha-beta update of the paired tracks from their boxes; returns their voted classes."""
+        state = self._state[rows]
+        dt = np.maximum(t - state[:, SEEN:], MIN_STEP_SECONDS)
+        predicted = state[:, CENTRE] + state[:, VELOCITY] * dt
+        residual = (boxes[:, :2] + boxes[:, 2:]) * 0.5 - predicted
         # Gains start at 1 for a young track (1/hits) and settle to the constants.
-        youth = 1.0 / self._hits[rows][:, None]
-        self._centre[rows] = predicted + np.maximum(CENTRE_GAIN, youth) * residual
-        self._velocity[rows] = velocity + np.maximum(VELOCITY_GAIN, youth) * residual / dt
-        size = self._size[rows]
-        self._size[rows] = size + SIZE_GAIN * ((box[:, 2:] - box[:, :2]) - size)
-        self._seen[rows] = t
-        self._hits[rows] += 1
-        self._votes[rows, dets.class_id[det_idx]] += dets.confidence[det_idx]
+        youth = 1.0 / state[:, HITS:HITS + 1]
+        state[:, CENTRE] = predicted + np.maximum(CENTRE_GAIN, youth) * residual
+        state[:, VELOCITY] += np.maximum(VELOCITY_GAIN, youth) * residual / dt
+        state[:, SIZE] += SIZE_GAIN * ((boxes[:, 2:] - boxes[:, :2]) - state[:, SIZE])
+        state[:, HITS] += 1
+        state[:, SEEN] = t
+        self._state[rows] = state
+        votes = self._votes[rows]
+        votes[np.arange(len(rows)), class_id] += confidence
+        self._votes[rows] = votes
+        return votes.argmax(1).astype(np.int32)
 
-    def _start(self, dets: Detections, det_idx: np.ndarray, t: float) -> np.ndarray:
+    def _start(self, dets: Detections, det_idx: np.ndarray, t: float) -> None:
         k = len(det_idx)
         start, end = self._count, self._count + k
         if end > len(self._ids):
             self._grow(end)
         box = dets.xyxy[det_idx]
-        self._centre[start:end] = (box[:, :2] + box[:, 2:]) * 0.5
-        self._size[start:end] = box[:, 2:] - box[:, :2]
-        self._velocity[start:end] = 0.0
-        self._seen[start:end] = t
-        self._hits[start:end] = 1
+        state = self._state[start:end]
+        state[:, CENTRE] = (box[:, :2] + box[:, 2:]) * 0.5
+        state[:, VELOCITY] = 0.0
+        state[:, SIZE] = box[:, 2:] - box[:, :2]
+        state[:, HITS] = 1
+        state[:, SEEN] = t
         self._votes[start:end] = 0.0
         self._votes[np.arange(start, end), dets.class_id[det_idx]] = dets.confidence[det_idx]
-        ids = np.arange(self._next_id, self._next_id + k, dtype=np.int64)
-        self._ids[start:end] = ids
+        self._ids[start:end] = np.arange(self._next_id, self._next_id + k)
         self._next_id += k
         self._count = end
-        return ids
 
-    def _arrays(self) -> list[str]:
-        return ["_centre", "_velocity", "_size", "_seen", "_hits", "_ids", "_votes"]
+    _ARRAYS = ("_state", "_ids", "_votes")
 
     def _grow(self, needed: int) -> None:
         capacity = max(needed, 2 * len(self._ids))
-        for name in self._arrays():
+        for name in self._ARRAYS:
             old = getattr(self, name)
             new = np.zeros((capacity,) + old.shape[1:], old.dtype)
             new[:self._count] = old[:self._count]
@@ -181,7 +202,7 @@ class Tracker:
     def _drop(self, gone: np.ndarray) -> None:
         """Remove tracks by mask over the live rows, keeping the rest packed at the front."""
         keep = np.flatnonzero(~gone)
-        for name in self._arrays():
+        for name in self._ARRAYS:
             arr = getattr(self, name)
             arr[:len(keep)] = arr[keep]
         self._count = len(keep)
