@@ -299,3 +299,20 @@ async def test_daemon_lifecycle_startup_run_hourly_job_retry_and_stop(service, t
     finally:
         await uploader.stop()
     assert uploader._task is None and uploader._scheduler is None and uploader._session is None
+
+
+async def test_reload_applies_a_fixed_pin_and_a_new_minute_at_once(service, tmp_path, caplog):
+    clock = FakeClock(datetime(2026, 11, 21, 10, 20, tzinfo=UTC))
+    seed_status(tmp_path, datetime(2026, 11, 21, 8, tzinfo=UTC))
+    uploader = make_uploader(upload_config(service.url, pin="0000"), FakeStore(), tmp_path, clock)
+    await uploader.start()
+    try:
+        await asyncio.wait_for(clock.sleeping.wait(), 10)         # refused: the slow retry wait
+        assert clock.sleeps == [1800.0] and [u.status for u in service.uploads] == [401]
+        uploader.reconfigure(upload_config(service.url, minute=33))
+        await asyncio.wait_for(service.stored_rows.wait(), 10)    # no waiting out the 30 minutes
+        assert uploader._scheduler.get_job("counterd-upload-hourly").next_run_time.minute == 33
+    finally:
+        await uploader.stop()
+    assert [u.status for u in service.uploads] == [401, 200]
+    assert "0000" not in caplog.text and PIN not in caplog.text

@@ -1,13 +1,13 @@
-"""Prometheus metrics for uploads. They live in the default registry at import, so the daemon's
-/metrics (prometheus_client.generate_latest()) shows them with no wiring; tests pass an
-UploadMetrics built on their own CollectorRegistry."""
+"""Prometheus metrics for uploads, in whichever registry the daemon serves on /metrics:
+`UploadMetrics(daemon.metrics.registry)`. Nothing is registered at import, so several daemons
+(or tests) in one process never collide."""
 from __future__ import annotations
 
-from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge
+from prometheus_client import CollectorRegistry, Counter, Gauge
 
 
 class UploadMetrics:
-    def __init__(self, registry: CollectorRegistry = REGISTRY):
+    def __init__(self, registry: CollectorRegistry):
         self.spool_files = Gauge("counterd_upload_spool_files",
                                  "Reports waiting in the outbox", registry=registry)
         self.spool_bytes = Gauge("counterd_upload_spool_bytes",
@@ -22,6 +22,5 @@ class UploadMetrics:
                                 ["outcome"], registry=registry)
         self.last_success = Gauge("counterd_upload_last_success_timestamp_seconds",
                                   "When the service last accepted a report (Unix time)", registry=registry)
-
-
-METRICS = UploadMetrics()
+        for outcome in ("delivered", "rejected", "refused", "unreachable"):
+            self.attempts.labels(outcome)

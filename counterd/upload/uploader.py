@@ -19,15 +19,18 @@ from typing import Protocol
 import aiohttp
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
+from prometheus_client import CollectorRegistry
 
 from counterd.config import UploadConfig
-from counterd.upload.metrics import METRICS, UploadMetrics
+from counterd.upload.metrics import UploadMetrics
 from counterd.upload.outbox import DeliveryStatus, Outbox, iso_utc
 from counterd.upload.pin import PinError, read_pin
 from counterd.upload.report import HOUR, CountSource, Report, build_report, hour_floor, hour_of_name
 from counterd.upload.sender import Outcome, SendResult, display_url, send_report, upload_endpoint
 
 log = logging.getLogger("counterd.upload")
+
+HOURLY_JOB = "counterd-upload-hourly"
 
 
 class Clock(Protocol):
@@ -55,7 +58,7 @@ class Uploader:
         self.source = source
         self.outbox = Outbox(Path(state_dir) / "outbox")
         self.clock = clock or SystemClock()
-        self.metrics = metrics or METRICS
+        self.metrics = metrics or UploadMetrics(CollectorRegistry())
         self.rng = rng or random.Random()
         self.endpoint = upload_endpoint(config.url)
         self._failures = 0                   # consecutive unreachable answers, for the backoff
@@ -63,6 +66,7 @@ class Uploader:
         self._was_over_limit = False
         self._warned_unknown_camera = False
         self._session: aiohttp.ClientSession | None = None
+        self._session_outdated = False
         self._scheduler: AsyncIOScheduler | None = None
         self._task: asyncio.Task | None = None
         self._blocking_work: asyncio.Future | None = None
@@ -74,9 +78,8 @@ class Uploader:
         """Schedule the hourly job and start the sender; the first cycle (start-up backfill and
         send) begins at once."""
         self._scheduler = AsyncIOScheduler(timezone=UTC)
-        self._scheduler.add_job(self._on_the_hour, CronTrigger(minute=self.config.minute, timezone=UTC),
-                                id="counterd-upload-hourly", coalesce=True, max_instances=1,
-                                misfire_grace_time=3600)
+        self._scheduler.add_job(self._on_the_hour, self._hourly_trigger(), id=HOURLY_JOB, coalesce=True,
+                                max_instances=1, misfire_grace_time=3600)
         self._scheduler.start()
         self._task = asyncio.create_task(self._run(), name="counterd-upload")
         log.info("uploading hourly reports for %r to %s at minute %d past each hour",
@@ -99,6 +102,19 @@ class Uploader:
         if self._session is not None:
             await self._session.close()
             self._session = None
+
+    def reconfigure(self, config: UploadConfig) -> None:
+        """Apply a reloaded [upload] section (SIGHUP) from a cycle that starts now. Turning
+        uploads off is the daemon's call: it stops the uploader."""
+        self.config = config
+        self.endpoint = upload_endpoint(config.url)
+        self._session_outdated = True          # the timeouts may have changed
+        if self._scheduler is not None:
+            self._scheduler.reschedule_job(HOURLY_JOB, trigger=self._hourly_trigger())
+        self.wake()
+
+    def _hourly_trigger(self) -> CronTrigger:
+        return CronTrigger(minute=self.config.minute, timezone=UTC)
 
     def wake(self) -> None:
         """Build and send now instead of waiting for the next hour or retry."""
@@ -208,7 +224,7 @@ class Uploader:
             except PinError as exc:
                 result = SendResult(Outcome.REFUSED, str(exc))
             else:
-                result = await send_report(self._client(), self.endpoint, path.name, data,
+                result = await send_report(await self._client(), self.endpoint, path.name, data,
                                            pin.reveal(), self.config.overwrite)
             self.metrics.attempts.labels(result.outcome.value).inc()
             retry_in = await self._settle(path, result, len(pending))
@@ -253,7 +269,10 @@ class Uploader:
         ceiling = min(self.config.backoff_cap_s, self.config.backoff_base_s * 2 ** min(failures - 1, 60))
         return ceiling / 2 + self.rng.uniform(0, ceiling / 2)
 
-    def _client(self) -> aiohttp.ClientSession:
+    async def _client(self) -> aiohttp.ClientSession:
+        if self._session_outdated:
+            self._session_outdated = False
+            await self.close()
         if self._session is None:
             timeout = aiohttp.ClientTimeout(total=self.config.timeout_s,
                                             sock_connect=self.config.connect_timeout_s)
