@@ -124,10 +124,13 @@ class Uploader:
         self._wake.set()
 
     async def _run(self) -> None:
-        await self._blocking(self._forget_partial_writes)
+        cleaned = False
         while True:
             self._wake.clear()
             try:
+                if not cleaned:
+                    await self._blocking(self._forget_partial_writes)
+                    cleaned = True
                 retry_in = await self.run_once()
             except OSError as exc:   # disk full, permissions: keep the daemon up, try again later
                 log.error("upload: %s; trying again in %g s", exc, self.config.backoff_cap_s)
@@ -179,8 +182,10 @@ class Uploader:
                 built.append(report)
                 hour += HOUR
         if built:
-            log.info("built %d report(s): %s", len(built), ", ".join(r.name for r in built))
-        self._refresh_spool_metrics(announce=True)
+            names = [r.name for r in built]
+            log.info("built %d report(s): %s", len(names),
+                     ", ".join(names) if len(names) <= 3 else f"{names[0]} ... {names[-1]}")
+        self._refresh_spool_metrics(announce=bool(built))   # an outbox over its limit: hourly warning
         return built
 
     def _first_hour_to_build(self, status: DeliveryStatus, now: datetime) -> datetime:
