@@ -1,0 +1,192 @@
+"""Tracker: IoU and assignment, ids kept through motion, misses and crossings, class votes."""
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+import pytest
+
+from conftest import PETS_GT, REPO, need_shared
+from counterd.classes import CLASS_IDS
+from counterd.config import CountingConfig, LineConfig, TrackerConfig
+from counterd.count import LineCounter
+from counterd.detections import Detections
+from counterd.track import Tracker, box_iou, match
+
+sys.path.insert(0, str(REPO / "bench"))
+from groundtruth import crossing_totals, read_mot, true_crossings  # noqa: E402
+
+PERSON, CAR, TRUCK = CLASS_IDS["person"], CLASS_IDS["car"], CLASS_IDS["truck"]
+
+
+def boxes_at(centres, size=(20, 50)) -> np.ndarray:
+    c = np.asarray(centres, float).reshape(-1, 2)
+    half = np.asarray(size, float) / 2
+    return np.concatenate([c - half, c + half], axis=1)
+
+
+def dets(centres, scores=0.9, classes=PERSON, size=(20, 50)) -> Detections:
+    xyxy = boxes_at(centres, size)
+    n = len(xyxy)
+    return Detections.from_arrays(xyxy, np.broadcast_to(scores, n), np.broadcast_to(classes, n))
+
+
+def ids_by_x(tracks: Detections) -> list[int]:
+    """Track ids ordered by box centre x, to compare frames whatever the row order."""
+    return tracks.tracker_id[np.argsort(tracks.xyxy[:, 0] + tracks.xyxy[:, 2])].tolist()
+
+
+def test_box_iou_matches_hand_computed_values():
+    a = np.array([[0, 0, 10, 10], [0, 0, 2, 2]], np.float32)
+    b = np.array([[5, 0, 15, 10], [20, 20, 30, 30], [0, 0, 10, 10]], np.float32)
+    expected = [[50 / 150, 0, 1], [0, 0, 4 / 100]]
+    np.testing.assert_allclose(box_iou(a, b), expected, rtol=1e-6)
+    assert box_iou(a[:0], b).shape == (0, 3)
+
+
+def test_match_pairs_one_to_one_above_the_threshold():
+    iou = np.array([[0.9, 0.0, 0.0], [0.0, 0.1, 0.0], [0.0, 0.0, 0.6]])
+    rows, cols = match(iou, 0.2)
+    assert sorted(zip(rows.tolist(), cols.tolist())) == [(0, 0), (2, 2)]
+
+
+def test_match_solves_conflicts_for_the_most_pairs_not_greedily():
+    # Greedy would pair row 0 with column 0 (best IoU) and leave row 1 with nothing.
+    iou = np.array([[0.9, 0.5, 0.0], [0.8, 0.0, 0.0], [0.0, 0.0, 0.7]])
+    rows, cols = match(iou, 0.2)
+    assert sorted(zip(rows.tolist(), cols.tolist())) == [(0, 1), (1, 0), (2, 2)]
+
+
+def test_match_of_empty_matrices():
+    for shape in [(0, 3), (3, 0), (0, 0)]:
+        rows, cols = match(np.zeros(shape), 0.2)
+        assert len(rows) == len(cols) == 0
+
+
+def test_ids_are_kept_while_objects_move_and_are_never_reused():
+    tracker = Tracker(TrackerConfig())
+    seen = []
+    for k in range(20):
+        tracks = tracker.update(dets([(100 + 8 * k, 100), (400 - 5 * k, 200)]), k / 10)
+        seen.append(ids_by_x(tracks))
+    assert seen[1:] == [seen[1]] * 19 and len(set(seen[1])) == 2
+    tracker.reset()
+    again = tracker.update(dets([(100, 100)]), 3.0)
+    again = tracker.update(dets([(100, 100)]), 3.1)
+    assert again.tracker_id[0] > max(seen[1])
+
+
+def test_a_single_detection_is_not_reported_until_seen_twice():
+    tracker = Tracker(TrackerConfig())
+    assert len(tracker.update(dets([(50, 50)]), 0.0)) == 0
+    assert len(tracker.update(dets([(52, 50)]), 0.1)) == 1
+    # Clutter seen once and gone next frame is dropped at once, not kept coasting.
+    tracker.update(dets([(52, 50), (300, 300)]), 0.2)
+    tracker.update(dets([(52, 50)]), 0.3)
+    assert len(tracker) == 1
+
+
+def test_two_people_crossing_paths_keep_their_ids():
+    tracker = Tracker(TrackerConfig())
+    history = {}
+    for k in range(30):
+        a, b = (100 + 10 * k, 200), (390 - 10 * k, 205)     # pass each other at k = 14.5
+        tracks = tracker.update(dets([a, b]), k / 10)
+        for tid, x in zip(tracks.tracker_id, (tracks.xyxy[:, 0] + tracks.xyxy[:, 2]) / 2):
+            history.setdefault(int(tid), []).append(float(x))
+    assert len(history) == 2
+    walking_right = [xs for xs in history.values() if xs[-1] > xs[0]]
+    walking_left = [xs for xs in history.values() if xs[-1] < xs[0]]
+    assert len(walking_right) == len(walking_left) == 1
+    assert all(np.diff(walking_right[0]) > 0) and all(np.diff(walking_left[0]) < 0)
+
+
+def test_low_score_detections_extend_tracks_but_never_start_them():
+    tracker = Tracker(TrackerConfig(high_score=0.5, low_score=0.1, new_track_score=0.6))
+    tracker.update(dets([(100, 100)], 0.9), 0.0)
+    first = tracker.update(dets([(105, 100)], 0.9), 0.1).tracker_id.tolist()
+    half_hidden = tracker.update(dets([(110, 100), (300, 300)], [0.3, 0.3]), 0.2)
+    assert half_hidden.tracker_id.tolist() == first
+    assert len(tracker) == 1
+    # Between high_score and new_track_score: extends nothing here, starts nothing.
+    tracker.update(dets([(400, 50)], 0.55), 0.3)
+    tracker.update(dets([(400, 50)], 0.55), 0.4)
+    assert all(len(tracker.update(dets([(400, 50)], 0.55), 0.5 + k / 10)) == 0 for k in range(3))
+
+
+def test_tracks_coast_through_misses_for_max_coast_seconds_at_any_frame_rate():
+    for fps in (5, 10, 30):
+        tracker = Tracker(TrackerConfig(max_coast_seconds=1.0))
+        t = [k / fps for k in range(4 * fps)]
+        x = lambda ts: 100 + 50 * ts                          # 50 px/s to the right
+        ids = [tracker.update(dets([(x(ts), 100)]), ts).tracker_id.tolist() for ts in t[:fps]]
+        # 0.8 s without a detection, then seen again where constant velocity says it would be.
+        for ts in t[fps:fps + int(0.8 * fps)]:
+            assert len(tracker.update(Detections.empty(), ts)) == 0
+        back = t[fps + int(0.8 * fps)]
+        assert tracker.update(dets([(x(back), 100)]), back).tracker_id.tolist() == ids[-1], fps
+        # 1.2 s without: the track is gone and the object gets a new id.
+        gone = back + 1.2
+        tracker.coast(gone - 0.01)
+        assert len(tracker) == 0
+        tracker.update(dets([(x(gone), 100)]), gone)
+        new = tracker.update(dets([(x(gone + 0.1), 100)]), gone + 0.1).tracker_id.tolist()
+        assert new[0] > ids[-1][0], fps
+
+
+def test_prediction_follows_a_fast_object_whose_boxes_do_not_overlap_between_frames():
+    # Speeds up to 18 px a frame, more than its 12 px width: only the prediction can follow it.
+    steps = [6, 8, 10, 12, 14, 16] + [18] * 10
+    xs = 50 + np.cumsum([0] + steps)
+    tracker = Tracker(TrackerConfig())
+    ids = [tracker.update(dets([(x, 100)], size=(12, 30)), k / 10).tracker_id.tolist()
+           for k, x in enumerate(xs)]
+    assert ids[1:] == [ids[1]] * (len(xs) - 1) and len(ids[1]) == 1
+
+
+def test_class_is_the_confidence_weighted_vote_over_the_tracks_life():
+    tracker = Tracker(TrackerConfig())
+    classes = [CAR, CAR, TRUCK, CAR, TRUCK, TRUCK, TRUCK]
+    scores = [0.9, 0.9, 0.6, 0.9, 0.6, 0.6, 0.6]           # car 2.7 against truck 2.4
+    out = [tracker.update(dets([(100 + 3 * k, 100)], s, c), k / 10)
+           for k, (c, s) in enumerate(zip(classes, scores))]
+    assert [int(o.class_id[0]) for o in out[1:]] == [CAR] * 6
+    out = tracker.update(dets([(130, 100)], 0.6, TRUCK), 0.8)
+    assert int(out.class_id[0]) == TRUCK                    # now 3.0 against 2.7
+
+
+def test_many_objects_grow_the_state_and_keep_distinct_ids():
+    tracker = Tracker(TrackerConfig(), capacity=4)
+    grid = [(30 + 40 * i, 40 + 80 * j) for i in range(15) for j in range(8)]
+    for k in range(5):
+        tracks = tracker.update(dets([(x + 2 * k, y) for x, y in grid]), k / 10)
+    assert len(tracks) == len(grid) and len(set(tracks.tracker_id.tolist())) == len(grid)
+
+
+def test_returned_boxes_are_the_detections_of_this_frame():
+    tracker = Tracker(TrackerConfig())
+    tracker.update(dets([(100, 100)], 0.8), 0.0)
+    d = dets([(104, 101)], 0.7)
+    out = tracker.update(d, 0.1)
+    np.testing.assert_array_equal(out.xyxy, d.xyxy)
+    assert out.confidence.tolist() == pytest.approx([0.7])
+
+
+@pytest.fixture(scope="module")
+def pets_gt():
+    return read_mot(need_shared(PETS_GT))
+
+
+def test_tracker_and_counter_on_ground_truth_boxes_without_ids(pets_gt):
+    """The counts from re-tracking the ground-truth boxes come close to the true crossings."""
+    lines = (LineConfig("v240", (240, 0), (240, 360)), LineConfig("h200", (0, 200), (480, 200)),
+             LineConfig("diagonal", (100, 50), (400, 330)))
+    tracker, counter = Tracker(TrackerConfig()), LineCounter(lines, CountingConfig())
+    for index, gt in pets_gt.frames():
+        t = index / 10
+        counter.update(tracker.update(Detections.from_arrays(gt.xyxy, gt.confidence, gt.class_id), t), t)
+    true = sum(sum(crossing_totals(true_crossings(pets_gt, line.start, line.end)).values()) for line in lines)
+    error = sum(abs(sum(counter.totals[line.name][d].values())
+                    - crossing_totals(true_crossings(pets_gt, line.start, line.end))[d])
+                for line in lines for d in ("in", "out"))
+    assert 1 - error / true >= 0.95
