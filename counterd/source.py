@@ -21,6 +21,7 @@ import os
 import re
 import threading
 import time
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator, Protocol
@@ -84,6 +85,17 @@ def redact(spec: str) -> str:
 
 
 _env_lock = threading.Lock()
+_readers: weakref.WeakSet[threading.Thread] = weakref.WeakSet()   # every reader thread still running
+
+
+def wait_for_readers(timeout: float) -> bool:
+    """Join reader threads left behind by close() (blocked in a frozen stream's read()); True
+    when none is left. A process must not exit with one inside OpenCV: when it returns into a
+    finalizing interpreter the thread is unwound through C++ and the process aborts."""
+    deadline = time.monotonic() + timeout
+    for thread in list(_readers):
+        thread.join(max(0.0, deadline - time.monotonic()))
+    return not any(t.is_alive() for t in list(_readers))
 
 
 def open_capture(spec: str, *, open_timeout_s: float = 5.0, read_timeout_s: float = 5.0,
@@ -135,8 +147,12 @@ class VideoSource:
 
     def __init__(self, open_capture: CaptureFactory, *, name: str, live: bool, loop: bool = False,
                  clock: Callable[[], float] = time.time, buffer_frames: int = FILE_BUFFER_FRAMES,
-                 observe_read: Callable[[float], None] | None = None):
+                 observe_read: Callable[[float], None] | None = None, stale_read_s: float | None = None):
         self.name = name
+        # When FFmpeg's read timeout fires on a frozen stream, read() hands back the last decoded
+        # frame again instead of failing. A live read that blocked this long is such a stale frame.
+        self._stale_read_s = stale_read_s if live else None
+        self.stale = 0
         self._observe_read = observe_read   # seconds per read(): decode, plus the wait for live frames
         self.live = live
         self.loop = loop and not live
@@ -156,6 +172,7 @@ class VideoSource:
         self._stopping = False
         self._done = False
         self._thread = threading.Thread(target=self._run, name="counterd-capture", daemon=True)
+        _readers.add(self._thread)
         self._thread.start()
 
     # --- consumer side
@@ -217,8 +234,12 @@ class VideoSource:
             while not self._stopping:
                 started = time.perf_counter()
                 ok, image = capture.read()
+                took = time.perf_counter() - started
+                if ok and self._stale_read_s is not None and took >= self._stale_read_s:
+                    self.stale += 1
+                    continue
                 if ok and self._observe_read is not None:
-                    self._observe_read(time.perf_counter() - started)
+                    self._observe_read(took)
                 if not ok or image is None:
                     if self.loop and self.frames_read > 0 and not self._stopping:
                         capture.release()
@@ -289,4 +310,4 @@ def open_source(spec: str, *, loop: bool = False, open_timeout_s: float = 5.0,
     factory = capture_factory or (lambda: open_capture(
         spec, open_timeout_s=open_timeout_s, read_timeout_s=read_timeout_s, rtsp_transport=rtsp_transport))
     return VideoSource(factory, name=redact(spec), live=is_live(spec), loop=loop, clock=clock,
-                       observe_read=observe_read)
+                       observe_read=observe_read, stale_read_s=0.9 * read_timeout_s)

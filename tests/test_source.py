@@ -174,3 +174,27 @@ def test_pets_clip_positions_start_at_zero():
     assert len(frames) == 795
     assert frames[0].timestamp == 0.0
     assert frames[-1].timestamp == pytest.approx(794 / 10)
+
+
+def test_live_frame_after_a_read_timeout_is_stale_and_skipped():
+    """FFmpeg's read timeout on a frozen stream returns the last frame again; it must not count as new."""
+    delays = iter([0.0, 0.3, 0.0])       # the second read blocks past the 0.2 s stale limit
+
+    class SlowCapture(ScriptedCapture):
+        def read(self):
+            time.sleep(next(delays, 0.0))
+            return super().read()
+
+    source = VideoSource(lambda: SlowCapture(3), name="cam", live=True, stale_read_s=0.2)
+    try:
+        frames = []
+        while True:
+            try:
+                frame = source.read(timeout=2)
+            except EndOfStream:
+                break
+            frames.append(int(frame.image[0, 0, 0]))
+    finally:
+        source.close()
+    assert 1 not in frames and frames[-1] == 2
+    assert source.stale == 1

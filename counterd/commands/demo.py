@@ -17,7 +17,7 @@ from pathlib import Path
 from counterd.config import config_from_dict
 from counterd.daemon import scene
 from counterd.daemon.logs import setup_logging
-from counterd.daemon.service import make_daemon_app, serve
+from counterd.daemon.service import leave, make_daemon_app, serve
 
 REALM = "counterd"
 
@@ -64,4 +64,4 @@ Stop with Ctrl-C.
 
         app = make_daemon_app(config, capture_factory=scene.DemoScene)
         asyncio.run(serve(app, config.api.host, config.api.port, on_started=announce))
-    return 0
+    return leave(0)

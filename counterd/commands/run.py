@@ -5,7 +5,7 @@ import asyncio
 
 from counterd.config import load_config
 from counterd.daemon.logs import setup_logging
-from counterd.daemon.service import make_daemon_app, serve
+from counterd.daemon.service import leave, make_daemon_app, serve
 
 
 def register(subparsers) -> None:
@@ -19,4 +19,4 @@ def run(args) -> int:
     d = config.daemon
     setup_logging(d.log_path, verbose=args.verbose, max_bytes=d.log_max_bytes, backups=d.log_backups)
     asyncio.run(serve(make_daemon_app(config), config.api.host, config.api.port))
-    return 0
+    return leave(0)

@@ -16,6 +16,7 @@ import dataclasses
 import logging
 import os
 import signal
+import sys
 import time
 from datetime import timezone, tzinfo
 from pathlib import Path
@@ -33,13 +34,14 @@ from counterd.daemon.notify import Notifier
 from counterd.daemon.worker import InferenceWorker, Recorder
 from counterd.errors import UserError
 from counterd.pipeline import Pipeline
-from counterd.source import CaptureFactory, VideoSource, open_source, redact
+from counterd.source import CaptureFactory, VideoSource, open_source, redact, wait_for_readers
 from counterd.store import AsyncStore, Store
 
 log = logging.getLogger("counterd.daemon")
 
 STATUS_EVERY_S = 5.0      # STATUS= line for `systemctl status` when systemd has no watchdog
 STOP_WORKER_S = 5.0       # the worker finishes its frame within this on shutdown
+READER_GRACE_S = 2.0      # how long exit waits for a capture thread stuck in a frozen read()
 # Sections whose change needs a restart: they shape objects built once (capture, model, server).
 RESTART_SECTIONS = ("camera", "detector", "source", "daemon", "store", "api")
 
@@ -281,3 +283,16 @@ async def serve(app: web.Application, host: str, port: int, *,
             loop.remove_signal_handler(sig)
         await runner.cleanup()
     log.info("stopped")
+
+
+def leave(code: int) -> int:
+    """The exit code to return, after making sure no capture thread is still inside OpenCV (a
+    frozen camera's read() cannot be interrupted). If one is, exit at once: the counts are
+    already flushed, and a thread returning into a finalizing interpreter would abort the process."""
+    if wait_for_readers(READER_GRACE_S):
+        return code
+    log.warning("a camera read is still blocked; exiting without waiting for it")
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
