@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import sqlite3
 
+from counterd.errors import UserError
+
 MIGRATIONS: tuple[str, ...] = (
     # 1: crossing events, 1-minute count bins and per-minute coverage. Minutes are UTC epoch
     # minutes (epoch // 60); local-time bins are derived at query time.
@@ -37,8 +39,8 @@ MIGRATIONS: tuple[str, ...] = (
 VERSION = len(MIGRATIONS)
 
 
-class SchemaTooNew(Exception):
-    pass
+class SchemaTooNew(UserError):
+    """The database was written by a newer counterd."""
 
 
 def migrate(conn: sqlite3.Connection, target: int = VERSION) -> int:

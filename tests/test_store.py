@@ -1,0 +1,148 @@
+"""The counts store: minute bins, coverage, local-time bins across DST, live totals, retention,
+migrations and alerts."""
+from __future__ import annotations
+
+import sqlite3
+from datetime import datetime, timezone
+
+import pytest
+
+from api_support import BERLIN, Clock, ev, local, make_config
+from counterd.store import AlertRules, Store
+from counterd.store.schema import VERSION, SchemaTooNew, migrate
+from counterd.store.wallclock import wall_of_date
+
+
+def utc(epoch: float) -> datetime:
+    return datetime.fromtimestamp(epoch, timezone.utc)
+
+
+@pytest.fixture
+def store(tmp_path):
+    clock = Clock(local(2024, 6, 12, 12))
+    s = Store(tmp_path / "counts.db", BERLIN, clock=clock)
+    s.test_clock = clock
+    yield s
+    s.close()
+
+
+def test_counts_and_coverage_between(store):
+    t = local(2024, 6, 11, 10)
+    store.add_events([ev(t + 5), ev(t + 30, "out"), ev(t + 61), ev(t + 61, line="exit"),
+                      ev(t + 62, class_name="car")])
+    store.add_coverage(t + 30, t + 150)
+    assert store.counts_between(utc(t), utc(t + 60)) == {("door", "in", "person"): 1, ("door", "out", "person"): 1}
+    assert store.counts_between(utc(t), utc(t + 120)) == {
+        ("door", "in", "person"): 2, ("door", "out", "person"): 1, ("exit", "in", "person"): 1,
+        ("door", "in", "car"): 1}
+    assert store.coverage_between(utc(t), utc(t + 60)) == pytest.approx(30)
+    assert store.coverage_between(utc(t), utc(t + 180)) == pytest.approx(120)
+    store.add_coverage(t, t + 60)       # overlapping reports never make a minute longer than 60 s
+    assert store.coverage_between(utc(t), utc(t + 60)) == pytest.approx(60)
+
+
+def test_days_without_data_are_absent(store):
+    store.add_events([ev(local(2024, 6, 9, 23, 59))])
+    store.add_coverage(local(2024, 6, 11, 8), local(2024, 6, 11, 9))
+    assert store.days_with_data() == [wall_of_date(datetime(2024, 6, 9)), wall_of_date(datetime(2024, 6, 11))]
+
+
+def _day(store, y, m, d, res):
+    (day,) = store.binned([wall_of_date(datetime(y, m, d))], res, "door", "person")
+    return day
+
+
+def test_spring_forward_day_has_23_hours(store):
+    store.add_coverage(local(2024, 3, 31), local(2024, 4, 1))
+    store.add_events([ev(local(2024, 3, 31, 1, 59)), ev(local(2024, 3, 31, 3, 0)), ev(local(2024, 3, 31, 23, 59))])
+    day = _day(store, 2024, 3, 31, 3600)
+    assert len(day.starts) == 23                    # 02:00-03:00 does not exist
+    assert sum(day.coverage.values()) == pytest.approx(23 * 3600)
+    assert [day.count(s, "door", "in", "person") for s in day.starts[1:3]] == [1, 1]
+    assert len(_day(store, 2024, 3, 31, 900).starts) == 92
+    whole = _day(store, 2024, 3, 31, 86400)
+    assert whole.coverage[whole.day] == pytest.approx(23 * 3600) and whole.count(whole.day, "door", "in", "person") == 3
+
+
+def test_fall_back_day_has_25_hours_and_merges_the_repeated_hour(store):
+    first_0230 = local(2024, 10, 27, 2, 30)          # CEST
+    store.add_coverage(local(2024, 10, 27), local(2024, 10, 28))
+    store.add_events([ev(first_0230), ev(first_0230 + 3600)])   # 02:30 CEST and 02:30 CET
+    day = _day(store, 2024, 10, 27, 3600)
+    assert len(day.starts) == 24
+    assert day.count(day.day + 2 * 3600, "door", "in", "person") == 2
+    assert day.coverage[day.day + 2 * 3600] == pytest.approx(7200)
+    whole = _day(store, 2024, 10, 27, 86400)
+    assert whole.coverage[whole.day] == pytest.approx(25 * 3600)
+
+
+def test_live_totals_reset_at_local_midnight(tmp_path):
+    clock = Clock(local(2024, 6, 11, 23, 59))
+    store = Store(tmp_path / "c.db", BERLIN, clock=clock)
+    store.add_events([ev(local(2024, 6, 11, 23, 59)), ev(local(2024, 6, 11, 23, 59, 30), "out")])
+    assert store.live.today(clock.now)[1] == {("door", "in", "person"): 1, ("door", "out", "person"): 1}
+    clock.now = local(2024, 6, 12, 0, 0, 1)
+    assert store.live.today(clock.now)[1] == {}
+    store.add_events([ev(local(2024, 6, 12, 0, 0, 2))])
+    store.close()
+    reopened = Store(tmp_path / "c.db", BERLIN, clock=clock)   # seeded from the database
+    assert reopened.live.today(clock.now)[1] == {("door", "in", "person"): 1}
+    reopened.close()
+
+
+def test_retention_prunes_old_rows(tmp_path):
+    clock = Clock(local(2024, 6, 12, 12))
+    store = Store(tmp_path / "c.db", BERLIN, retention_days=10, clock=clock)
+    store.add_events([ev(local(2024, 5, 1, 12)), ev(local(2024, 6, 10, 12))])
+    store.add_coverage(local(2024, 5, 1, 12), local(2024, 5, 1, 13))
+    clock.now += 86400                 # a day later the next write prunes
+    store.add_coverage(clock.now - 60, clock.now)
+    assert store.counts_between(utc(0), utc(clock.now)) == {("door", "in", "person"): 1}
+    assert store.coverage_between(utc(0), utc(local(2024, 6, 1))) == 0
+    assert len(store.events_between(0, clock.now)) == 1
+    store.close()
+
+
+def test_migration_keeps_existing_data(tmp_path):
+    path = tmp_path / "old.db"
+    conn = sqlite3.connect(path, isolation_level=None)
+    migrate(conn, target=1)
+    conn.execute("INSERT INTO counts VALUES ('door', 'person', ?, 'in', 7)", (int(local(2024, 6, 11, 9) // 60),))
+    conn.close()
+    store = Store(path, BERLIN, clock=Clock(local(2024, 6, 12)))
+    assert store.counts_between(utc(0), utc(local(2024, 6, 12))) == {("door", "in", "person"): 7}
+    assert store.alerts_between(0, 2e9, 10) == []          # version 2's table exists
+    assert store._query("PRAGMA user_version")[0][0] == VERSION
+    store.close()
+    conn = sqlite3.connect(path)
+    conn.execute(f"PRAGMA user_version = {VERSION + 1}")
+    conn.close()
+    with pytest.raises(SchemaTooNew, match="newer"):
+        Store(path, BERLIN)
+
+
+def test_alert_rules_tailgating_and_wrong_way(tmp_path):
+    config = make_config()
+    seen = []
+    store = Store(tmp_path / "c.db", BERLIN, alert_rules=AlertRules(config.lines), clock=Clock(local(2024, 6, 12)))
+    store.alert_listeners.append(seen.extend)
+    t = local(2024, 6, 11, 9)
+    alerts = store.add_events([ev(t, track=1), ev(t + 5, track=2), ev(t + 6.5, track=3), ev(t + 7, "out", track=4)])
+    assert [(a.kind, a.track_id) for a in alerts] == [("tailgating", 3)]
+    alerts += store.add_events([ev(t + 7.5, track=5), ev(t + 8, "out", line="exit", track=6)])
+    assert [(a.kind, a.line, a.track_id) for a in alerts] == [
+        ("tailgating", "door", 3), ("tailgating", "door", 5), ("wrong-way", "exit", 6)]
+    assert store.alerts_between(0, 2e9, 10) == alerts == seen
+    store.close()
+
+
+def test_clear_data_and_disabled_counting(store):
+    t = local(2024, 6, 12, 11)
+    store.add_events([ev(t)])
+    store.add_coverage(t, t + 60)
+    store.clear_data()
+    assert store.days_with_data() == [] and store.live.today(store.test_clock.now)[1] == {}
+    store.counting_enabled = False
+    store.add_events([ev(t + 1)])
+    store.add_coverage(t, t + 60)
+    assert store.counts_between(utc(0), utc(t + 3600)) == {} and store.coverage_between(utc(0), utc(t + 3600)) == 0
