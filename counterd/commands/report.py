@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import gzip
 import json
 import logging
 import re
+import sqlite3
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -42,6 +44,19 @@ def register(subparsers) -> None:
     status.add_argument("--json", action="store_true", help="print one JSON object")
     requeue = action("requeue", "move quarantined reports back into the outbox", run_requeue)
     requeue.add_argument("names", nargs="*", metavar="NAME", help="file names in quarantine (default: all)")
+
+
+def explained(run):
+    """Disk and database trouble (permissions, a full disk, a locked database) as one line."""
+    @functools.wraps(run)
+    def wrapper(args) -> int:
+        try:
+            return run(args)
+        except OSError as exc:
+            raise UserError(f"{exc.filename}: {exc.strerror}" if exc.filename else str(exc)) from None
+        except sqlite3.Error as exc:
+            raise UserError(f"counts database: {exc}") from None
+    return wrapper
 
 
 def parse_hour(text: str) -> datetime:
@@ -97,6 +112,7 @@ def need_camera_ref(config: Config) -> None:
         raise UserError(f"{config.path}: upload.camera_ref is not set (the camera's id at the service)")
 
 
+@explained
 def run_build(args) -> int:
     config = load_config(args.config)
     need_camera_ref(config)
@@ -117,6 +133,7 @@ def run_build(args) -> int:
     return 0
 
 
+@explained
 def run_push(args) -> int:
     from counterd.upload.uploader import Uploader   # aiohttp and APScheduler only for pushing
     config = load_config(args.config)
@@ -163,6 +180,7 @@ def read_why(path: Path) -> str:
         return ""
 
 
+@explained
 def run_status(args) -> int:
     config = load_config(args.config)
     info = describe(Outbox(state_dir(config, args) / "outbox"))
@@ -186,6 +204,7 @@ def run_status(args) -> int:
     return 0
 
 
+@explained
 def run_requeue(args) -> int:
     config = load_config(args.config)
     outbox = Outbox(state_dir(config, args) / "outbox")

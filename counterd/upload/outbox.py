@@ -131,6 +131,9 @@ class Outbox:
                 value = getattr(status, key)
                 if value is not None:
                     datetime.fromisoformat(value)
+            for key in ("last_success", "last_error"):
+                if not isinstance(getattr(status, key), (dict, type(None))):
+                    raise TypeError(f"{key} is not an object")
             return status
         except FileNotFoundError:
             return DeliveryStatus()
