@@ -33,6 +33,8 @@ class OnnxDetector(Detector):
         options.inter_op_num_threads = 1      # one graph at a time; parallelism is inside ops
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         options.log_severity_level = 3        # int8 models warn about every quantised node
+        # Idle pool threads otherwise spin between frames, burning the cores decode and the API need.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
             self.session = ort.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
         except Exception as exc:  # onnxruntime raises its own types for every kind of bad file
