@@ -49,6 +49,10 @@ async def service(aiohttp_server):
     return central
 
 
+def sample(uploader, name: str, **labels) -> float | None:
+    return uploader.metrics.registry.get_sample_value(name, labels)
+
+
 def free_port_url() -> str:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -79,6 +83,9 @@ async def test_service_down_24_hours_then_back_gets_every_hour_once_in_order(ser
     status = uploader.outbox.read_status()
     assert status.last_delivered_hour == hours[-1].isoformat()
     assert status.last_success["file"] == "20261121T08Z_entrance-north.csv.gz"
+    assert sample(uploader, "counterd_upload_attempts_total", outcome="unreachable") == 24
+    assert sample(uploader, "counterd_upload_attempts_total", outcome="delivered") == 24
+    assert sample(uploader, "counterd_upload_spool_files") == 0
 
 
 async def test_restart_after_downtime_backfills_missed_hours_within_the_horizon(service, tmp_path, caplog):
@@ -163,7 +170,7 @@ async def test_rejected_report_is_quarantined_once_and_the_next_one_still_goes(s
     kept = tmp_path / "outbox" / "quarantine" / bad.name
     assert kept.exists() and "500" in kept.with_name(bad.name + ".why").read_text()
     assert f"moved {bad.name} to {kept}" in caplog.text
-    assert uploader.metrics.quarantined_files._value.get() == 1
+    assert sample(uploader, "counterd_upload_quarantined_files") == 1
 
 
 async def test_unreachable_service_is_retried_with_capped_jittered_backoff(tmp_path):
@@ -229,8 +236,9 @@ async def test_spool_over_its_limit_warns_and_sets_the_metric(tmp_path, caplog):
         await uploader.run_once()
     finally:
         await uploader.close()
-    assert uploader.metrics.spool_over_limit._value.get() == 1
-    assert uploader.metrics.spool_files._value.get() == 4
+    assert sample(uploader, "counterd_upload_spool_over_limit") == 1
+    assert sample(uploader, "counterd_upload_spool_files") == 4
+    assert sample(uploader, "counterd_upload_attempts_total", outcome="unreachable") == 1
     assert "over upload.spool_warn_mb" in caplog.text
     assert len(uploader.outbox.pending()) == 4      # nothing deleted to make room
 

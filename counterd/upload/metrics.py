@@ -8,6 +8,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 
 class UploadMetrics:
     def __init__(self, registry: CollectorRegistry):
+        self.registry = registry
         self.spool_files = Gauge("counterd_upload_spool_files",
                                  "Reports waiting in the outbox", registry=registry)
         self.spool_bytes = Gauge("counterd_upload_spool_bytes",
