@@ -48,7 +48,14 @@ class SystemClock:
 
 
 class Uploader:
-    """Daemon use: `await uploader.start()` on the loop, `await uploader.stop()` at shutdown.
+    """Daemon use, on its event loop, after the store is open and before it closes:
+
+        uploader = Uploader(config.upload, store, config.daemon.state_dir,
+                            metrics=UploadMetrics(registry_served_on_metrics))
+        await uploader.start()        # start-up backfill and send begin at once
+        uploader.reconfigure(new.upload)  # on SIGHUP
+        await uploader.stop()
+
     One-shot use (CLI, tests): `await uploader.run_once()`, then `await uploader.close()`."""
 
     def __init__(self, config: UploadConfig, source: CountSource, state_dir: str | Path, *,
@@ -219,7 +226,7 @@ class Uploader:
         (order matters to the service's readers; a rejected one is set aside instead)."""
         pending = await self._blocking(self.outbox.pending)
         retry_in = None
-        for path in pending:
+        for i, path in enumerate(pending):
             try:
                 data = await self._blocking(path.read_bytes)
             except FileNotFoundError:
@@ -232,7 +239,7 @@ class Uploader:
                 result = await send_report(await self._client(), self.endpoint, path.name, data,
                                            pin.reveal(), self.config.overwrite)
             self.metrics.attempts.labels(result.outcome.value).inc()
-            retry_in = await self._settle(path, result, len(pending))
+            retry_in = await self._settle(path, result, waiting=len(pending) - i)
             if retry_in is not None:
                 break
         await self._blocking(self._refresh_spool_metrics)
