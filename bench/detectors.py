@@ -29,21 +29,13 @@ from groundtruth import read_mot  # noqa: E402
 
 from counterd.config import DetectorConfig  # noqa: E402
 from counterd.detect import make_detector  # noqa: E402
+from counterd.track import box_iou  # noqa: E402
 
 SHARED = Path(os.environ.get("COUNTERD_SHARED", BENCH.parent.parent / "shared"))
 VIDEO = SHARED / "data" / "pets09_s2l1" / "vtest_480x360.avi"
 GT = SHARED / "data" / "pets09_s2l1" / "gt_480x360.txt"
 MODELS = ("yolox_nano", "yolo11n_int8_320", "yolov8n_int8_640")
 ANCHOR_PX = 15.0
-
-
-def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    lt = np.maximum(a[:, None, :2], b[None, :, :2])
-    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
-    inter = np.prod(np.clip(rb - lt, 0, None), axis=2)
-    area_a = np.prod(a[:, 2:] - a[:, :2], axis=1)
-    area_b = np.prod(b[:, 2:] - b[:, :2], axis=1)
-    return inter / (area_a[:, None] + area_b[None, :] - inter)
 
 
 class Score:
@@ -58,7 +50,7 @@ class Score:
         self.truth += len(truth)
         self.detected += len(dets)
         if len(truth) and len(dets):
-            iou = iou_matrix(truth.xyxy, dets.xyxy)
+            iou = box_iou(truth.xyxy, dets.xyxy)
             self.found += int((iou.max(axis=1) >= 0.5).sum())
             self.correct += int((iou.max(axis=0) >= 0.5).sum())
             gap = np.linalg.norm(truth.anchors()[:, None] - dets.anchors()[None], axis=2)

@@ -11,15 +11,10 @@ from counterd.config import DetectorConfig, MotionConfig
 from counterd.detect import coco_ids_for, make_detector
 from counterd.detect.yolo import decode_ultralytics, decode_yolox, letterbox, select, yolox_grid
 from counterd.errors import UserError
+from counterd.track import box_iou
 
 COCO = np.arange(80, dtype=np.int32)
 WANT_PERSON_CAR = np.isin(np.arange(80), [CLASS_IDS["person"], CLASS_IDS["car"]])
-
-
-def iou(a, b) -> float:
-    lt, rb = np.maximum(a[:2], b[:2]), np.minimum(a[2:], b[2:])
-    inter = np.prod(np.clip(rb - lt, 0, None))
-    return inter / (np.prod(a[2:] - a[:2]) + np.prod(b[2:] - b[:2]) - inter)
 
 
 @pytest.mark.parametrize("centre", [True, False])
@@ -155,7 +150,7 @@ def test_motion_finds_each_moving_blob_as_a_person(algorithm):
     assert dets.confidence.tolist() == [1.0, 1.0]
     truth = [np.array([62, 40, 86, 100]), np.array([200, 108, 224, 168])]
     for t in truth:
-        assert max(iou(box, t) for box in dets.xyxy) > 0.7
+        assert box_iou(dets.xyxy, t[None].astype(np.float32)).max() > 0.7
 
 
 def test_motion_ignores_specks_and_uses_the_configured_class():

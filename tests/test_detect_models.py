@@ -10,6 +10,7 @@ from counterd.classes import CLASS_IDS, DEFAULT_CLASSES
 from counterd.config import DetectorConfig
 from counterd.detect import make_detector
 from counterd.models import CHECKOUT_MODELS, load_manifest
+from counterd.track import box_iou
 
 FRAMES = 4
 
@@ -26,14 +27,6 @@ def pets():
         rows = gt[gt[:, 0] == i + 1, 2:6]
         boxes.append(np.concatenate([rows[:, :2], rows[:, :2] + rows[:, 2:]], axis=1))
     return frames, boxes
-
-
-def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    lt = np.maximum(a[:, None, :2], b[None, :, :2])
-    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
-    inter = np.prod(np.clip(rb - lt, 0, None), axis=2)
-    area = lambda x: np.prod(x[:, 2:] - x[:, :2], axis=1)  # noqa: E731
-    return inter / (area(a)[:, None] + area(b)[None, :] - inter)
 
 
 def detector_for(name: str, **settings):
@@ -54,7 +47,7 @@ def test_every_shared_model_finds_the_pets_pedestrians(name, pets):
             assert (dets.xyxy >= 0).all() and (dets.xyxy[:, 2:] > dets.xyxy[:, :2]).all()
             assert set(dets.class_id.tolist()) <= {CLASS_IDS[c] for c in DEFAULT_CLASSES}
             people = dets[dets.class_id == CLASS_IDS["person"]]
-            found += int((iou_matrix(boxes, people.xyxy).max(axis=1) >= 0.5).sum())
+            found += int((box_iou(boxes, people.xyxy).max(axis=1) >= 0.5).sum())
             total += len(boxes)
     assert found / total >= 0.85, f"{name}: recall {found}/{total}"
 
@@ -80,4 +73,4 @@ def test_yolox_and_ultralytics_models_agree_on_a_frame(pets):
     a = detector_for("yolox_nano", classes=("person",), confidence=0.4).detect(frame)
     b = detector_for("yolov8n_int8_640", classes=("person",), confidence=0.4).detect(frame)
     assert len(a) >= 3 and len(b) >= 3
-    assert np.median(iou_matrix(a.xyxy, b.xyxy).max(axis=1)) > 0.7
+    assert np.median(box_iou(a.xyxy, b.xyxy).max(axis=1)) > 0.7
