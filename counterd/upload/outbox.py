@@ -95,7 +95,10 @@ class Outbox:
         self.quarantine_dir.mkdir(parents=True, exist_ok=True)
         target = self.quarantine_dir / path.name
         write_atomically(target.with_name(target.name + ".why"), (why + "\n").encode("utf-8"))
-        os.replace(path, target)
+        try:
+            os.replace(path, target)
+        except FileNotFoundError:
+            pass   # another sender (`counterd report push` beside the daemon) moved it first
         fsync_dir(self.quarantine_dir)
         fsync_dir(self.dir)
         return target
