@@ -1,4 +1,5 @@
-"""Prometheus metrics for one daemon, in its own registry (tests run several daemons in one process)."""
+"""Prometheus metrics for one daemon, in its own registry (tests run several daemons in one process).
+Upload metrics (counterd.upload.metrics) register in the same registry."""
 from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -27,10 +28,5 @@ class Metrics:
                                  ["line", "direction", "class"], registry=r)
         self.coverage = Counter("counterd_coverage_seconds", "Seconds of video actually analysed",
                                 registry=r)
-        self.uploads = Counter("counterd_uploads", "Report uploads by outcome", ["outcome"], registry=r)
-        self.spool_size = Gauge("counterd_upload_spool_reports", "Reports waiting in the upload outbox",
-                                registry=r)
         for stage in ("decode", "detect", "track", "count"):
             self.stage_seconds.labels(stage)
-        for outcome in ("success", "failure"):
-            self.uploads.labels(outcome)

@@ -25,7 +25,9 @@ from typing import Callable
 
 from aiohttp import web
 
-from counterd.config import Config, ConfigError, config_to_dict, load_config
+from counterd.api.app import add_api
+from counterd.api.site import Site
+from counterd.config import Config, ConfigError, config_to_dict, frame_problems, load_config
 from counterd.daemon.camera import Camera, LinkState
 from counterd.daemon.gating import MotionGate
 from counterd.daemon.http import add_daemon_routes
@@ -35,7 +37,9 @@ from counterd.daemon.worker import InferenceWorker, Recorder
 from counterd.errors import UserError
 from counterd.pipeline import Pipeline
 from counterd.source import CaptureFactory, VideoSource, open_source, redact, wait_for_readers
-from counterd.store import AsyncStore, Store
+from counterd.store import AlertRules, AsyncStore, Store
+from counterd.upload.metrics import UploadMetrics
+from counterd.upload.uploader import Uploader
 
 log = logging.getLogger("counterd.daemon")
 
@@ -43,7 +47,7 @@ STATUS_EVERY_S = 5.0      # STATUS= line for `systemctl status` when systemd has
 STOP_WORKER_S = 5.0       # the worker finishes its frame within this on shutdown
 READER_GRACE_S = 2.0      # how long exit waits for a capture thread stuck in a frozen read()
 # Sections whose change needs a restart: they shape objects built once (capture, model, server).
-RESTART_SECTIONS = ("camera", "detector", "source", "daemon", "store", "api")
+RESTART_SECTIONS = ("camera", "detector", "source", "daemon", "store", "api", "alerts")
 
 
 @dataclasses.dataclass
@@ -57,23 +61,46 @@ class Daemon:
     astore: AsyncStore | None = None
     worker: InferenceWorker | None = None
     recorder: Recorder | None = None
+    site: Site | None = None                        # the HTTP API's shared state
+    uploader: Uploader | None = None
+    # Command-line overrides (--state-dir), applied again to each reloaded config file.
+    adjust: Callable[[Config], Config] = lambda config: config
     started_at: float = dataclasses.field(default_factory=time.time)
+    _upload_metrics: UploadMetrics | None = None
+
+    def upload_metrics(self) -> UploadMetrics:
+        # Registered once per registry: a second uploader (enabled again on reload) reuses them.
+        if self._upload_metrics is None:
+            self._upload_metrics = UploadMetrics(self.metrics.registry)
+        return self._upload_metrics
 
     def store_path(self) -> Path:
         return Path(self.config.store.path or Path(self.config.daemon.state_dir) / "counts.db")
+
+    @property
+    def effective_config(self) -> Config:
+        """The config file with the API's stored setparams values laid over it."""
+        return self.site.config if self.site is not None else self.config
 
 
 DAEMON = web.AppKey("daemon", Daemon)
 
 
 def make_daemon_app(config: Config, *, capture_factory: CaptureFactory | None = None,
-                    notifier: Notifier | None = None) -> web.Application:
+                    notifier: Notifier | None = None,
+                    adjust: Callable[[Config], Config] | None = None) -> web.Application:
     daemon = Daemon(config, Metrics(), notifier or Notifier(), capture_factory)
+    if adjust is not None:
+        daemon.adjust = adjust
     app = web.Application()
     app[DAEMON] = daemon
     app.cleanup_ctx.append(store_ctx)
+    # The API's own contexts (stored setparams, alert webhook) run once the store is open.
+    daemon.site = add_api(app, config, lambda: daemon.astore)
+    daemon.site.settings.listeners.append(lambda effective: daemon.worker and daemon.worker.reconfigure(effective))
     app.cleanup_ctx.append(worker_ctx)
     app.cleanup_ctx.append(flusher_ctx)
+    app.cleanup_ctx.append(uploader_ctx)
     app.cleanup_ctx.append(systemd_ctx)
     add_daemon_routes(app, daemon)
     return app
@@ -87,7 +114,8 @@ async def store_ctx(app: web.Application):
     daemon = app[DAEMON]
     path = daemon.store_path()
     daemon.store = await asyncio.to_thread(Store, path, time_zone(daemon.config.camera.timezone),
-                                           daemon.config.store.retention_days)
+                                           daemon.config.store.retention_days,
+                                           alert_rules=AlertRules(daemon.config.lines))
     daemon.astore = AsyncStore(daemon.store)
     log.info("counts store %s", path)
     yield
@@ -126,7 +154,7 @@ def source_opener(daemon: Daemon) -> Callable[[], VideoSource]:
 
 async def worker_ctx(app: web.Application):
     daemon = app[DAEMON]
-    config = daemon.config
+    config = daemon.effective_config
     # Building the detector loads the model: seconds of CPU, so not on the loop.
     pipeline = await asyncio.to_thread(Pipeline, config)
     name = config.camera.name if daemon.capture_factory is None else "demo"
@@ -174,6 +202,26 @@ async def flusher_ctx(app: web.Application):
     except asyncio.CancelledError:
         pass
     await flush(daemon)   # the worker has stopped (cleaned up before us): this is the last batch
+
+
+async def uploader_ctx(app: web.Application):
+    daemon = app[DAEMON]
+    if daemon.config.upload.enabled:
+        await start_uploader(daemon)
+    yield
+    await stop_uploader(daemon)
+
+
+async def start_uploader(daemon: Daemon) -> None:
+    daemon.uploader = Uploader(daemon.config.upload, daemon.store, daemon.config.daemon.state_dir,
+                               metrics=daemon.upload_metrics())
+    await daemon.uploader.start()
+
+
+async def stop_uploader(daemon: Daemon) -> None:
+    uploader, daemon.uploader = daemon.uploader, None
+    if uploader is not None:
+        await uploader.stop()
 
 
 def status_line(daemon: Daemon) -> str:
@@ -225,13 +273,13 @@ async def systemd_ctx(app: web.Application):
 # Reload (SIGHUP)
 
 
-def reload(app: web.Application) -> bool:
-    """Read the config file again and apply lines, thresholds and users; keep counts. An invalid
-    file is refused with its errors and the running config stays."""
+async def reload(app: web.Application) -> bool:
+    """Read the config file again and apply lines, thresholds, users and uploads; keep counts.
+    An invalid file is refused with its errors and the running config stays."""
     daemon = app[DAEMON]
     old = daemon.config
     try:
-        new = load_config(old.path)
+        new = daemon.adjust(load_config(old.path))
     except ConfigError as exc:
         for problem in exc.problems:
             log.error("reload refused: %s", problem)
@@ -239,17 +287,27 @@ def reload(app: web.Application) -> bool:
         return False
     source = daemon.worker.camera.source
     if source is not None and source.width:
-        try:
-            daemon.worker.pipeline.check_frame_size(source.width, source.height)
-        except UserError as exc:
-            log.error("reload refused: %s", exc)
+        problems = frame_problems(new.lines, source.width, source.height)
+        if problems:
+            key, message = problems[0]
+            log.error("reload refused: %s: %s: %s", new.path, key, message)
             return False
     for section in RESTART_SECTIONS:
         if config_to_dict(getattr(new, section)) != config_to_dict(getattr(old, section)):
             log.warning("reload: [%s] changed; that takes effect after a restart", section)
-    daemon.worker.reconfigure(new)
     daemon.config = new
-    log.info("reload: %s accepted", new.path)
+    effective = daemon.site.settings.rebase(new)      # stored setparams stay on top
+    daemon.site.auth.users = {user.name: user for user in new.users}
+    daemon.store.alert_rules = AlertRules(new.lines)
+    daemon.worker.reconfigure(effective)
+    if new.upload != old.upload:
+        if daemon.uploader is not None and new.upload.enabled:
+            daemon.uploader.reconfigure(new.upload)
+        elif new.upload.enabled:
+            await start_uploader(daemon)
+        else:
+            await stop_uploader(daemon)
+    log.info("reload: %s accepted (%d line(s), %d user(s))", new.path, len(new.lines), len(new.users))
     return True
 
 
@@ -262,6 +320,7 @@ async def serve(app: web.Application, host: str, port: int, *,
     """Run until SIGTERM/SIGINT; SIGHUP reloads. Returns after a graceful shutdown."""
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
+    reloads: set[asyncio.Task] = set()   # strong references until each finishes
     runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=2.0)
     await runner.setup()   # runs every cleanup_ctx's startup: store, worker, flusher, systemd
     try:
@@ -272,7 +331,7 @@ async def serve(app: web.Application, host: str, port: int, *,
             raise UserError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        loop.add_signal_handler(signal.SIGHUP, reload, app)
+        loop.add_signal_handler(signal.SIGHUP, lambda: reloads.add(asyncio.create_task(reload(app))))
         log.info("serving on http://%s:%d", host, port)
         if on_started is not None:
             on_started()
