@@ -5,6 +5,7 @@ import sys
 
 import numpy as np
 import pytest
+from scipy.optimize import linear_sum_assignment
 
 from conftest import PETS_GT, REPO, need_shared
 from counterd.classes import CLASS_IDS
@@ -55,6 +56,22 @@ def test_match_solves_conflicts_for_the_most_pairs_not_greedily():
     iou = np.array([[0.9, 0.5, 0.0], [0.8, 0.0, 0.0], [0.0, 0.0, 0.7]])
     rows, cols = match(iou, 0.2)
     assert sorted(zip(rows.tolist(), cols.tolist())) == [(0, 1), (1, 0), (2, 2)]
+
+
+@pytest.mark.parametrize("size", [30, 150])      # solved whole, and split around uncontested pairs
+def test_match_agrees_with_the_plain_solver(size):
+    rng = np.random.default_rng(size)
+    centres = rng.uniform(0, 8 * size, (size, 2))
+    tracks = boxes_at(centres, (30, 60))
+    detections = boxes_at(centres[rng.permutation(size)] + rng.normal(0, 12, (size, 2)), (30, 60))
+    iou = box_iou(tracks, detections)
+    rows, cols = match(iou, 0.2)
+    assert len(set(rows.tolist())) == len(rows) and len(set(cols.tolist())) == len(cols)
+    assert (iou[rows, cols] >= 0.2).all()
+    best_rows, best_cols = linear_sum_assignment(np.where(iou >= 0.2, 1 - iou, 1e6))
+    best = iou[best_rows, best_cols] >= 0.2
+    assert len(rows) == best.sum()
+    assert iou[rows, cols].sum() == pytest.approx(iou[best_rows[best], best_cols[best]].sum())
 
 
 def test_match_of_empty_matrices():
