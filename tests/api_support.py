@@ -21,7 +21,7 @@ def local(y, mo, d, h=0, mi=0, s=0, tz=BERLIN) -> float:
     return from_wall(tz, calendar.timegm((y, mo, d, h, mi, s)))
 
 
-def make_config(tmp_path=None, **api):
+def make_config(tmp_path=None, webhook_url: str = "", **api):
     users = [{"name": n, "role": ROLES[n], "ha1": make_ha1(n, "counterd", pw)} for n, pw in PASSWORDS.items()]
     data = {
         "camera": {"name": NAME, "serial": SERIAL, "timezone": "Europe/Berlin", "width": 320, "height": 240},
@@ -30,6 +30,7 @@ def make_config(tmp_path=None, **api):
                   {"name": "exit", "start": [10, 10], "end": [10, 200], "forbidden_direction": "out"}],
         "api": api,
         "users": users,
+        "alerts": {"webhook_url": webhook_url},
     }
     if tmp_path is not None:
         data["daemon"] = {"state_dir": str(tmp_path), "log_file": str(tmp_path / "counterd.log")}

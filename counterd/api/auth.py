@@ -145,16 +145,19 @@ class Authenticator:
     # ---- Digest ---------------------------------------------------------------------------------
 
     def _new_nonce(self) -> str:
-        stamp = str(int(self.clock()))
-        return f"{stamp}.{self._sign(stamp)}"
+        # Random part: two clients challenged in the same second must not share a nonce, or
+        # the second one's nc=1 would look like a replay of the first's.
+        issued = f"{int(self.clock())}.{os.urandom(8).hex()}"
+        return f"{issued}.{self._sign(issued)}"
 
-    def _sign(self, stamp: str) -> str:
-        return hmac.new(self._key, stamp.encode(), hashlib.sha256).hexdigest()[:32]
+    def _sign(self, issued: str) -> str:
+        return hmac.new(self._key, issued.encode(), hashlib.sha256).hexdigest()[:32]
 
     def _nonce_state(self, nonce: str) -> str:
         """'ok', 'stale' or 'bad'."""
-        stamp, _, signature = nonce.partition(".")
-        if not stamp.isdigit() or not hmac.compare_digest(signature.encode(), self._sign(stamp).encode()):
+        issued, _, signature = nonce.rpartition(".")
+        stamp = issued.partition(".")[0]
+        if not stamp.isdigit() or not hmac.compare_digest(signature.encode(), self._sign(issued).encode()):
             return "bad"
         age = self.clock() - int(stamp)
         return "ok" if -5 <= age <= self.nonce_seconds else "stale"

@@ -10,7 +10,7 @@ from counterd.api.site import SITE, Site
 from counterd.store.occupancy import replay, reset_offset
 from counterd.store.wallclock import DAY, RESOLUTIONS, format_wall, to_wall
 
-MAX_BINS = 100_000
+MAX_BINS = 50_000           # about 35 days at 1m, a year and more at 15m
 LOCAL = "%Y-%m-%dT%H:%M:%S"
 
 

@@ -1,0 +1,98 @@
+"""/api/v1/: counts per line, direction and class with coverage, events, alerts, live, OpenAPI;
+and alerts POSTed to a webhook."""
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from aiohttp import web
+
+from api_support import BERLIN, NOW, Clock, ev, local, make_config, seed_site
+from counterd.api.app import make_app
+from counterd.store import AlertRules, Store
+
+
+@pytest.fixture
+def clock():
+    return Clock(NOW)
+
+
+@pytest.fixture
+def store(tmp_path, clock):
+    s = Store(tmp_path / "counts.db", BERLIN, alert_rules=AlertRules(make_config().lines), clock=clock)
+    seed_site(s)
+    yield s
+    s.close()
+
+
+@pytest.fixture
+async def client(aiohttp_client, tmp_path, store, clock):
+    return await aiohttp_client(make_app(make_config(tmp_path, anonymous_viewer=True), store, clock=clock))
+
+
+async def get_json(client, path):
+    response = await client.get(path)
+    assert response.status == 200, await response.text()
+    return await response.json()
+
+
+async def test_counts_every_line_and_class_with_coverage(client):
+    doc = await get_json(client, "/api/v1/counts?date=20190316&res=1h")
+    assert doc["timezone"] == "Europe/Berlin" and doc["res"] == "1h" and len(doc["bins"]) == 24
+    one = doc["bins"][1]
+    assert (one["start"], one["end"], one["coverage_s"]) == ("2019-03-16T01:00:00", "2019-03-16T02:00:00", 3600.0)
+    assert one["counts"] == [
+        {"line": "door", "direction": "in", "class": "car", "count": 1},
+        {"line": "door", "direction": "in", "class": "person", "count": 3},
+        {"line": "door", "direction": "out", "class": "person", "count": 1},
+        {"line": "exit", "direction": "in", "class": "person", "count": 1}]
+    cars = await get_json(client, "/api/v1/counts?date=20190316&res=24h&class=car")
+    assert [b["counts"] for b in cars["bins"]] == [[{"line": "door", "direction": "in", "class": "car", "count": 1}]]
+    today = await get_json(client, "/api/v1/counts?res=15m&line=door&direction=in")   # default: today
+    assert len(today["bins"]) == 96 and sum(c["count"] for b in today["bins"] for c in b["counts"]) == 1
+    assert sum(b["coverage_s"] for b in today["bins"]) == 3600.0
+
+
+async def test_counts_refuses_huge_1m_requests(client, store):
+    for day in range(40):                                  # 40 days with data at 1m: 57600 bins
+        start = local(2019, 1, 1, 12) + day * 86400
+        store.add_coverage(start, start + 60)
+    response = await client.get("/api/v1/counts?date=all&res=1m")
+    assert response.status == 400 and (await response.text()).startswith("date: ")
+
+
+async def test_events_and_alerts(client, store):
+    events = (await get_json(client, f"/api/v1/events?since={local(2019, 3, 16)}&until={local(2019, 3, 17)}&line=door&limit=2"))["events"]
+    assert [(e["time"], e["direction"], e["class"]) for e in events] == [
+        ("2019-03-16T01:10:40", "in", "car"), ("2019-03-16T01:20:00", "out", "person")]
+    store.add_events([ev(NOW - 3, track=7), ev(NOW - 2, track=8), ev(NOW - 1, "out", line="exit", track=9)])
+    alerts = (await get_json(client, "/api/v1/alerts"))["alerts"]
+    assert [(a["kind"], a["line"], a["track_id"]) for a in alerts][-2:] == [("tailgating", "door", 8),
+                                                                            ("wrong-way", "exit", 9)]
+    assert alerts[-1]["time"] == "2019-03-18T12:34:55"
+
+
+async def test_live_and_openapi(client):
+    live = await get_json(client, "/api/v1/live")
+    assert live["day"] == "2019-03-18" and live["primary_line"] == "door" and live["occupancy"] == 1
+    assert live["counts"] == [{"line": "door", "direction": "in", "class": "person", "count": 1}]
+    spec = await get_json(client, "/api/v1/openapi.json")
+    assert spec["openapi"].startswith("3.") and set(spec["paths"]) == {
+        "/api/v1/counts", "/api/v1/events", "/api/v1/alerts", "/api/v1/live", "/api/v1/openapi.json"}
+
+
+async def test_alerts_are_posted_to_the_webhook(aiohttp_client, aiohttp_server, tmp_path, store, clock):
+    received: asyncio.Queue = asyncio.Queue()
+
+    async def hook(request: web.Request) -> web.Response:
+        await received.put(await request.json())
+        return web.Response(text="ok")
+
+    sink = web.Application()
+    sink.router.add_post("/hook", hook)
+    sink_server = await aiohttp_server(sink)
+    config = make_config(tmp_path, webhook_url=str(sink_server.make_url("/hook")))
+    await aiohttp_client(make_app(config, store, clock=clock))
+    await asyncio.to_thread(store.add_events, [ev(NOW, "out", line="exit", track=11)])
+    alert = await asyncio.wait_for(received.get(), timeout=10)
+    assert (alert["kind"], alert["line"], alert["track_id"]) == ("wrong-way", "exit", 11)
