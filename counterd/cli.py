@@ -20,6 +20,7 @@ COMMAND_MODULES = (
     "counterd.commands.demo",
     "counterd.commands.model",
     "counterd.commands.report",
+    "counterd.commands.passwd",
 )
 
 

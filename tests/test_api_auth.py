@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import io
 import re
+import tomllib
 
 import aiohttp
 import pytest
@@ -13,7 +15,10 @@ from requests.auth import HTTPDigestAuth
 
 from api_support import BERLIN, NOW, PASSWORDS, Clock, make_config, seed_site
 from counterd.api.app import make_app
+from counterd.api.auth import make_ha1
 from counterd.api.site import SITE
+from counterd.cli import main
+from counterd.config import config_from_dict
 from counterd.store import Store
 
 LIVE = "/local/people-counter/.api?live-sum.json"
@@ -155,3 +160,14 @@ async def test_api_v1_follows_roles(server):
     assert await status_with(server, None, "/api/v1/counts") == 401
     assert await status_with(server, "vera", "/api/v1/counts") == 200
     assert await status_with(server, "vera", "/api/v1/openapi.json") == 200
+
+
+def test_passwd_prints_an_entry_the_config_accepts(monkeypatch, capsys):
+    monkeypatch.setattr("sys.stdin", io.StringIO("correct horse\n"))
+    assert main(["passwd", "ada", "--role", "admin", "--password-stdin"]) == 0
+    printed = capsys.readouterr().out
+    assert "correct horse" not in printed
+    config = config_from_dict(tomllib.loads(printed))
+    (user,) = config.users
+    assert (user.name, user.role) == ("ada", "admin")
+    assert user.ha1 == make_ha1("ada", "counterd", "correct horse")
