@@ -169,3 +169,15 @@ def test_motion_returns_nothing_when_its_class_is_not_counted():
     detector = make_detector(DetectorConfig(type="motion", classes=("car",)))   # motion class: person
     for step in range(10):
         assert len(detector.detect(scene([(20 + 6 * step, 40)]))) == 0
+
+
+def test_motion_starts_a_new_background_when_the_frame_size_changes():
+    detector = make_detector(DetectorConfig(type="motion"))
+    for step in range(10):
+        detector.detect(scene([(20 + 6 * step, 40)]))
+    small = np.ascontiguousarray(scene([])[:120, :160])
+    for _ in range(5):
+        assert len(detector.detect(small)) == 0        # no error, and the new still scene is empty
+    for step in range(6):
+        dets = detector.detect(np.ascontiguousarray(scene([(20 + 6 * step, 40)])[:120, :160]))
+    assert len(dets) == 1

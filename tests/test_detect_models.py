@@ -74,3 +74,13 @@ def test_yolox_and_ultralytics_models_agree_on_a_frame(pets):
     b = detector_for("yolov8n_int8_640", classes=("person",), confidence=0.4).detect(frame)
     assert len(a) >= 3 and len(b) >= 3
     assert np.median(box_iou(a.xyxy, b.xyxy).max(axis=1)) > 0.7
+
+
+def test_grey_and_bgra_frames_are_accepted(pets):
+    frame = pets[0][0]
+    detector = detector_for("yolo11n_int8_320", classes=("person",))
+    colour = detector.detect(frame)
+    grey = detector.detect(cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY))      # IR cameras at night
+    bgra = detector.detect(cv2.cvtColor(frame, cv2.COLOR_BGR2BGRA))
+    assert len(colour) >= 3 and len(grey) >= len(colour) - 1
+    assert bgra.xyxy.tolist() == colour.xyxy.tolist()

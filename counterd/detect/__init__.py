@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 
+import cv2
 import numpy as np
 
 from counterd.classes import CLASS_IDS
@@ -47,6 +48,15 @@ class Detector:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def as_bgr(frame: np.ndarray) -> np.ndarray:
+    """3-channel BGR from what cameras send: grey (IR cameras at night) or BGRA."""
+    if frame.ndim == 2 or frame.shape[2] == 1:
+        return cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR)
+    if frame.shape[2] == 4:
+        return cv2.cvtColor(frame, cv2.COLOR_BGRA2BGR)
+    return frame
 
 
 def coco_ids_for(names: list[str]) -> np.ndarray:

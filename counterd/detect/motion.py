@@ -23,13 +23,20 @@ class MotionDetector(Detector):
     def __init__(self, cfg: DetectorConfig):
         super().__init__(cfg)
         motion = cfg.motion
+        self.class_id = CLASS_IDS[motion.class_name]
+        self.open_kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3))
+        self.close_kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (motion.merge_px, motion.merge_px))
+        self.restart(None)
+
+    def restart(self, shape: tuple[int, ...] | None) -> None:
+        """A fresh background model, for the first frame or after the frame size changed (a
+        camera that reconnects at another resolution): the old model cannot take the new size."""
+        motion = self.cfg.motion
         if motion.algorithm == "knn":
             self.subtractor = cv2.createBackgroundSubtractorKNN(history=motion.history, detectShadows=True)
         else:
             self.subtractor = cv2.createBackgroundSubtractorMOG2(history=motion.history, detectShadows=True)
-        self.class_id = CLASS_IDS[motion.class_name]
-        self.open_kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3))
-        self.close_kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (motion.merge_px, motion.merge_px))
+        self.shape = shape
         self.frames = 0
 
     def describe(self) -> str:
@@ -44,6 +51,8 @@ class MotionDetector(Detector):
         return cv2.morphologyEx(mask, cv2.MORPH_CLOSE, self.close_kernel)
 
     def detect(self, frame: np.ndarray) -> Detections:
+        if frame.shape != self.shape:
+            self.restart(frame.shape)
         mask = self.foreground(frame)
         self.frames += 1
         if self.frames <= WARMUP_FRAMES or not self.wanted[self.class_id]:

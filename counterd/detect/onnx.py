@@ -14,7 +14,7 @@ import onnxruntime as ort
 
 from counterd.classes import COCO_NAMES
 from counterd.config import DetectorConfig
-from counterd.detect import Detector, coco_ids_for
+from counterd.detect import Detector, as_bgr, coco_ids_for
 from counterd.detect.yolo import decode_ultralytics, decode_yolox, letterbox, select, to_detections, yolox_grid
 from counterd.detections import Detections
 from counterd.errors import UserError
@@ -73,10 +73,11 @@ class OnnxDetector(Detector):
         """Run once on a grey image: warms the session up and shows the output layout."""
         blank = np.full((*self.size, 3), 114, np.uint8)
         shape = self._infer(blank, "ultralytics").shape
-        if len(shape) == 2 and 4 < shape[0] < shape[1]:
-            return "ultralytics", shape[0] - 4
+        # The YOLOX test is exact (one row per grid cell), so it goes first.
         if len(shape) == 2 and shape[1] > 5 and shape[0] == len(yolox_grid(self.size)[0]):
             return "yolox", shape[1] - 5
+        if len(shape) == 2 and 4 < shape[0] < shape[1]:
+            return "ultralytics", shape[0] - 4
         raise UserError(f"model {self.path}: output shape {list(shape)} is neither a YOLOv8/YOLO11 head "
                         "[1, 4+nc, N] nor a raw YOLOX head [1, N, 5+nc] (see models/README.md)")
 
@@ -106,6 +107,7 @@ class OnnxDetector(Detector):
         return np.asarray(output[0] if output.ndim == 3 else output, np.float32)
 
     def detect(self, frame: np.ndarray) -> Detections:
+        frame = as_bgr(frame)
         height, width = frame.shape[:2]
         image, box = letterbox(frame, self.size, centre=self.head == "ultralytics")
         output = self._infer(image, self.head)

@@ -12,7 +12,7 @@ import os
 import numpy as np
 
 from counterd.config import DetectorConfig
-from counterd.detect import Detector, coco_ids_for
+from counterd.detect import Detector, as_bgr, coco_ids_for
 from counterd.detections import Detections
 from counterd.errors import UserError
 from counterd.models import resolve_model
@@ -56,7 +56,7 @@ class UltralyticsDetector(Detector):
     def detect(self, frame: np.ndarray) -> Detections:
         if not self.model_classes:
             return Detections.empty()
-        result = self.model.predict(frame, conf=self.cfg.confidence, iou=self.cfg.nms_iou,
+        result = self.model.predict(as_bgr(frame), conf=self.cfg.confidence, iou=self.cfg.nms_iou,
                                     classes=self.model_classes, verbose=False)[0]
         boxes = result.boxes
         return Detections.from_arrays(boxes.xyxy.cpu().numpy(), boxes.conf.cpu().numpy(),
