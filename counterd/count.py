@@ -22,7 +22,7 @@ from counterd.config import CountingConfig, LineConfig
 from counterd.detections import Detections
 
 DIRECTIONS = ("in", "out")
-SWEEP_SECONDS = 0.2   # how often lost tracks are settled and old ones forgotten
+SWEEP_SECONDS = 0.5   # how often lost tracks are settled and old ones forgotten
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,7 +150,7 @@ class LineCounter:
             return settled
         if (tracks.tracker_id < 0).any():
             tracks = tracks[tracks.tracker_id >= 0]
-        points = tracks.anchors(self.counting.anchor).astype(np.float64)
+        points = tracks.anchors(self.counting.anchor)
         rows, born = self._rows_for(tracks.tracker_id)
         distance = signed_distance(points, self._geometry)
         side = decided_side(distance, self.counting.hysteresis_px)
@@ -163,7 +163,9 @@ class LineCounter:
 
         decided = side != 0
         self._side[rows] = np.where(decided, side, before)
-        self._decided_at[rows] = np.where(decided[..., None], points[:, None, :], self._decided_at[rows])
+        decided_at = self._decided_at[rows]
+        np.copyto(decided_at, points[:, None, :], where=decided[..., None])
+        self._decided_at[rows] = decided_at
         self._seen[rows] = t
         self._anchor[rows] = points
         self._width[rows] = tracks.xyxy[:, 2] - tracks.xyxy[:, 0]

@@ -6,6 +6,12 @@ from dataclasses import dataclass
 import numpy as np
 
 ANCHORS = ("bottom-center", "center", "top-center")
+# Each anchor as weights on a box's (x1, y1, x2, y2): anchors = xyxy @ ANCHOR_WEIGHTS[anchor],
+# one matrix product for all boxes (the counter calls this every frame).
+ANCHOR_WEIGHTS = {
+    name: np.array([[0.5, 0], [0, 1 - bottom], [0.5, 0], [0, bottom]], np.float32)
+    for name, bottom in (("bottom-center", 1.0), ("center", 0.5), ("top-center", 0.0))
+}
 
 
 @dataclass(slots=True)
@@ -46,13 +52,7 @@ class Detections:
 
     def anchors(self, anchor: str = "bottom-center") -> np.ndarray:
         """(N, 2) points that stand for each object when it crosses a line."""
-        x = (self.xyxy[:, 0] + self.xyxy[:, 2]) * 0.5
-        if anchor == "bottom-center":
-            y = self.xyxy[:, 3]
-        elif anchor == "center":
-            y = (self.xyxy[:, 1] + self.xyxy[:, 3]) * 0.5
-        elif anchor == "top-center":
-            y = self.xyxy[:, 1]
-        else:
+        weights = ANCHOR_WEIGHTS.get(anchor)
+        if weights is None:
             raise ValueError(f"unknown anchor {anchor!r}; expected one of {', '.join(ANCHORS)}")
-        return np.stack([x, y], axis=1)
+        return self.xyxy @ weights

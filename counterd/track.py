@@ -125,15 +125,17 @@ class Tracker:
         # Stage 1: confident detections against every track.
         rows, cols = match(iou[:, high_idx], cfg.match_iou)
         det_idx = high_idx[cols]
+        unpaired = np.ones(n, bool)
+        unpaired[rows] = False
         # Stage 2: low-score detections against the tracks stage 1 left unpaired.
         if len(rows) < n and len(high_idx) < len(conf):
             low_idx = np.flatnonzero(~high & (conf >= cfg.low_score))
-            free = np.ones(n, bool)
-            free[rows] = False
-            free_rows = np.flatnonzero(free)
+            free_rows = np.flatnonzero(unpaired)
             low_rows, low_cols = match(iou[np.ix_(free_rows, low_idx)], cfg.match_iou)
-            rows = np.concatenate([rows, free_rows[low_rows]])
-            det_idx = np.concatenate([det_idx, low_idx[low_cols]])
+            if len(low_rows):
+                unpaired[free_rows[low_rows]] = False
+                rows = np.concatenate([rows, free_rows[low_rows]])
+                det_idx = np.concatenate([det_idx, low_idx[low_cols]])
 
         matched_box, matched_conf = dets.xyxy[det_idx], conf[det_idx]
         voted = self._correct(rows, matched_box, dets.class_id[det_idx], matched_conf, t)
@@ -141,13 +143,15 @@ class Tracker:
 
         # A track seen once and missed at once was likely clutter: it goes now. Others coast
         # until max_coast_seconds have passed since they were last seen.
-        lost = np.ones(n, bool)
-        lost[rows] = False
-        lost &= (self._state[:n, HITS] == 1) | (t - self._state[:n, SEEN] > cfg.max_coast_seconds)
-        if lost.any():
-            self._drop(lost)
+        if len(rows) < n:
+            state = self._state[:n]
+            lost = unpaired & ((state[:, HITS] == 1) | (t - state[:, SEEN] > cfg.max_coast_seconds))
+            if lost.any():
+                self._drop(lost)
 
-        starters = high & (conf >= cfg.new_track_score)
+        starters = conf >= cfg.new_track_score
+        if cfg.new_track_score < cfg.high_score:
+            starters &= high
         starters[det_idx] = False
         if starters.any():
             self._start(dets, np.flatnonzero(starters), t)
