@@ -9,7 +9,7 @@ import pytest
 from counterd.classes import CLASS_IDS
 from counterd.config import DetectorConfig, MotionConfig
 from counterd.detect import coco_ids_for, make_detector
-from counterd.detect.yolo import decode_ultralytics, decode_yolox, letterbox, select, yolox_grid
+from counterd.detect.yolo import decode_ultralytics, decode_yolox, letterbox, select, to_detections, yolox_grid
 from counterd.errors import UserError
 from counterd.track import box_iou
 
@@ -181,3 +181,10 @@ def test_motion_starts_a_new_background_when_the_frame_size_changes():
     for step in range(6):
         dets = detector.detect(np.ascontiguousarray(scene([(20 + 6 * step, 40)])[:120, :160]))
     assert len(dets) == 1
+
+
+def test_a_box_wholly_in_the_padding_is_dropped():
+    _, box = letterbox(np.zeros((100, 200, 3), np.uint8), (64, 64))     # pads 16 px above and below
+    xyxy = np.array([[10, 2, 20, 12], [10, 20, 20, 40]], np.float32)  # the first lies in the top band
+    dets = to_detections(xyxy, np.array([0.9, 0.8]), np.array([0, 0]), box, 200, 100)
+    assert dets.confidence.tolist() == pytest.approx([0.8])

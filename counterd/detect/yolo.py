@@ -1,4 +1,4 @@
-"""YOLO pre- and post-processing as pure numpy functions: letterbox, head decoding, NMS.
+"""YOLO pre- and post-processing as pure functions (numpy, OpenCV): letterbox, head decoding, NMS.
 
 Kept apart from any inference engine so each step can be tested with hand-made tensors, and so
 the ONNX backend is only the glue between a session and these functions.
@@ -38,7 +38,7 @@ def letterbox(frame: np.ndarray, size: tuple[int, int], centre: bool = True) -> 
     """Resize keeping aspect ratio into size=(height, width), pad the rest with grey.
 
     Ultralytics models were trained with the image centred in the padding, YOLOX models with it
-    in the top-left corner; feeding the other layout costs a few points of recall."""
+    in the top-left corner; each is fed the layout it was trained on."""
     h, w = frame.shape[:2]
     th, tw = size
     scale = min(th / h, tw / w)
@@ -128,4 +128,7 @@ def nms(xyxy: np.ndarray, scores: np.ndarray, class_ids: np.ndarray, iou: float)
 
 def to_detections(xyxy: np.ndarray, conf: np.ndarray, cls: np.ndarray, box: Letterbox,
                   width: int, height: int) -> Detections:
-    return Detections.from_arrays(box.to_frame(xyxy.astype(np.float32), width, height), conf, cls)
+    """Boxes back in frame pixels; a box that lay wholly in the padding clips to nothing and goes."""
+    xyxy = box.to_frame(xyxy.astype(np.float32), width, height)
+    real = (xyxy[:, 2] > xyxy[:, 0]) & (xyxy[:, 3] > xyxy[:, 1])
+    return Detections.from_arrays(xyxy[real], conf[real], cls[real])
