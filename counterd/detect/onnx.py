@@ -72,7 +72,10 @@ class OnnxDetector(Detector):
     def _probe_head(self) -> tuple[str, int]:
         """Run once on a grey image: warms the session up and shows the output layout."""
         blank = np.full((*self.size, 3), 114, np.uint8)
-        shape = self._infer(blank, "ultralytics").shape
+        try:
+            shape = self._infer(blank, "ultralytics").shape
+        except Exception as exc:  # e.g. an input of another type, a graph that needs two inputs
+            raise UserError(f"model {self.path}: a test inference failed: {_first_line(exc)}") from None
         # The YOLOX test is exact (one row per grid cell), so it goes first.
         if len(shape) == 2 and shape[1] > 5 and shape[0] == len(yolox_grid(self.size)[0]):
             return "yolox", shape[1] - 5
