@@ -263,14 +263,21 @@ def run_counterd(args) -> dict:
     from counterd.config import load_config
     from counterd.pipeline import Pipeline
     from counterd.source import open_source
+    from counterd.stride import DetectionStride
     config_path = Path(args.out).with_suffix(".toml")
     config_path.write_text(counterd_config(MODEL, ALL_LINES))
     config = load_config(config_path)
     with open_source(str(VIDEO)) as source:
         pipeline = Pipeline(config)
+        stride = DetectionStride() if args.stride else None
         n = 0
         for frame in source:
-            pipeline.step(frame)
+            if stride is None:
+                pipeline.step(frame)
+            elif stride.should_detect(frame.timestamp):     # Pipeline.step, plus the stride
+                tracks = pipeline.tracker.update(pipeline.detector.detect(frame.image), frame.timestamp)
+                pipeline.counter.update(tracks, frame.timestamp)
+                stride.observe(tracks, frame.timestamp)
             n += 1
             if n == 1:      # as for the others, the first frame (engine warm-up) is not timed
                 t0, c0 = time.perf_counter(), time.process_time()
@@ -282,7 +289,8 @@ def run_counterd(args) -> dict:
     totals = pipeline.totals
     counts = {name: {d: int(totals.get(name, {}).get(d, {}).get("person", 0)) for d in ("in", "out")}
               for name, _, _ in ALL_LINES}
-    return {"pipeline": "counterd", "frames": n, "seconds": round(timed, 3), "fps": round(n / timed, 2),
+    return {"pipeline": "counterd" + (" + stride" if stride else ""), "frames": n,
+            "detected_frames": n + 1 - (stride.rested if stride else 0), "seconds": round(timed, 3), "fps": round(n / timed, 2),
             "cpu_seconds": round(cpu, 3), "fps_cpu": round(n / cpu, 2), "counts": counts,
             "stage_ms": {k: round(v, 2) for k, v in pipeline.times.mean_ms().items()},
             "command": f"counterd process {VIDEO} --config {config_path} --json"}
@@ -296,6 +304,7 @@ def main(argv=None) -> int:
     p.add_argument("--record", help="ultralytics: save the detections its tracker was fed (npz)")
     p.add_argument("--detections", help="supervision: the npz the ultralytics run recorded")
     p.add_argument("--core", type=int, help="pin this process (and its children) to one CPU")
+    p.add_argument("--stride", action="store_true", help="counterd: rest the detector (counterd/stride.py)")
     args = p.parse_args(argv)
     pin(args.core)
     sys.path.insert(0, str(HERE))

@@ -1,0 +1,67 @@
+"""Detection stride: rest the detector on frames where no tracked object can have moved far.
+
+Between two frames of a 10 fps clip, or of a 25 fps camera, a walking person moves a few pixels: a
+small fraction of their own width. The tracker pairs detections with tracks by IoU after a
+constant-velocity prediction, and the counter decides a crossing from the chord between two
+sightings, so a detection on every such frame adds nothing but CPU time. After each detected frame
+this estimates, from the tracks it returned and their previous sightings, how long the detector may
+rest: the time in which the fastest-moving track shifts `max_shift` of its own box size (width for
+horizontal motion, height for vertical), capped by `max_rest_s`. A scene with any track it has no
+speed for yet (new, or seen only now), or with no tracks at all, gets no rest: newcomers are found
+at once.
+
+Wiring (proposal; the pipeline owner decides): on a rested frame call nothing, not even
+Pipeline.keep_alive (a coast counts as a miss and ends tracks seen only once); the tracker simply
+sees a longer time step at the next detection.
+
+    stride = DetectionStride()
+    for frame in source:
+        if stride.should_detect(frame.timestamp):
+            tracks = tracker.update(detector.detect(frame.image), frame.timestamp)
+            events = counter.update(tracks, frame.timestamp)
+            stride.observe(tracks, frame.timestamp)
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from counterd.detections import Detections
+
+
+class DetectionStride:
+    def __init__(self, max_shift: float = 0.3, max_rest_s: float = 0.5):
+        self.max_shift = max_shift          # fraction of a box's size it may move unobserved
+        self.max_rest_s = max_rest_s        # the detector runs at least this often
+        self._due = float("-inf")
+        self._ids = np.zeros(0, np.int64)   # sorted ids of the last detected frame's tracks
+        self._boxes = np.zeros((0, 4))
+        self._seen = 0.0
+        self.rested = 0                     # frames skipped so far
+
+    def should_detect(self, timestamp: float) -> bool:
+        """True when this frame must go through the detector."""
+        if timestamp >= self._due - 1e-3 or timestamp < self._seen:   # due, or a file started again
+            return True
+        self.rested += 1
+        return False
+
+    def observe(self, tracks: Detections, timestamp: float) -> None:
+        """The tracks the tracker returned for a detected frame: sets when the next one is due."""
+        t = float(timestamp)
+        ids = tracks.tracker_id
+        order = np.argsort(ids, kind="stable")
+        ids, boxes = ids[order], tracks.xyxy[order].astype(np.float64)
+        rest = 0.0
+        dt = t - self._seen
+        if len(ids) and 0 < dt <= self.max_rest_s * 4 and len(self._ids):
+            pos = np.searchsorted(self._ids, ids)
+            pos = np.minimum(pos, len(self._ids) - 1)
+            known = self._ids[pos] == ids
+            if known.all():
+                prev = self._boxes[pos]
+                size = np.maximum(boxes[:, 2:] - boxes[:, :2], 1.0)                # (w, h)
+                shift = np.abs((boxes[:, :2] + boxes[:, 2:]) - (prev[:, :2] + prev[:, 2:])) / 2
+                rate = float((shift / size).max()) / dt                             # sizes per second
+                rest = self.max_rest_s if rate <= 0 else min(self.max_shift / rate, self.max_rest_s)
+        self._ids, self._boxes, self._seen = ids, boxes, t
+        self._due = t + rest
