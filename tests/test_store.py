@@ -111,6 +111,8 @@ def test_migration_keeps_existing_data(tmp_path):
     conn.close()
     store = Store(path, BERLIN, clock=Clock(local(2024, 6, 12)))
     assert store.counts_between(utc(0), utc(local(2024, 6, 12))) == {("door", "in", "person"): 7}
+    (day,) = store.binned(store.days_with_data(), 900, "door", "person")    # quarter sums backfilled
+    assert day.count(day.day + 9 * 3600, "door", "in", "person") == 7
     assert store.alerts_between(0, 2e9, 10) == []          # version 2's table exists
     assert store._query("PRAGMA user_version")[0][0] == VERSION
     store.close()

@@ -34,6 +34,18 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE TABLE occupancy_resets (ts REAL NOT NULL, value INTEGER NOT NULL);
     CREATE INDEX occupancy_resets_by_ts ON occupancy_resets (ts);
     """,
+    # 3: the same bins summed per UTC quarter hour, kept alongside the minute ones, so a year's
+    # export reads ~35 k rows per series instead of ~500 k. Filled from the minute bins.
+    """
+    CREATE TABLE counts_q (
+        line TEXT NOT NULL, class_name TEXT NOT NULL, quarter INTEGER NOT NULL,
+        direction TEXT NOT NULL, n INTEGER NOT NULL,
+        PRIMARY KEY (line, class_name, quarter, direction)) WITHOUT ROWID;
+    CREATE INDEX counts_q_by_quarter ON counts_q (quarter);
+    CREATE TABLE coverage_q (quarter INTEGER PRIMARY KEY, seconds REAL NOT NULL) WITHOUT ROWID;
+    INSERT INTO counts_q SELECT line, class_name, minute / 15, direction, SUM(n) FROM counts GROUP BY 1, 2, 3, 4;
+    INSERT INTO coverage_q SELECT minute / 15, SUM(seconds) FROM coverage GROUP BY 1;
+    """,
 )
 
 VERSION = len(MIGRATIONS)

@@ -96,6 +96,10 @@ class Store:
                 "ON CONFLICT DO UPDATE SET n = n + excluded.n",
                 [(*k, n) for k, n in bins.items()])
             self._write.executemany(
+                "INSERT INTO counts_q (line, class_name, quarter, direction, n) VALUES (?, ?, ?, ?, ?) "
+                "ON CONFLICT DO UPDATE SET n = n + excluded.n",
+                [(line, cls, minute // 15, d, n) for (line, cls, minute, d), n in bins.items()])
+            self._write.executemany(
                 "INSERT INTO alerts (ts, line, kind, class_name, track_id, detail) VALUES (?, ?, ?, ?, ?, ?)",
                 [(a.ts, a.line, a.kind, a.class_name, a.track_id, a.detail) for a in alerts])
         self.live.add(events)
@@ -125,6 +129,11 @@ class Store:
             self._write.executemany(
                 "INSERT INTO coverage (minute, seconds) VALUES (?, ?) "
                 "ON CONFLICT DO UPDATE SET seconds = min(60.0, seconds + excluded.seconds)", rows)
+            # Quarters are re-summed from their minutes, since a minute's clamp may have eaten some.
+            self._write.executemany(
+                "INSERT OR REPLACE INTO coverage_q (quarter, seconds) SELECT ?, SUM(seconds) FROM coverage "
+                "WHERE minute >= ? AND minute < ?",
+                [(q, q * 15, q * 15 + 15) for q in sorted({m // 15 for m, _ in rows})])
         self._days.update({day_of(to_wall(self.tz, m * 60)) for m, _ in rows})
         self.prune_if_due()
 
@@ -133,7 +142,7 @@ class Store:
         parameters stay."""
         with self._write_lock, self._write:
             self._write.execute("BEGIN IMMEDIATE")
-            for table in ("events", "counts", "coverage", "occupancy_resets"):
+            for table in ("events", "counts", "coverage", "counts_q", "coverage_q", "occupancy_resets"):
                 self._write.execute(f"DELETE FROM {table}")
         self.live.clear()
         self._days = set()
@@ -151,7 +160,9 @@ class Store:
             for table, column, value in (("events", "ts", cutoff), ("alerts", "ts", cutoff),
                                          ("occupancy_resets", "ts", cutoff),
                                          ("counts", "minute", cutoff // 60),
-                                         ("coverage", "minute", cutoff // 60)):
+                                         ("coverage", "minute", cutoff // 60),
+                                         ("counts_q", "quarter", cutoff // 900),
+                                         ("coverage_q", "quarter", cutoff // 900)):
                 self._write.execute(f"DELETE FROM {table} WHERE {column} < ?", (value,))
         self._days = self._scan_days()
 
@@ -200,8 +211,7 @@ class Store:
         return sorted(self._days)
 
     def _scan_days(self) -> set[int]:
-        rows = self._query("SELECT DISTINCT minute / 15 FROM coverage "
-                           "UNION SELECT DISTINCT minute / 15 FROM counts")
+        rows = self._query("SELECT quarter FROM coverage_q UNION SELECT DISTINCT quarter FROM counts_q")
         if not rows:
             return set()
         quarters = sorted(r[0] * 900 for r in rows)
@@ -223,7 +233,10 @@ class Store:
         # Sum in SQL by UTC buckets that fall whole into one wall bin: quarters in every real zone
         # today; single minutes where an odd historical offset would split them.
         bucket = 15 if res >= 900 and wall.aligned(900) else 1
-        filters, args = "", [start // 60, (end + 59) // 60]
+        counts_table, coverage_table, unit = ("counts_q", "coverage_q", "quarter") if bucket == 15 else \
+            ("counts", "coverage", "minute")
+        step = bucket * 60
+        filters, args = "", [start // step, (end + step - 1) // step]
         if line is not None:
             filters += " AND line = ?"
             args.append(line)
@@ -231,26 +244,29 @@ class Store:
             filters += " AND class_name = ?"
             args.append(class_name)
         counts_rows = self._query(
-            f"SELECT minute / {bucket}, line, direction, class_name, SUM(n) FROM counts "
-            f"WHERE minute >= ? AND minute < ?{filters} GROUP BY 1, 2, 3, 4", args)
+            f"SELECT {unit}, line, direction, class_name, n FROM {counts_table} "
+            f"WHERE {unit} >= ? AND {unit} < ?{filters}", args)
         coverage_rows = self._query(
-            f"SELECT minute / {bucket}, SUM(seconds) FROM coverage WHERE minute >= ? AND minute < ? "
-            f"GROUP BY 1", args[:2])
+            f"SELECT {unit}, seconds FROM {coverage_table} WHERE {unit} >= ? AND {unit} < ?", args[:2])
         gaps = wall.gaps()
         days = {d: DayBins(d, day_bins(d, res, gaps)) for d in range(first, last + DAY, DAY)}
-        step = bucket * 60
+        placed: dict[int, tuple[DayBins | None, int]] = {}     # bucket -> (its day, its bin start)
+
+        def place(b: int) -> tuple[DayBins | None, int]:
+            if b not in placed:
+                w = wall.wall(b * step)
+                placed[b] = (days.get(day_of(w)), w // res * res)
+            return placed[b]
+
         for b, ln, direction, cls, n in counts_rows:
-            w = wall.wall(b * step)
-            day = days.get(day_of(w))
+            day, bin_start = place(b)
             if day is not None:
-                key = (w // res * res, ln, direction, cls)
+                key = (bin_start, ln, direction, cls)
                 day.counts[key] = day.counts.get(key, 0) + n
         for b, seconds in coverage_rows:
-            w = wall.wall(b * step)
-            day = days.get(day_of(w))
+            day, bin_start = place(b)
             if day is not None:
-                key = w // res * res
-                day.coverage[key] = day.coverage.get(key, 0.0) + seconds
+                day.coverage[bin_start] = day.coverage.get(bin_start, 0.0) + seconds
         return list(days.values())
 
     def events_between(self, start: float, end: float, line: str | None = None,

@@ -123,6 +123,8 @@ class WallMap:
 
 def day_bins(day_wall: int, res: int, gaps: list[tuple[int, int]]) -> list[int]:
     """Wall starts of the bins of one local day, leaving out bins wholly inside a gap."""
+    if not any(a < day_wall + DAY and b > day_wall for a, b in gaps):
+        return list(range(day_wall, day_wall + DAY, res))
     out = []
     for start in range(day_wall, day_wall + DAY, res):
         if not any(a <= start and start + res <= b for a, b in gaps):
