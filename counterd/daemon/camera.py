@@ -134,7 +134,8 @@ class Camera:
             self._lost(str(exc))
             return False
         except Exception as exc:          # a bug in a backend must not end the reconnect loop
-            log.exception("camera %s: opening the source failed unexpectedly", self.name)
+            if self.state is not LinkState.DOWN:   # the traceback once, not once per attempt
+                log.exception("camera %s: opening the source failed unexpectedly", self.name)
             self._lost(f"open failed: {exc}")
             return False
         self.connections += 1

@@ -1,0 +1,156 @@
+"""Motion gating, coverage accounting and the inference worker's frame handling."""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+from counterd.config import GatingConfig, SourceConfig, config_from_dict
+from counterd.count import CrossingEvent
+from counterd.daemon.camera import Camera, LinkState
+from counterd.daemon.gating import MotionGate
+from counterd.daemon.metrics import Metrics
+from counterd.daemon.worker import Coverage, InferenceWorker, Recorder
+from counterd.source import Frame, VideoSource
+
+
+def still(value: int = 100) -> np.ndarray:
+    rng = np.random.default_rng(0)
+    return np.clip(value + rng.integers(-3, 4, (120, 160, 3)), 0, 255).astype(np.uint8)
+
+
+def with_box(x: int) -> np.ndarray:
+    image = still()
+    image[40:100, x:x + 20] = 20
+    return image
+
+
+def test_gate_skips_a_static_scene_and_wakes_on_motion():
+    gate = MotionGate(GatingConfig(max_skip_s=10.0))
+    decisions = [gate.should_detect(still(), t * 0.1) for t in range(10)]
+    assert decisions == [True] + [False] * 9         # the first frame sets the reference
+    assert gate.should_detect(with_box(50), 1.0)      # someone walks in
+    assert gate.skipped == 9
+
+
+def test_gate_ignores_sensor_noise_below_the_pixel_delta():
+    gate = MotionGate(GatingConfig(max_skip_s=10.0, pixel_delta=12))
+    gate.should_detect(still(100), 0.0)
+    assert not gate.should_detect(still(106), 0.1)   # a slight global brightening
+    assert gate.should_detect(still(130), 0.2)        # a real change of light still wakes it
+
+
+def test_gate_compares_with_the_last_detected_frame_so_slow_movement_accumulates():
+    gate = MotionGate(GatingConfig(max_skip_s=100.0, width=160, min_changed=0.01))
+    gate.should_detect(with_box(10), 0.0)
+    # one pixel a frame is below the threshold against the previous frame, not against the reference
+    woke = [gate.should_detect(with_box(10 + k), k * 0.1) for k in range(1, 12)]
+    assert any(woke)
+
+
+def test_gate_detects_at_least_every_max_skip_and_on_looping():
+    gate = MotionGate(GatingConfig(max_skip_s=0.5))
+    assert [gate.should_detect(still(), t * 0.1) for t in range(8)] == [True, False, False, False, False,
+                                                                        True, False, False]
+    assert gate.should_detect(still(), 0.0)           # time went backwards: a looped file restarted
+
+
+def test_disabled_gate_always_detects():
+    gate = MotionGate(GatingConfig(enabled=False))
+    assert all(gate.should_detect(still(), t) for t in range(5))
+
+
+def test_coverage_counts_only_time_between_close_frames():
+    coverage = Coverage(max_gap_s=2.0)
+    for t in [0.0, 0.5, 1.0, 1.5]:
+        coverage.add(t)
+    assert coverage.take() == [(0.0, 1.5)]
+    for t in [2.0, 2.5, 10.0, 10.5, 11.0]:         # an outage from 2.5 to 10: not covered
+        coverage.add(t)
+    assert coverage.take() == [(1.5, 2.5), (10.0, 11.0)]
+    assert coverage.take() == []
+    assert sum(b - a for a, b in [(0.0, 1.5), (1.5, 2.5), (10.0, 11.0)]) == 3.5
+
+
+def test_recorder_gives_back_a_failed_batch_first():
+    recorder = Recorder(max_gap_s=1.0)
+    first = CrossingEvent(1.0, "door", "in", "person", 1)
+    recorder.add([first], 1.0)
+    recorder.add([], 1.5)
+    events, coverage = recorder.drain()
+    recorder.give_back(events, coverage)
+    second = CrossingEvent(2.0, "door", "out", "person", 2)
+    recorder.add([second], 2.0)
+    events, coverage = recorder.drain()
+    assert events == [first, second] and coverage == [(1.0, 1.5), (1.5, 2.0)]
+
+
+class FakePipeline:
+    def __init__(self, fail_on: int | None = None):
+        self.steps, self.kept_alive, self.fail_on = [], [], fail_on
+        self.times = type("T", (), {"last": {"detect": 0.01, "track": 0.001, "count": 0.001}})()
+        self.config = None
+
+    def step(self, frame):
+        self.steps.append(frame.index)
+        if frame.index == self.fail_on:
+            raise RuntimeError("bad frame")
+        return [CrossingEvent(frame.timestamp, "door", "in", "person", frame.index)] if frame.index % 5 == 4 else []
+
+    def keep_alive(self, timestamp):
+        self.kept_alive.append(timestamp)
+
+    def reconfigure(self, config):
+        self.config = config
+
+
+class Clip:
+    """A file-like capture: n frames, the box moving only in the second half."""
+
+    def __init__(self, n=20):
+        self.n, self.i = n, 0
+
+    def read(self):
+        if self.i >= self.n:
+            return False, None
+        self.i += 1
+        return True, with_box(self.i * 4) if self.i > self.n // 2 else still()
+
+    def get(self, prop):
+        return {5: 10.0}.get(prop, 0.0)   # cv2.CAP_PROP_FPS == 5
+
+    def release(self):
+        pass
+
+
+def run_worker(pipeline, gating: GatingConfig, n=20, wall=lambda: 1_000_000.0):
+    camera = Camera("clip", lambda: VideoSource(lambda: Clip(n), name="clip", live=False), SourceConfig())
+    recorder = Recorder(max_gap_s=2.0)
+    worker = InferenceWorker(camera, pipeline, MotionGate(gating), Metrics(), recorder, wall_clock=wall)
+    worker.start()
+    deadline = time.monotonic() + 10
+    while camera.state is not LinkState.FINISHED and time.monotonic() < deadline:   # the clip played out
+        time.sleep(0.01)
+    assert worker.stop(5)
+    return worker, recorder
+
+
+def test_worker_skips_detection_on_static_frames_and_keeps_tracks_alive():
+    pipeline = FakePipeline()
+    worker, recorder = run_worker(pipeline, GatingConfig(max_skip_s=100.0))
+    assert worker.frames_processed == 20
+    assert len(pipeline.kept_alive) >= 8                  # the static first half
+    assert len(pipeline.steps) + len(pipeline.kept_alive) == 20
+    assert set(range(11, 20)) <= set(pipeline.steps)      # the moving second half is all detected
+    assert worker.metrics.frames_skipped._value.get() == len(pipeline.kept_alive)
+
+
+def test_worker_maps_file_time_to_wall_time_and_survives_a_failing_frame(caplog):
+    pipeline = FakePipeline(fail_on=3)
+    worker, recorder = run_worker(pipeline, GatingConfig(enabled=False), wall=lambda: 1_000_000.0)
+    events, coverage = recorder.drain()
+    assert worker.frames_processed == 19                  # frame 3 failed; the rest went on
+    assert "bad frame" in caplog.text
+    assert [e.track_id for e in events] == [4, 9, 14, 19]
+    assert all(e.timestamp == pytest.approx(1_000_000.0) for e in events)
