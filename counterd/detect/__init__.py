@@ -33,7 +33,8 @@ class Detector:
         self.wanted[[CLASS_IDS[c] for c in cfg.classes]] = True
 
     def detect(self, frame: np.ndarray) -> Detections:
-        """Objects in a BGR uint8 frame (H, W, 3), boxes in frame pixels, only wanted classes."""
+        """Objects in a BGR uint8 frame (H, W, 3; grey and BGRA are converted), boxes in frame
+        pixels, only the wanted classes."""
         raise NotImplementedError
 
     def close(self) -> None:
