@@ -4,9 +4,13 @@ from __future__ import annotations
 import calendar
 from zoneinfo import ZoneInfo
 
+import pytest
+
+from counterd.api.app import make_app
 from counterd.api.auth import make_ha1
 from counterd.config import config_from_dict
 from counterd.count import CrossingEvent
+from counterd.store import AlertRules, Store
 
 BERLIN = ZoneInfo("Europe/Berlin")
 SERIAL = "ACCC8E54905A"
@@ -64,3 +68,25 @@ def seed_site(store) -> None:
 
 
 NOW = local(2019, 3, 18, 12, 34, 56)
+
+
+# Fixtures for the API tests (imported by name into each module): a seeded store and an app
+# with the anonymous viewer on, at a fixed clock.
+
+@pytest.fixture
+def clock():
+    return Clock(NOW)
+
+
+@pytest.fixture
+def store(tmp_path, clock):
+    s = Store(tmp_path / "counts.db", BERLIN, alert_rules=AlertRules(make_config().lines), clock=clock)
+    seed_site(s)
+    yield s
+    s.close()
+
+
+@pytest.fixture
+async def client(aiohttp_client, tmp_path, store, clock):
+    config = make_config(tmp_path, anonymous_viewer=True)
+    return await aiohttp_client(make_app(config, store, clock=clock))

@@ -11,34 +11,15 @@ import aiohttp
 import pytest
 from lxml import etree
 
-from api_support import (NOW, BERLIN, NAME, PASSWORDS, SERIAL, Clock, ev, local,
-                         make_config, seed_site)
+from api_support import BERLIN, NAME, NOW, PASSWORDS, SERIAL, ev, local, make_config
+from api_support import clock, client, store  # noqa: F401  (fixtures)
 from counterd.api.app import make_app
-from counterd.store import AlertRules, Store
+from counterd.store import Store
 
 API = "/local/people-counter/.api?"
 OPERATOR = "/local/people-counter/.apioperator?"
 HEADER = ("Interval start,Interval stop,Camera serial number,Counter name,"
           "Pedestrians coming in,Pedestrians going out")
-
-
-@pytest.fixture
-def clock():
-    return Clock(NOW)
-
-
-@pytest.fixture
-def store(tmp_path, clock):
-    s = Store(tmp_path / "counts.db", BERLIN, alert_rules=AlertRules(make_config().lines), clock=clock)
-    seed_site(s)
-    yield s
-    s.close()
-
-
-@pytest.fixture
-async def client(aiohttp_client, tmp_path, store, clock):
-    config = make_config(tmp_path, anonymous_viewer=True)
-    return await aiohttp_client(make_app(config, store, clock=clock))
 
 
 async def body(client, path, status=200, **kwargs) -> str:

@@ -4,30 +4,11 @@ from __future__ import annotations
 
 import asyncio
 
-import pytest
 from aiohttp import web
 
-from api_support import BERLIN, NOW, Clock, ev, local, make_config, seed_site
+from api_support import NOW, ev, local, make_config
+from api_support import clock, client, store  # noqa: F401  (fixtures)
 from counterd.api.app import make_app
-from counterd.store import AlertRules, Store
-
-
-@pytest.fixture
-def clock():
-    return Clock(NOW)
-
-
-@pytest.fixture
-def store(tmp_path, clock):
-    s = Store(tmp_path / "counts.db", BERLIN, alert_rules=AlertRules(make_config().lines), clock=clock)
-    seed_site(s)
-    yield s
-    s.close()
-
-
-@pytest.fixture
-async def client(aiohttp_client, tmp_path, store, clock):
-    return await aiohttp_client(make_app(make_config(tmp_path, anonymous_viewer=True), store, clock=clock))
 
 
 async def get_json(client, path):

@@ -6,7 +6,7 @@ import re
 from datetime import date
 from urllib.parse import parse_qsl
 
-from counterd.store.wallclock import DAY, RESOLUTIONS, wall_of_date
+from counterd.store.wallclock import RESOLUTIONS, wall_of_date
 
 MAX_QUERY_BYTES = 4096
 MAX_FIELDS = 64
@@ -114,6 +114,3 @@ def parse_epoch(text: str | None, param: str, default: float) -> float:
         raise BadRequest(f"{param}: epoch seconds out of range, got {text[:20]!r}")
     return value
 
-
-__all__ = ["BadRequest", "DAY", "DaySelection", "parse_dates", "parse_day", "parse_epoch",
-           "parse_int", "parse_query", "parse_res"]

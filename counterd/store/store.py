@@ -236,18 +236,13 @@ class Store:
         counts_table, coverage_table, unit = ("counts_q", "coverage_q", "quarter") if bucket == 15 else \
             ("counts", "coverage", "minute")
         step = bucket * 60
-        filters, args = "", [start // step, (end + step - 1) // step]
-        if line is not None:
-            filters += " AND line = ?"
-            args.append(line)
-        if class_name is not None:
-            filters += " AND class_name = ?"
-            args.append(class_name)
+        span = [start // step, (end + step - 1) // step]
+        filters, values = _line_and_class(line, class_name)
         counts_rows = self._query(
             f"SELECT {unit}, line, direction, class_name, n FROM {counts_table} "
-            f"WHERE {unit} >= ? AND {unit} < ?{filters}", args)
+            f"WHERE {unit} >= ? AND {unit} < ?{filters}", span + values)
         coverage_rows = self._query(
-            f"SELECT {unit}, seconds FROM {coverage_table} WHERE {unit} >= ? AND {unit} < ?", args[:2])
+            f"SELECT {unit}, seconds FROM {coverage_table} WHERE {unit} >= ? AND {unit} < ?", span)
         gaps = wall.gaps()
         days = {d: DayBins(d, day_bins(d, res, gaps)) for d in range(first, last + DAY, DAY)}
         placed: dict[int, tuple[DayBins | None, int]] = {}     # bucket -> (its day, its bin start)
@@ -272,14 +267,9 @@ class Store:
     def events_between(self, start: float, end: float, line: str | None = None,
                        class_name: str | None = None, limit: int | None = None) -> list[tuple]:
         """(ts, line, direction, class_name, track_id) in [start, end), oldest first."""
-        sql = "SELECT ts, line, direction, class_name, track_id FROM events WHERE ts >= ? AND ts < ?"
-        args: list = [start, end]
-        if line is not None:
-            sql += " AND line = ?"
-            args.append(line)
-        if class_name is not None:
-            sql += " AND class_name = ?"
-            args.append(class_name)
+        filters, values = _line_and_class(line, class_name)
+        sql = f"SELECT ts, line, direction, class_name, track_id FROM events WHERE ts >= ? AND ts < ?{filters}"
+        args = [start, end, *values]
         if limit is not None:   # the newest `limit`, still returned oldest first
             return list(reversed(self._query(sql + " ORDER BY ts DESC LIMIT ?", (*args, limit))))
         return self._query(sql + " ORDER BY ts", args)
@@ -304,6 +294,16 @@ class Store:
 
     def integrity_check(self) -> str:
         return self._query("PRAGMA integrity_check")[0][0]
+
+
+def _line_and_class(line: str | None, class_name: str | None) -> tuple[str, list[str]]:
+    """SQL conditions (and their values) for an optional line and class."""
+    filters, values = "", []
+    if line is not None:
+        filters, values = filters + " AND line = ?", values + [line]
+    if class_name is not None:
+        filters, values = filters + " AND class_name = ?", values + [class_name]
+    return filters, values
 
 
 def _minute_ceil(epoch: float) -> int:
