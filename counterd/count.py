@@ -136,6 +136,15 @@ class LineCounter:
     def reset_totals(self) -> None:
         self._totals = {line.name: {d: {} for d in DIRECTIONS} for line in self.lines}
 
+    def finish(self) -> list[CrossingEvent]:
+        """The stream has ended, so every track has too: those last seen inside a band past a
+        line count as crossed, as lost tracks do after handoff_seconds. Per-track state is
+        cleared; totals are kept."""
+        events = self._settle_lost(np.inf)
+        self._count = 0
+        self._reindex()
+        return events
+
     # -- the hot loop --------------------------------------------------------------------------
 
     def update(self, tracks: Detections, timestamp: float) -> list[CrossingEvent]:

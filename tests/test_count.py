@@ -157,6 +157,15 @@ def test_vanishing_past_the_line_inside_the_band_counts_once_the_track_is_given_
     assert play(c, [Detections.empty()] * 20, start=27) == []
 
 
+def test_finish_counts_tracks_the_stream_ended_on_inside_a_band_past_the_line():
+    c = counter(DOWN, ACROSS)
+    play(c, walk(1, (200, 100), (244, 100), 11))         # past the line, still inside the band
+    play(c, walk(2, (100, 260), (100, 205), 11))         # before the other line, inside its band
+    assert [(e.line, e.direction, e.track_id) for e in c.finish()] == [("down", "in", 1)]
+    assert len(c) == 0 and counts(c) == (1, 0)
+    assert c.finish() == []
+
+
 def test_vanishing_inside_the_band_before_the_line_does_not_count():
     c = counter()
     play(c, walk(1, (200, 100), (237, 100), 10) + [Detections.empty()] * 30)
