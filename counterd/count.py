@@ -182,7 +182,7 @@ class LineCounter:
         return settled + events if settled else events
 
     def _crossings(self, flipped, rows, points, side, tracks, t) -> list[CrossingEvent]:
-        which, line = np.nonzero(flipped)
+        which, line = np.divmod(flipped.ravel().nonzero()[0], flipped.shape[1])
         real = chord_meets_segment(self._decided_at[rows[which], line], points[which], line, self._geometry)
         which, line = which[real], line[real]
         return self._record(np.full(len(which), t), line, side[which, line],

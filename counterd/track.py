@@ -47,7 +47,7 @@ def match(iou: np.ndarray, min_iou: float) -> tuple[np.ndarray, np.ndarray]:
     """(rows, cols) pairing rows with columns one to one, most pairs first, then most total IoU;
     only pairs with IoU >= min_iou."""
     allowed = iou >= min_iou
-    flat = np.flatnonzero(allowed)
+    flat = allowed.ravel().nonzero()[0]
     rows, cols = np.divmod(flat, iou.shape[1])
     # When no row and no column has two options (people apart from each other: nearly always),
     # the allowed pairs are the assignment and the solver is skipped.
@@ -120,7 +120,7 @@ class Tracker:
         conf = dets.confidence
         iou = box_iou(self._predicted_boxes(t), dets.xyxy)    # every track x every detection, once
         high = conf >= cfg.high_score
-        high_idx = np.flatnonzero(high)
+        high_idx = high.nonzero()[0]
 
         # Stage 1: confident detections against every track.
         rows, cols = match(iou[:, high_idx], cfg.match_iou)
@@ -129,9 +129,9 @@ class Tracker:
         unpaired[rows] = False
         # Stage 2: low-score detections against the tracks stage 1 left unpaired.
         if len(rows) < n and len(high_idx) < len(conf):
-            low_idx = np.flatnonzero(~high & (conf >= cfg.low_score))
-            free_rows = np.flatnonzero(unpaired)
-            low_rows, low_cols = match(iou[np.ix_(free_rows, low_idx)], cfg.match_iou)
+            low_idx = (~high & (conf >= cfg.low_score)).nonzero()[0]
+            free_rows = unpaired.nonzero()[0]
+            low_rows, low_cols = match(iou[free_rows][:, low_idx], cfg.match_iou)
             if len(low_rows):
                 unpaired[free_rows[low_rows]] = False
                 rows = np.concatenate([rows, free_rows[low_rows]])
@@ -154,7 +154,7 @@ class Tracker:
             starters &= high
         starters[det_idx] = False
         if starters.any():
-            self._start(dets, np.flatnonzero(starters), t)
+            self._start(dets, starters.nonzero()[0], t)
         return tracks
 
     def _predicted_boxes(self, t: float) -> np.ndarray:
