@@ -19,7 +19,7 @@ from counterd.errors import UserError
 
 CHECKOUT_MODELS = Path(__file__).resolve().parents[1] / "models"
 MANIFEST_NAME = "manifest.toml"
-HEADS = ("ultralytics", "yolox")
+HEADS = ("ultralytics", "end2end", "yolox")
 CHUNK = 1 << 20
 
 

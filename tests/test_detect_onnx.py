@@ -84,6 +84,18 @@ def test_yolox_head_box_lands_where_the_model_put_it(tmp_path):
     assert dets.class_id.tolist() == [CLASS_IDS["car"]]
 
 
+def test_end_to_end_head_boxes_land_where_the_model_put_them(tmp_path):
+    head = np.zeros((1, 300, 6), np.float32)        # rows past the detections are all zero
+    head[0, 0] = [144, 128, 176, 192, 0.9, CLASS_IDS["person"]]      # PERSON_320 as corners
+    head[0, 1] = [10, 10, 40, 40, 0.95, CLASS_IDS["dog"]]            # a class not counted
+    detector = make_detector(DetectorConfig(model=scripted_model(tmp_path / "e.onnx", head, [1, 3, 320, 320])))
+    assert detector.head == "end2end"
+    dets = detector.detect(FRAME)
+    assert dets.xyxy.tolist() == [pytest.approx(PERSON_IN_FRAME)]
+    assert dets.class_id.tolist() == [CLASS_IDS["person"]]
+    assert dets.confidence.tolist() == pytest.approx([0.9])
+
+
 def test_dynamic_input_size_comes_from_the_metadata(tmp_path):
     model = scripted_model(tmp_path / "d.onnx", ultralytics_head([PERSON_320]), ["batch", 3, "height", "width"],
                            metadata={"imgsz": "[320, 320]"})
@@ -108,7 +120,7 @@ def test_unnamed_classes_must_be_coco_80(tmp_path):
 
 
 @pytest.mark.parametrize("head, input_shape, message", [
-    (np.zeros((1, 10, 6)), [1, 3, 320, 320], r"output shape \[10, 6\] is neither"),
+    (np.zeros((1, 10, 7)), [1, 3, 320, 320], r"output shape \[10, 7\] is not a YOLOv8"),
     (np.zeros((1, 84, 10)), [1, 1, 320, 320], "expected an image tensor"),
 ])
 def test_a_model_that_is_not_a_supported_detector_is_refused(tmp_path, head, input_shape, message):

@@ -1,7 +1,8 @@
 """The default backend: a YOLO model in ONNX Runtime on the CPU.
 
 Input size, layout and head type are read from the model, so any YOLOv8/YOLO11 export
-([1, 4+nc, N]) or raw-grid YOLOX export ([1, N, 5+nc]) works without settings.
+([1, 4+nc, N]), end-to-end Ultralytics export ([1, N, 6]: YOLO26, YOLOv10) or raw-grid YOLOX
+export ([1, N, 5+nc]) works without settings.
 """
 from __future__ import annotations
 
@@ -15,7 +16,8 @@ import onnxruntime as ort
 from counterd.classes import COCO_NAMES
 from counterd.config import DetectorConfig
 from counterd.detect import Detector, as_bgr, coco_ids_for
-from counterd.detect.yolo import decode_ultralytics, decode_yolox, letterbox, select, to_detections, yolox_grid
+from counterd.detect.yolo import (decode_end2end, decode_ultralytics, decode_yolox, letterbox, select,
+                                  to_detections, yolox_grid)
 from counterd.detections import Detections
 from counterd.errors import UserError
 from counterd.models import resolve_model
@@ -81,8 +83,17 @@ class OnnxDetector(Detector):
             return "yolox", shape[1] - 5
         if len(shape) == 2 and 4 < shape[0] < shape[1]:
             return "ultralytics", shape[0] - 4
-        raise UserError(f"model {self.path}: output shape {list(shape)} is neither a YOLOv8/YOLO11 head "
-                        "[1, 4+nc, N] nor a raw YOLOX head [1, N, 5+nc] (see models/README.md)")
+        if len(shape) == 2 and shape[1] == 6:
+            return "end2end", self._named_class_count() or len(COCO_NAMES)
+        raise UserError(f"model {self.path}: output shape {list(shape)} is not a YOLOv8/YOLO11 head "
+                        "[1, 4+nc, N], an end-to-end head [1, N, 6] or a raw YOLOX head [1, N, 5+nc] "
+                        "(see models/README.md)")
+
+    def _named_class_count(self) -> int:
+        try:
+            return len(ast.literal_eval(self.session.get_modelmeta().custom_metadata_map.get("names", "")))
+        except (ValueError, SyntaxError, TypeError):
+            return 0
 
     def _class_names(self, count: int) -> list[str]:
         """Class names from Ultralytics metadata; a model without them must be COCO-80."""
@@ -100,7 +111,7 @@ class OnnxDetector(Detector):
 
     def _infer(self, image: np.ndarray, head: str) -> np.ndarray:
         """A letterboxed image -> the output tensor without its batch axis."""
-        if head == "ultralytics":   # trained on RGB scaled to 0-1
+        if head != "yolox":         # Ultralytics models: trained on RGB scaled to 0-1
             blob = cv2.dnn.blobFromImage(image, 1 / 255.0, swapRB=True)
         else:                       # YOLOX: BGR, 0-255, no normalisation
             blob = cv2.dnn.blobFromImage(image, 1.0, swapRB=False)
@@ -112,10 +123,12 @@ class OnnxDetector(Detector):
     def detect(self, frame: np.ndarray) -> Detections:
         frame = as_bgr(frame)
         height, width = frame.shape[:2]
-        image, box = letterbox(frame, self.size, centre=self.head == "ultralytics")
+        image, box = letterbox(frame, self.size, centre=self.head != "yolox")
         output = self._infer(image, self.head)
         if self.head == "ultralytics":
             xyxy, scores = decode_ultralytics(output)
+        elif self.head == "end2end":
+            xyxy, scores = decode_end2end(output, len(self.coco_ids))
         else:
             xyxy, scores = decode_yolox(output, self.size)
         kept = select(xyxy, scores, self.coco_ids, self.wanted, self.cfg.confidence, self.cfg.nms_iou)

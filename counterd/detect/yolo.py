@@ -74,6 +74,17 @@ def decode_yolox(output: np.ndarray, input_size: tuple[int, int]) -> tuple[np.nd
     return cxcywh_to_xyxy(boxes), output[:, 5:] * output[:, 4:5]
 
 
+def decode_end2end(output: np.ndarray, class_count: int) -> tuple[np.ndarray, np.ndarray]:
+    """An end-to-end head with NMS inside (YOLO26, YOLOv10, Ultralytics `nms=True` exports),
+    shape (N, 6): x1, y1, x2, y2, score, class in input pixels -> (xyxy, scores (N, nc)) with each
+    box's score in its class column, so the same selection applies."""
+    classes = output[:, 5].astype(np.intp)
+    valid = (classes >= 0) & (classes < class_count)
+    scores = np.zeros((len(output), class_count), np.float32)
+    scores[np.flatnonzero(valid), classes[valid]] = output[valid, 4]
+    return output[:, :4], scores
+
+
 _grids: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
 
 
