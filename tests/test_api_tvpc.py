@@ -265,3 +265,18 @@ async def test_every_base_path_answers(client):
                    "/tvpc/", "/people-counter/", "/occupancy-estimator/"):
         assert json.loads(await body(client, prefix + ".api?live-sum.json"))["serial"] == SERIAL
         assert "<!ELEMENT countdata" in await body(client, prefix + "appdata.dtd")
+
+
+async def test_detail_exports_carry_every_line_and_class(client):
+    rows = list(csv.DictReader(io.StringIO(await body(client, API + "export-detail-csv&date=20190316&res=24h"))))
+    assert len(rows) == 2 * 6           # one bin x (door, exit) x the six default classes
+    by_key = {(r["Line"], r["Class"]): (r["Coming in"], r["Going out"], r["Analysed seconds"]) for r in rows}
+    assert by_key[("door", "person")] == ("3", "1", "86400")
+    assert by_key[("door", "car")] == ("1", "0", "86400") and by_key[("exit", "person")] == ("1", "0", "86400")
+    assert by_key[("exit", "bus")] == ("0", "0", "86400")
+    data = json.loads(await body(client, API + "export-detail-json&date=20190316&res=1h"))
+    assert data["counter"]["lines"] == ["door", "exit"] and len(data["data"]) == 24
+    hour = data["data"]["20190316020000"]
+    assert hour["coverage"] == 3600 and hour["counts"]["door"]["person"] == [3, 1]
+    # The Axis export of the same hour is unchanged: people of the primary line only.
+    assert json.loads(await body(client, API + "export-json&date=20190316&res=1h"))["data"]["20190316020000"] == [3, 1]

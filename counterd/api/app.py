@@ -48,6 +48,9 @@ def add_api(app: web.Application, config: Config, store_provider: Callable[[], A
     site = Site(Settings(config), auth, store_provider, config.daemon.log_path, clock,
                 serial_number(config.camera.serial))
     app[SITE] = site
+    if not config.users and not api.anonymous_viewer:
+        log.warning("the HTTP API has no [[users]] and api.anonymous_viewer is off: it will refuse "
+                    "every request (add users with: counterd passwd NAME --role ROLE)")
     app.middlewares.append(bad_input_middleware)
     app.add_routes(tvpc.routes() + v1.routes())
     app.cleanup_ctx.append(settings_ctx)

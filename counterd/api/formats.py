@@ -50,7 +50,7 @@ class Table:
 def to_csv(table: Table) -> str:
     header = ["Interval start", "Interval stop", "Camera serial number", "Counter name",
               *(name for _, name in table.types)]
-    prefix = f"{_csv_field(table.serial)},{_csv_field(table.name)}"
+    prefix = f"{csv_field(table.serial)},{csv_field(table.name)}"
     lines = [",".join(header)]
     stamp = Stamps("%Y-%m-%d", " {h:02d}:{m:02d}:{s:02d}")
     for _, rows in table.days:
@@ -75,7 +75,7 @@ class Stamps:
         return text + self.time_fmt.format(h=seconds // 3600, m=seconds // 60 % 60, s=seconds % 60)
 
 
-def _csv_field(text: str) -> str:
+def csv_field(text: str) -> str:
     """Fields are never quoted by Axis; quote only what would otherwise break the row."""
     if any(c in text for c in ',"\n\r'):
         return '"' + text.replace('"', '""') + '"'

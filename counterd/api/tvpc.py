@@ -13,6 +13,7 @@ from aiohttp import web
 
 from counterd.api import formats
 from counterd.api.auth import ROLES
+from counterd.api.detail import detail_csv, detail_json
 from counterd.api.logs import generate_logs, show_logs
 from counterd.api.query import BadRequest, parse_dates, parse_int, parse_query, parse_res
 from counterd.api.replies import plain, refusal
@@ -102,24 +103,38 @@ def occupancy_table(store: Store, site: Site, days: list[int], res: int, now: fl
     return formats.Table(site.name, site.serial, res, formats.OCCUPANCY_TYPES, tuple(out))
 
 
-def exporter(kind: str, occupancy: bool = False) -> Handler:
-    render, content_type = formats.RENDERERS[kind]
+def exporter(render, content_type: str, allowed_res: tuple[str, ...] = EXPORT_RES) -> Handler:
+    """A `date`/`res` export: render(store, site, days, res, now) -> text, run off the loop."""
 
     async def export(call: Call) -> web.Response:
         site = call.site
         selection = parse_dates(call.get("date"))
-        res = parse_res(call.get("res"), OCCUPANCY_RES if occupancy else EXPORT_RES)
+        res = parse_res(call.get("res"), allowed_res)
         now = site.clock()
 
         def build() -> str:
             store = site.store.store
-            days = selection.pick(store.days_with_data())
-            table = occupancy_table(store, site, days, res, now) if occupancy else people_table(store, site, days, res)
-            return render(table)
+            return render(store, site, selection.pick(store.days_with_data()), res, now)
 
-        text = await site.store.run(build)
-        return web.Response(text=text, content_type=content_type)
+        return web.Response(text=await site.store.run(build), content_type=content_type)
     return export
+
+
+def people_export(kind: str) -> Handler:
+    render, content_type = formats.RENDERERS[kind]
+    return exporter(lambda store, site, days, res, now: render(people_table(store, site, days, res)),
+                    content_type)
+
+
+def occupancy_export(kind: str) -> Handler:
+    render, content_type = formats.RENDERERS[kind]
+    return exporter(lambda store, site, days, res, now: render(occupancy_table(store, site, days, res, now)),
+                    content_type, OCCUPANCY_RES)
+
+
+def detail_export(render, content_type: str) -> Handler:
+    return exporter(lambda store, site, days, res, now: render(store.binned(days, res), res, site.config,
+                                                               site.serial), content_type)
 
 
 async def export_cnt(call: Call) -> web.Response:
@@ -219,17 +234,19 @@ async def generate_logs_cmd(call: Call) -> web.Response:
 COMMANDS: dict[str, tuple[str, Handler]] = {
     "live-sum.json": ("viewer", live_sum),
     "list-cnt.json": ("viewer", list_cnt),
-    "export-csv": ("viewer", exporter("csv")),
-    "export-json": ("viewer", exporter("json")),
-    "export-xml": ("viewer", exporter("xml")),
+    "export-csv": ("viewer", people_export("csv")),
+    "export-json": ("viewer", people_export("json")),
+    "export-xml": ("viewer", people_export("xml")),
+    "export-detail-csv": ("viewer", detail_export(detail_csv, "text/csv")),
+    "export-detail-json": ("viewer", detail_export(detail_json, "application/json")),
     "export-cnt": ("viewer", export_cnt),
     "cntpos.json": ("viewer", cntpos),
     "params.json": ("viewer", params_json),
     "live-occupancy.json": ("viewer", live_occupancy),
     "occupancy-reset": ("viewer", occupancy_reset),
-    "occupancy-export-csv": ("viewer", exporter("csv", occupancy=True)),
-    "occupancy-export-json": ("viewer", exporter("json", occupancy=True)),
-    "occupancy-export-xml": ("viewer", exporter("xml", occupancy=True)),
+    "occupancy-export-csv": ("viewer", occupancy_export("csv")),
+    "occupancy-export-json": ("viewer", occupancy_export("json")),
+    "occupancy-export-xml": ("viewer", occupancy_export("xml")),
     "setparams": ("operator", setparams),
     "clear-data": ("operator", clear_data),
     "show-logs": ("operator", show_logs_cmd),
