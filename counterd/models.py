@@ -91,6 +91,8 @@ def resolve_model(spec: str, configured_dir: str = "") -> Path:
     directory = models_dir(configured_dir)
     if (directory / spec).exists():
         return directory / spec
+    if direct.suffix or "/" in spec:   # meant as a file, not a manifest name
+        raise UserError(f"model {spec}: no such file (nor in the models directory {directory})")
     manifest = load_manifest(manifest_path(directory))
     entry = manifest.get(spec)
     if entry is None:

@@ -105,6 +105,8 @@ def test_resolve_model_explains_what_to_do(tmp_path):
         resolve_model("yolox_nano", str(tmp_path))
     with pytest.raises(UserError, match="not a model name.*known: .*yolox_nano"):
         resolve_model("nonesuch", str(tmp_path))
+    with pytest.raises(UserError, match="missing.onnx: no such file"):
+        resolve_model(str(tmp_path / "missing.onnx"), str(tmp_path))
     (tmp_path / "custom.onnx").write_bytes(b"x")
     assert resolve_model("custom.onnx", str(tmp_path)) == tmp_path / "custom.onnx"
 
