@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import sqlite3
 import json
 import tarfile
 
@@ -280,3 +281,19 @@ async def test_detail_exports_carry_every_line_and_class(client):
     assert hour["coverage"] == 3600 and hour["counts"]["door"]["person"] == [3, 1]
     # The Axis export of the same hour is unchanged: people of the primary line only.
     assert json.loads(await body(client, API + "export-json&date=20190316&res=1h"))["data"]["20190316020000"] == [3, 1]
+
+
+async def test_too_many_bins_is_400(client, store):
+    for day in range(75):                                   # 75 days with data at 1m: 108 000 bins
+        start = local(2019, 1, 1, 12) + day * 86400
+        store.add_coverage(start, start + 60)
+    response = await client.get(API + "occupancy-export-csv&res=1m")
+    assert response.status == 400 and (await response.text()).startswith("date: ")
+
+
+async def test_a_failing_store_is_503_not_500(client, store, monkeypatch):
+    def broken(*args, **kwargs):
+        raise sqlite3.OperationalError("disk I/O error")
+    monkeypatch.setattr(store, "binned", broken)
+    response = await client.get(API + "export-csv")
+    assert response.status == 503 and await response.text() == "store: disk I/O error\n"

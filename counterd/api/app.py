@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
 import time
 from typing import Callable
 
@@ -30,12 +31,16 @@ WEBHOOK_QUEUE = 1000        # alerts waiting for the webhook; beyond this the ol
 
 
 @web.middleware
-async def bad_input_middleware(request: web.Request, handler):
-    """Every client mistake is a 400 with one text line naming the parameter."""
+async def error_middleware(request: web.Request, handler):
+    """Every client mistake is a 400 with one text line naming the parameter; a failing store is
+    a 503 saying so."""
     try:
         return await handler(request)
     except BadRequest as exc:
         raise refusal(400, str(exc)) from None
+    except sqlite3.Error as exc:          # disk full, a broken file: the box's problem, not the client's
+        log.error("counts store failed during %s %s: %s", request.method, request.path, exc)
+        raise refusal(503, f"store: {exc}") from None
 
 
 def add_api(app: web.Application, config: Config, store_provider: Callable[[], AsyncStore], *,
@@ -51,7 +56,7 @@ def add_api(app: web.Application, config: Config, store_provider: Callable[[], A
     if not config.users and not api.anonymous_viewer:
         log.warning("the HTTP API has no [[users]] and api.anonymous_viewer is off: it will refuse "
                     "every request (add users with: counterd passwd NAME --role ROLE)")
-    app.middlewares.append(bad_input_middleware)
+    app.middlewares.append(error_middleware)
     app.add_routes(tvpc.routes() + v1.routes())
     app.cleanup_ctx.append(settings_ctx)
     app.cleanup_ctx.append(webhook_ctx)

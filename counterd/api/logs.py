@@ -34,7 +34,10 @@ def log_files(log_path: str) -> list[Path]:
 def show_logs(log_path: str, lines: int = SHOW_LINES) -> str:
     tail: list[str] = []
     for path in reversed(log_files(log_path)):
-        text = path.read_text(encoding="utf-8", errors="replace").splitlines()
+        try:
+            text = path.read_text(encoding="utf-8", errors="replace").splitlines()
+        except OSError as exc:
+            return f"cannot read {path}: {exc.strerror or exc}\n"
         tail = text[-(lines - len(tail)):] + tail if lines > len(tail) else tail
         if len(tail) >= lines:
             break
@@ -68,11 +71,20 @@ def generate_logs(config: Config, log_path: str) -> bytes:
     buffer = io.BytesIO()
     now = time.time()
     with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        problems = []
         for path in log_files(log_path):
-            tar.add(str(path), arcname=f"logs/{path.name}", recursive=False)
+            try:
+                tar.add(str(path), arcname=f"logs/{path.name}", recursive=False)
+            except OSError as exc:
+                problems.append(f"{path}: {exc.strerror or exc}")
         source = Path(config.path)
-        if source.is_file():
-            _add_bytes(tar, "config/counterd.toml", redact_text(source.read_text(encoding="utf-8")), now)
+        try:
+            if source.is_file():
+                _add_bytes(tar, "config/counterd.toml", redact_text(source.read_text(encoding="utf-8")), now)
+        except (OSError, UnicodeDecodeError) as exc:
+            problems.append(f"{source}: {exc}")
+        if problems:
+            _add_bytes(tar, "problems.txt", "\n".join(problems) + "\n", now)
         resolved = json.dumps(redact_value(config_to_dict(config)), indent=2, default=str)
         _add_bytes(tar, "config/resolved.json", resolved, now)
     return buffer.getvalue()

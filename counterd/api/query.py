@@ -89,6 +89,16 @@ def parse_res(text: str | None, allowed: tuple[str, ...], default: str = "15m", 
     return RESOLUTIONS[text]
 
 
+MAX_BINS = 100_000      # per export: a year at 15m, ~70 days at 1m
+
+
+def check_bin_count(days: int, res: int, res_name: str, limit: int = MAX_BINS) -> None:
+    """Refuse an export that would be too big to build quickly on a small box."""
+    if days * (86400 // res) > limit:
+        raise BadRequest(f"date: {days} days at res={res_name} is more than {limit} bins; "
+                         f"ask for fewer days or a coarser res")
+
+
 def parse_int(text: str | None, param: str, *, default: int | None = None, lo: int = 0,
               hi: int = 10**9) -> int:
     if text is None or text == "":

@@ -15,7 +15,7 @@ from counterd.api import formats
 from counterd.api.auth import ROLES
 from counterd.api.detail import detail_csv, detail_json
 from counterd.api.logs import generate_logs, show_logs
-from counterd.api.query import BadRequest, parse_dates, parse_int, parse_query, parse_res
+from counterd.api.query import BadRequest, check_bin_count, parse_dates, parse_int, parse_query, parse_res
 from counterd.api.replies import plain, refusal
 from counterd.api.site import PERSON, SITE, Site
 from counterd.store import Store
@@ -114,7 +114,9 @@ def exporter(render, content_type: str, allowed_res: tuple[str, ...] = EXPORT_RE
 
         def build() -> str:
             store = site.store.store
-            return render(store, site, selection.pick(store.days_with_data()), res, now)
+            days = selection.pick(store.days_with_data())
+            check_bin_count(len(days), res, call.get("res") or "15m")
+            return render(store, site, days, res, now)
 
         return web.Response(text=await site.store.run(build), content_type=content_type)
     return export
@@ -273,7 +275,10 @@ def cgi_handler(cgi_role: str) -> Callable[[web.Request], Awaitable[web.StreamRe
         if request.method == "POST" and request.content_type == "application/x-www-form-urlencoded":
             if (request.content_length or 0) > MAX_FORM_BYTES:
                 raise BadRequest(f"body: too long (at most {MAX_FORM_BYTES} bytes)")
-            pairs += parse_query(await request.content.read(MAX_FORM_BYTES + 1))
+            form = await request.read()
+            if len(form) > MAX_FORM_BYTES:
+                raise BadRequest(f"body: too long (at most {MAX_FORM_BYTES} bytes)")
+            pairs += parse_query(form)
         command = find_command(pairs)
         role_needed, handler = COMMANDS[command]
         role = max(cgi_role, role_needed, key=ROLES.__getitem__)

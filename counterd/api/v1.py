@@ -5,7 +5,8 @@ from __future__ import annotations
 from aiohttp import web
 
 from counterd import __version__
-from counterd.api.query import BadRequest, parse_dates, parse_epoch, parse_int, parse_query, parse_res
+from counterd.api.query import (BadRequest, check_bin_count, parse_dates, parse_epoch, parse_int,
+                                parse_query, parse_res)
 from counterd.api.site import SITE, Site
 from counterd.store.occupancy import replay, reset_offset
 from counterd.store.wallclock import DAY, RESOLUTIONS, format_wall, to_wall
@@ -35,9 +36,7 @@ async def counts(request: web.Request) -> web.Response:
     def build() -> dict:
         store = site.store.store
         days = selection.pick(store.days_with_data())
-        if len(days) * (DAY // res) > MAX_BINS:
-            raise BadRequest(f"date: {len(days)} days at res={res_name} is more than {MAX_BINS} bins; "
-                             f"ask for fewer days or a coarser res")
+        check_bin_count(len(days), res, res_name, MAX_BINS)
         bins = []
         for day in store.binned(days, res, line, class_name):
             per_bin: dict[int, list] = {s: [] for s in day.starts}

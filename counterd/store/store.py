@@ -106,9 +106,11 @@ class Store:
         self._days.update(day_of(to_wall(self.tz, e.timestamp)) for e in events)
         for alert in alerts:
             log.warning("alert %s on line %r: %s", alert.kind, alert.line, alert.detail)
-        if alerts:
-            for listener in self.alert_listeners:
+        for listener in self.alert_listeners if alerts else ():
+            try:
                 listener(alerts)
+            except Exception:       # a listener's bug must not fail ingest: the alerts are stored
+                log.exception("alert listener failed")
         self.prune_if_due()
         return alerts
 
