@@ -57,7 +57,7 @@ class Store:
         self._write_lock = threading.RLock()
         self._read_lock = self._write_lock if self._read is self._write else threading.RLock()
         self.live = LiveTotals(tz)
-        self._days: set[int] = set()
+        self._days: set[int] = set()        # local days with data; replaced whole, never mutated
         self._last_prune = 0.0
         self._seed()
         self.prune_if_due()
@@ -103,7 +103,7 @@ class Store:
                 "INSERT INTO alerts (ts, line, kind, class_name, track_id, detail) VALUES (?, ?, ?, ?, ?, ?)",
                 [(a.ts, a.line, a.kind, a.class_name, a.track_id, a.detail) for a in alerts])
         self.live.add(events)
-        self._days.update(day_of(to_wall(self.tz, e.timestamp)) for e in events)
+        self._note_days({day_of(to_wall(self.tz, e.timestamp)) for e in events})
         for alert in alerts:
             log.warning("alert %s on line %r: %s", alert.kind, alert.line, alert.detail)
         for listener in self.alert_listeners if alerts else ():
@@ -136,8 +136,15 @@ class Store:
                 "INSERT OR REPLACE INTO coverage_q (quarter, seconds) SELECT ?, SUM(seconds) FROM coverage "
                 "WHERE minute >= ? AND minute < ?",
                 [(q, q * 15, q * 15 + 15) for q in sorted({m // 15 for m, _ in rows})])
-        self._days.update({day_of(to_wall(self.tz, m * 60)) for m, _ in rows})
+        self._note_days({day_of(to_wall(self.tz, m * 60)) for m, _ in rows})
         self.prune_if_due()
+
+    def _note_days(self, days: set[int]) -> None:
+        # Copy-on-write, so a reader in another thread always sorts a set nobody is changing;
+        # writers take the write lock so none of them loses another's days.
+        with self._write_lock:
+            if not days <= self._days:
+                self._days = self._days | days
 
     def clear_data(self) -> None:
         """Axis clear-data: every count, event, coverage and occupancy reset goes; alerts and
