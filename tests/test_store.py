@@ -8,6 +8,7 @@ from datetime import datetime, timezone
 import pytest
 
 from api_support import BERLIN, Clock, ev, local, make_config
+from counterd.errors import UserError
 from counterd.store import AlertRules, Store
 from counterd.store.schema import VERSION, SchemaTooNew, migrate
 from counterd.store.wallclock import wall_of_date
@@ -148,3 +149,9 @@ def test_clear_data_and_disabled_counting(store):
     store.add_events([ev(t + 1)])
     store.add_coverage(t, t + 60)
     assert store.counts_between(utc(0), utc(t + 3600)) == {} and store.coverage_between(utc(0), utc(t + 3600)) == 0
+
+
+def test_unopenable_database_is_a_user_error(tmp_path):
+    (tmp_path / "not-a-db").write_bytes(b"this is not SQLite" * 100)
+    with pytest.raises(UserError, match="cannot open the counts database .*not-a-db"):
+        Store(tmp_path / "not-a-db", BERLIN)

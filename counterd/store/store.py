@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
 from pathlib import Path
 
+from counterd.errors import UserError
 from counterd.store.alerts import Alert, AlertRules
 from counterd.store.live import Key, LiveTotals
 from counterd.store.schema import migrate
@@ -49,11 +50,15 @@ class Store:
         self.alert_listeners: list = []      # called with each batch of new alerts, after commit
         self.counting_enabled = True         # Counter.Enabled: when off, nothing is recorded
         self.clock = clock
-        if self.path != ":memory:":
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        self._write = self._connect()
-        migrate(self._write)
-        self._read = self._connect() if self.path != ":memory:" else self._write
+        try:
+            if self.path != ":memory:":
+                Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            self._write = self._connect()
+            migrate(self._write)
+            self._read = self._connect() if self.path != ":memory:" else self._write
+        except (OSError, sqlite3.Error) as exc:
+            raise UserError(f"cannot open the counts database {self.path}: {exc} "
+                            f"(check store.path / daemon.state_dir and their permissions)") from None
         self._write_lock = threading.RLock()
         self._read_lock = self._write_lock if self._read is self._write else threading.RLock()
         self.live = LiveTotals(tz)
