@@ -18,6 +18,7 @@ from counterd.count import CrossingEvent
 from counterd.daemon.camera import Camera, LinkState
 from counterd.daemon.gating import MotionGate
 from counterd.daemon.metrics import Metrics
+from counterd.errors import UserError
 from counterd.pipeline import STAGES, Pipeline
 from counterd.source import Frame
 
@@ -100,6 +101,7 @@ class InferenceWorker:
         self.last_error: str | None = None
         self._error_logged_at = float("-inf")
         self._seen = {"read": 0, "dropped": 0, "reconnects": 0}
+        self._checked_size: tuple[int, int] | None = None
 
     # --- control, from the event loop
 
@@ -140,10 +142,22 @@ class InferenceWorker:
         config, self._pending = self._pending, None
         if config is not None:
             self.pipeline.reconfigure(config)
+            self._checked_size = None
             self.gate.reconfigure(config.gating)
             log.info("reloaded %s: %d line(s)", config.path, len(config.lines))
 
+    def _check_frame_size(self, frame: Frame) -> None:
+        """Lines that leave the picture never count: say so once per frame size."""
+        h, w = frame.image.shape[:2]
+        if (w, h) != self._checked_size:
+            self._checked_size = (w, h)
+            try:
+                self.pipeline.check_frame_size(w, h)
+            except UserError as exc:
+                log.error("%s (the camera sends %dx%d)", exc, w, h)
+
     def _process(self, frame: Frame) -> None:
+        self._check_frame_size(frame)
         # Live frames carry wall-clock time already; a file's stream position is mapped to now.
         live = self.camera.source is None or self.camera.source.live
         wall = frame.timestamp if live else self._wall()
