@@ -23,11 +23,21 @@ def test_example_config_loads_and_documents_every_key():
     config = load_config(REPO / "config" / "counterd.toml")
     assert config.primary_line.name == "door"
     text = (REPO / "config" / "counterd.toml").read_text()
-    resolved = config_to_dict(config)
-    for section, values in resolved.items():
-        if isinstance(values, dict):
-            for key in values:
-                assert f"{key} =" in text, f"config/counterd.toml does not document {section}.{key}"
+    undocumented = []
+
+    def walk(values: dict, prefix: str) -> None:
+        for key, value in values.items():
+            if isinstance(value, dict):
+                if f"[{prefix}{key}]" not in text:
+                    undocumented.append(f"[{prefix}{key}]")
+                walk(value, f"{prefix}{key}.")
+            elif isinstance(value, list) and value and isinstance(value[0], dict):
+                walk(value[0], f"{prefix}{key}[].")
+            elif f"{key} =" not in text:
+                undocumented.append(prefix + key)
+
+    walk(config_to_dict(config), "")
+    assert not undocumented, f"config/counterd.toml does not document {undocumented}"
 
 
 def test_defaults_are_typed():
