@@ -43,10 +43,15 @@ def models_dir(configured: str = "") -> Path:
     return CHECKOUT_MODELS
 
 
+# models/manifest.toml, shipped inside the package (counterd/manifest.toml links to it in a
+# checkout and is copied into wheels) so an installed counterd knows the models too.
+PACKAGED_MANIFEST = Path(__file__).resolve().parent / MANIFEST_NAME
+
+
 def manifest_path(directory: Path) -> Path:
-    """A manifest.toml in the models directory wins over the one that ships in models/."""
+    """A manifest.toml in the models directory wins over the one that ships with counterd."""
     own = directory / MANIFEST_NAME
-    return own if own.is_file() else CHECKOUT_MODELS / MANIFEST_NAME
+    return own if own.is_file() else PACKAGED_MANIFEST
 
 
 def load_manifest(path: Path) -> dict[str, ModelEntry]:
