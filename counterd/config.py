@@ -128,9 +128,9 @@ class DetectorConfig:
 class TrackerConfig:
     high_score: float = setting(0.5, min=0.0, max=1.0)     # first association pass
     low_score: float = setting(0.1, min=0.0, max=1.0)      # second pass recovers occluded objects
-    new_track_score: float = setting(0.6, min=0.0, max=1.0)
+    new_track_score: float = setting(0.5, min=0.0, max=1.0)
     match_iou: float = setting(0.2, above=0.0, max=1.0)    # least IoU that may pair track and box
-    max_coast_seconds: float = setting(1.0, min=0.0)       # a lost track survives this long
+    max_coast_seconds: float = setting(1.5, min=0.0)       # a lost track survives this long
 
     def problems(self) -> list[tuple[str, str]]:
         if self.low_score > self.high_score:
@@ -143,7 +143,7 @@ class CountingConfig:
     anchor: Literal["bottom-center", "center", "top-center"] = "bottom-center"
     hysteresis_px: float = setting(6.0, min=0.0)   # half-width of the band where side is undecided
     primary_line: str = ""                          # the line the Axis API reports; default: first
-    handoff_seconds: float = setting(1.0, min=0.0)  # id switch on a line: new track takes over a side
+    handoff_seconds: float = setting(1.5, min=0.0)  # id switch on a line: new track takes over a side
     forget_seconds: float = setting(10.0, above=0.0)  # a track unseen this long leaves the counter
 
 
