@@ -152,7 +152,7 @@ class InferenceWorker:
         if (w, h) != self._checked_size:
             self._checked_size = (w, h)
             try:
-                self.pipeline.check_frame_size(w, h)
+                self.pipeline.config.check_frame_size(w, h)
             except UserError as exc:
                 log.error("%s (the camera sends %dx%d)", exc, w, h)
 
