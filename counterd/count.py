@@ -19,7 +19,7 @@ import numpy as np
 
 from counterd.classes import class_name
 from counterd.config import CountingConfig, LineConfig
-from counterd.detections import Detections
+from counterd.detections import ANCHOR_WEIGHTS, Detections
 
 DIRECTIONS = ("in", "out")
 SWEEP_SECONDS = 0.5   # how often lost tracks are settled and old ones forgotten
@@ -88,14 +88,13 @@ def chord_meets_segment(p0: np.ndarray, p1: np.ndarray, line: np.ndarray, lines:
 class LineCounter:
     """Turns tracks into crossing events and keeps totals: {line: {"in": {class: n}, "out": ...}}."""
 
-    _ARRAYS = ("_ids", "_seen", "_anchor", "_width", "_class", "_side", "_decided_at")
+    _ARRAYS = ("_ids", "_seen", "_box", "_class", "_side", "_decided_at")
 
     def __init__(self, lines: Sequence[LineConfig], counting: CountingConfig, capacity: int = 64):
         self._count = 0                                  # live rows are [0, _count)
         self._ids = np.zeros(capacity, np.int64)
         self._seen = np.zeros(capacity)                  # timestamp the track was last seen
-        self._anchor = np.zeros((capacity, 2))           # where it was last seen
-        self._width = np.zeros(capacity)                 # its box width then
+        self._box = np.zeros((capacity, 4), np.float32)  # its box when last seen
         self._class = np.zeros(capacity, np.int32)       # its class then
         self._sorted_ids = np.zeros(0, np.int64)         # lookup: _ids[_order] == _sorted_ids
         self._order = np.zeros(0, np.intp)
@@ -176,8 +175,7 @@ class LineCounter:
         np.copyto(decided_at, points[:, None, :], where=decided[..., None])
         self._decided_at[rows] = decided_at
         self._seen[rows] = t
-        self._anchor[rows] = points
-        self._width[rows] = tracks.xyxy[:, 2] - tracks.xyxy[:, 0]
+        self._box[rows] = tracks.xyxy
         self._class[rows] = tracks.class_id
         return settled + events if settled else events
 
@@ -198,16 +196,17 @@ class LineCounter:
         lost = np.flatnonzero(t - self._seen[:n] > self.counting.handoff_seconds)
         if not len(lost):
             return []
-        beyond = signed_distance(self._anchor[lost], self._geometry) * self._side[lost] < 0
+        beyond = signed_distance(self._last_anchor(lost), self._geometry) * self._side[lost] < 0
         if not beyond.any():
             return []
         which, line = np.nonzero(beyond)
         rows = lost[which]
-        real = chord_meets_segment(self._decided_at[rows, line], self._anchor[rows], line, self._geometry)
+        last = self._last_anchor(rows)
+        real = chord_meets_segment(self._decided_at[rows, line], last, line, self._geometry)
         rows, line = rows[real], line[real]
         side = -self._side[rows, line]
         self._side[rows, line] = side
-        self._decided_at[rows, line] = self._anchor[rows]
+        self._decided_at[rows, line] = last[real]
         return self._record(self._seen[rows], line, side, self._class[rows], self._ids[rows])
 
     def _record(self, times, line, side, class_id, track_id) -> list[CrossingEvent]:
@@ -258,13 +257,14 @@ class LineCounter:
         lost = np.flatnonzero(~present & (age > 0) & (age <= self.counting.handoff_seconds))
         if not len(lost):
             return
-        in_band = np.abs(signed_distance(self._anchor[lost], self._geometry)) <= self.counting.hysteresis_px
+        last = self._last_anchor(lost)
+        in_band = np.abs(signed_distance(last, self._geometry)) <= self.counting.hysteresis_px
         orphan = in_band & (self._side[lost] != 0)                           # (lost, L)
         if not orphan.any():
             return
         newborn = np.flatnonzero(born)
-        gap = np.hypot(*(points[newborn, None, :] - self._anchor[lost][None, :, :]).transpose(2, 0, 1))
-        reach = np.maximum(self._width[lost], 2 * self.counting.hysteresis_px)
+        gap = np.hypot(*(points[newborn, None, :] - last[None, :, :]).transpose(2, 0, 1))
+        reach = np.maximum(self._box[lost, 2] - self._box[lost, 0], 2 * self.counting.hysteresis_px)
         for j in np.flatnonzero(orphan.any(0)):
             # Nearest pairs first; each lost track and each new one hands over at most once.
             near = (gap <= reach) & orphan[:, j]
@@ -280,6 +280,9 @@ class LineCounter:
                 self._side[heir, j] = self._side[old, j]
                 self._decided_at[heir, j] = self._decided_at[old, j]
                 self._side[old, j] = 0
+
+    def _last_anchor(self, rows: np.ndarray) -> np.ndarray:
+        return self._box[rows] @ ANCHOR_WEIGHTS[self.counting.anchor]
 
     def _forget(self, t: float) -> None:
         """Drop tracks unseen for forget_seconds, so the state stays as small as the scene."""
