@@ -11,6 +11,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -23,7 +24,8 @@ from counterd.config import config_from_dict
 from counterd.count import CrossingEvent
 from counterd.daemon import scene
 from counterd.daemon.camera import LinkState
-from counterd.daemon.service import DAEMON, make_daemon_app, reload
+from counterd.daemon.service import DAEMON, make_daemon_app, reload, serve
+from counterd.errors import UserError
 from counterd.pipeline import Pipeline
 from counterd.source import Frame
 from counterd.store import Store
@@ -154,25 +156,29 @@ def stored_events(tmp_path):
     return tmp_path
 
 
-def unreachable_config(state: Path, **extra):
+def unreachable_config(state: Path, **sections):
     return config_from_dict({
         "camera": {"source": "rtsp://127.0.0.1:1/cam", "timezone": "UTC"},
         "detector": {"type": "motion"},
         "source": {"backoff_base_s": 0.1, "backoff_cap_s": 0.5},
         "daemon": {"state_dir": str(state)},
         "api": {"anonymous_viewer": True},
-        "lines": [{"name": "door", "start": [100, 0], "end": [100, 200]}], **extra}, str(state / "counterd.toml"))
+        "lines": [{"name": "door", "start": [100, 0], "end": [100, 200]}], **sections}, str(state / "counterd.toml"))
 
 
 async def test_unreachable_camera_at_start_still_serves_stored_data(stored_events, aiohttp_client):
     client = await aiohttp_client(make_daemon_app(unreachable_config(stored_events)))
     live = await (await client.get(LIVE_SUM)).json()
     assert (live["in"], live["out"]) == (7, 2)
+    camera = client.app[DAEMON].worker.camera
+    deadline = time.monotonic() + 5
+    while camera.state is not LinkState.DOWN:     # the first attempt is refused at once
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.02)
     health = await client.get("/healthz")
     body = await health.json()
     assert health.status == 200 and body["status"] == "degraded" and body["stream"] == "down"
     assert "cannot be opened" in body["stream_reason"]
-    assert client.app[DAEMON].worker.camera.state is LinkState.DOWN
 
 
 async def test_sighup_reload_applies_lines_and_users_and_refuses_a_broken_file(stored_events, aiohttp_client,
@@ -200,3 +206,13 @@ async def test_sighup_reload_applies_lines_and_users_and_refuses_a_broken_file(s
         assert not await reload(client.app)
     assert any("counting.hysteresis_px: must be >= 0" in r.getMessage() for r in caplog.records)
     assert [line.name for line in daemon.config.lines] == ["door", "exit"]   # the old config stays
+
+
+async def test_unwritable_state_dir_is_one_line_and_nothing_is_left_running(tmp_path):
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("a file where the state directory should be")
+    app = make_daemon_app(unreachable_config(tmp_path, daemon={"state_dir": str(blocker / "state")}))
+    with pytest.raises(UserError, match=r"counts database .*not-a-dir/state/counts\.db"):
+        await serve(app, "127.0.0.1", free_port())
+    ours = [t.name for t in threading.enumerate() if t.name.startswith("counterd")]
+    assert ours == []          # no capture, inference or store thread outlived the failed start

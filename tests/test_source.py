@@ -198,3 +198,10 @@ def test_live_frame_after_a_read_timeout_is_stale_and_skipped():
         source.close()
     assert 1 not in frames and frames[-1] == 2
     assert source.stale == 1
+
+
+def test_absent_usb_camera_is_one_line_naming_it():
+    # No /dev/video* here (nor on most CI machines): index 9 and a device path are both absent.
+    for spec in ("9", "/dev/video9"):
+        with pytest.raises(SourceError, match=rf"USB camera {spec}: cannot be opened"):
+            open_source(spec)

@@ -322,7 +322,11 @@ async def serve(app: web.Application, host: str, port: int, *,
     stop = asyncio.Event()
     reloads: set[asyncio.Task] = set()   # strong references until each finishes
     runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=2.0)
-    await runner.setup()   # runs every cleanup_ctx's startup: store, worker, flusher, systemd
+    try:
+        await runner.setup()   # runs every cleanup_ctx's startup: store, worker, flusher, systemd
+    except BaseException:
+        await runner.cleanup()   # unwinds whatever had started (a bad model after the store opened)
+        raise
     try:
         site = web.TCPSite(runner, host, port)
         try:
