@@ -20,6 +20,7 @@ import numpy as np
 from counterd.classes import class_name
 from counterd.config import CountingConfig, LineConfig
 from counterd.detections import ANCHOR_WEIGHTS, Detections
+from counterd.packed import PackedRows
 
 DIRECTIONS = ("in", "out")
 SWEEP_SECONDS = 0.5   # how often lost tracks are settled and old ones forgotten
@@ -85,7 +86,7 @@ def chord_meets_segment(p0: np.ndarray, p1: np.ndarray, line: np.ndarray, lines:
 # Counter
 
 
-class LineCounter:
+class LineCounter(PackedRows):
     """Turns tracks into crossing events and keeps totals: {line: {"in": {class: n}, "out": ...}}."""
 
     _ARRAYS = ("_ids", "_seen", "_box", "_class", "_side", "_decided_at")
@@ -235,15 +236,11 @@ class LineCounter:
             rows = np.zeros(len(ids), np.intp)
             known = np.zeros(len(ids), bool)
         born = ~known
-        k = int(born.sum())
-        start, end = self._count, self._count + k
-        if end > len(self._ids):
-            self._grow(end)
-        self._ids[start:end] = ids[born]
-        self._side[start:end] = 0
-        self._seen[start:end] = -np.inf
-        rows[born] = np.arange(start, end)
-        self._count = end
+        new = self._add_rows(int(born.sum()))
+        self._ids[new] = ids[born]
+        self._side[new] = 0
+        self._seen[new] = -np.inf
+        rows[born] = np.arange(new.start, new.stop)
         self._reindex()
         return rows, born
 
@@ -289,23 +286,12 @@ class LineCounter:
         keep = np.flatnonzero(t - self._seen[:self._count] <= self.counting.forget_seconds)
         if len(keep) == self._count:
             return
-        for name in self._ARRAYS:
-            arr = getattr(self, name)
-            arr[:len(keep)] = arr[keep]
-        self._count = len(keep)
+        self._keep_rows(keep)
         self._reindex()
 
     def _reindex(self) -> None:
         self._order = np.argsort(self._ids[:self._count], kind="stable")
         self._sorted_ids = self._ids[self._order]
-
-    def _grow(self, needed: int) -> None:
-        capacity = max(needed, 2 * len(self._ids))
-        for name in self._ARRAYS:
-            old = getattr(self, name)
-            new = np.zeros((capacity,) + old.shape[1:], old.dtype)
-            new[:self._count] = old[:self._count]
-            setattr(self, name, new)
 
     def __len__(self) -> int:
         """Tracks the counter remembers."""

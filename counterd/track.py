@@ -14,6 +14,7 @@ from scipy.optimize import linear_sum_assignment
 from counterd.classes import COCO_NAMES
 from counterd.config import TrackerConfig
 from counterd.detections import Detections
+from counterd.packed import PackedRows
 
 # Each box coordinate (x1, y1, x2, y2) is its own alpha-beta filter, as in ByteTrack's Kalman
 # filter whose coordinates are independent. The gains say how far each observation pulls the
@@ -83,9 +84,11 @@ SEEN = 9                  # timestamp of the last paired detection
 COLUMNS = 10
 
 
-class Tracker:
+class Tracker(PackedRows):
     """Give detections stable ids across frames. update() returns the tracks seen this frame,
     from their second detection on (a box seen once is more often clutter than a new object)."""
+
+    _ARRAYS = ("_state", "_ids", "_votes")
 
     def __init__(self, cfg: TrackerConfig, capacity: int = 64):
         self.cfg = cfg
@@ -184,34 +187,17 @@ class Tracker:
 
     def _start(self, dets: Detections, det_idx: np.ndarray, t: float) -> None:
         k = len(det_idx)
-        start, end = self._count, self._count + k
-        if end > len(self._ids):
-            self._grow(end)
-        state = self._state[start:end]
+        new = self._add_rows(k)
+        state = self._state[new]
         state[:, BOX] = dets.xyxy[det_idx]
         state[:, VELOCITY] = 0.0
         state[:, HITS] = 1
         state[:, SEEN] = t
-        self._votes[start:end] = 0.0
-        self._votes[np.arange(start, end), dets.class_id[det_idx]] = dets.confidence[det_idx]
-        self._ids[start:end] = np.arange(self._next_id, self._next_id + k)
+        self._votes[new] = 0.0
+        self._votes[np.arange(new.start, new.stop), dets.class_id[det_idx]] = dets.confidence[det_idx]
+        self._ids[new] = np.arange(self._next_id, self._next_id + k)
         self._next_id += k
-        self._count = end
-
-    _ARRAYS = ("_state", "_ids", "_votes")
-
-    def _grow(self, needed: int) -> None:
-        capacity = max(needed, 2 * len(self._ids))
-        for name in self._ARRAYS:
-            old = getattr(self, name)
-            new = np.zeros((capacity,) + old.shape[1:], old.dtype)
-            new[:self._count] = old[:self._count]
-            setattr(self, name, new)
 
     def _drop(self, gone: np.ndarray) -> None:
-        """Remove tracks by mask over the live rows, keeping the rest packed at the front."""
-        keep = np.flatnonzero(~gone)
-        for name in self._ARRAYS:
-            arr = getattr(self, name)
-            arr[:len(keep)] = arr[keep]
-        self._count = len(keep)
+        """Remove tracks by mask over the live rows."""
+        self._keep_rows((~gone).nonzero()[0])

@@ -173,7 +173,7 @@ def test_vanishing_inside_the_band_before_the_line_does_not_count():
 
 
 def test_objects_crossing_side_by_side_in_one_frame_each_count():
-    c = counter()
+    c = LineCounter((DOWN,), CountingConfig(), capacity=2)      # also makes the state grow
     ys = [40, 80, 120, 160, 200, 240]
     frames = [frame(*[(i, x, y) for i, y in enumerate(ys)]) for x in range(200, 290, 10)]
     events = play(c, frames)
