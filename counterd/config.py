@@ -146,6 +146,12 @@ class CountingConfig:
     handoff_seconds: float = setting(1.5, min=0.0)  # id switch on a line: new track takes over a side
     forget_seconds: float = setting(10.0, above=0.0)  # a track unseen this long leaves the counter
 
+    def problems(self) -> list[tuple[str, str]]:
+        if self.forget_seconds <= self.handoff_seconds:
+            return [("forget_seconds", f"must be > handoff_seconds ({self.handoff_seconds:g}), "
+                                       f"got {self.forget_seconds:g}")]
+        return []
+
 
 @dataclass(frozen=True)
 class SourceConfig:

@@ -7,6 +7,13 @@ through the segment itself, not the line beyond its ends. So jitter inside the b
 a jump across the line between two frames counts, and a track missing for frames while it
 crosses counts once when it reappears.
 
+Two rules cover tracks that end inside a band, where no side change can be seen. When the
+tracker loses a track there and starts a new id beside it (an id switch on the line), the new
+track takes over the old one's side: the crossing counts once, when it leaves the band. A track
+that vanished inside the band past the line, with no new track taking over within
+handoff_seconds (it left the frame there), counts as crossed; finish() does the same for every
+track when a stream ends.
+
 The geometry is pure functions over arrays; LineCounter holds the per-track state.
 """
 from __future__ import annotations

@@ -9,7 +9,7 @@ import pytest
 
 from conftest import PETS_GT, REPO, need_shared
 from counterd.classes import CLASS_IDS
-from counterd.config import CountingConfig, LineConfig
+from counterd.config import ConfigError, CountingConfig, LineConfig, config_from_dict
 from counterd.count import CrossingEvent, LineCounter
 from counterd.detections import Detections
 
@@ -277,6 +277,11 @@ def test_counter_forgets_tracks_it_has_not_seen_for_a_while():
     for i in range(600):                        # a new object every frame for a minute
         c.update(frame((i, 100, 100)), i / FPS)
     assert len(c) <= 2.0 * FPS + 10
+
+
+def test_config_refuses_forgetting_tracks_before_their_hand_over_window_ends():
+    with pytest.raises(ConfigError, match=r"counting\.forget_seconds: must be > handoff_seconds"):
+        config_from_dict({"counting": {"handoff_seconds": 2.0, "forget_seconds": 1.5}}, "site.toml")
 
 
 @pytest.fixture(scope="module")
