@@ -43,6 +43,7 @@ async def server(aiohttp_server, tmp_path, clock):
     app = make_app(make_config(tmp_path), store, clock=clock, sleep=record_sleep)
     server = await aiohttp_server(app)
     server.delays = delays
+    server.auth_failures = lambda: dict(app[SITE].auth._failures)
     yield server
     store.close()
 
@@ -171,3 +172,14 @@ def test_passwd_prints_an_entry_the_config_accepts(monkeypatch, capsys):
     (user,) = config.users
     assert (user.name, user.role) == ("ada", "admin")
     assert user.ha1 == make_ha1("ada", "counterd", "correct horse")
+
+
+async def test_nonce_from_before_a_restart_is_stale_only_with_the_right_password(server):
+    old_nonce = "1552908000.0011223344556677.00000000000000000000000000000000"
+    async with aiohttp.ClientSession() as session:
+        async with session.get(server.make_url(LIVE), headers={"Authorization": _digest("vera", old_nonce, 1)}) as r:
+            assert r.status == 401 and "stale=true" in r.headers["WWW-Authenticate"]
+        wrong = _digest("vera", old_nonce, 2).replace('response="', 'response="0')
+        async with session.get(server.make_url(LIVE), headers={"Authorization": wrong}) as r:
+            assert r.status == 401 and "stale" not in r.headers["WWW-Authenticate"]
+    assert len(server.auth_failures()) == 1
