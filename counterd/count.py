@@ -158,7 +158,7 @@ class LineCounter(PackedRows):
         """Feed the tracks seen in one frame; returns the crossings they made."""
         t = float(timestamp)
         settled = []
-        if t - self._last_sweep >= SWEEP_SECONDS:
+        if abs(t - self._last_sweep) >= SWEEP_SECONDS:      # also when a wall clock steps back
             settled = self._settle_lost(t)
             self._forget(t)
             self._last_sweep = t
@@ -290,7 +290,7 @@ class LineCounter(PackedRows):
 
     def _forget(self, t: float) -> None:
         """Drop tracks unseen for forget_seconds, so the state stays as small as the scene."""
-        keep = np.flatnonzero(t - self._seen[:self._count] <= self.counting.forget_seconds)
+        keep = np.flatnonzero(np.abs(t - self._seen[:self._count]) <= self.counting.forget_seconds)
         if len(keep) == self._count:
             return
         self._keep_rows(keep)

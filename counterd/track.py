@@ -145,10 +145,12 @@ class Tracker(PackedRows):
         tracks = Detections(matched_box, matched_conf, voted, self._ids[rows])
 
         # A track seen once and missed at once was likely clutter: it goes now. Others coast
-        # until max_coast_seconds have passed since they were last seen.
+        # until max_coast_seconds have passed since they were last seen (either way: a wall clock
+        # stepped back must not keep them for as long as it went back).
         if len(rows) < n:
             state = self._state[:n]
-            lost = unpaired & ((state[:, HITS] == 1) | (t - state[:, SEEN] > cfg.max_coast_seconds))
+            unseen = np.abs(t - state[:, SEEN])
+            lost = unpaired & ((state[:, HITS] == 1) | (unseen > cfg.max_coast_seconds))
             if lost.any():
                 self._drop(lost)
 

@@ -284,6 +284,13 @@ def test_config_refuses_forgetting_tracks_before_their_hand_over_window_ends():
         config_from_dict({"counting": {"handoff_seconds": 2.0, "forget_seconds": 1.5}}, "site.toml")
 
 
+def test_counter_forgets_tracks_when_the_clock_steps_back():
+    c = counter(forget_seconds=5.0)
+    play(c, walk(1, (100, 100), (120, 100), 4), start=10000)
+    c.update(Detections.empty(), 100.0)                   # the wall clock went back
+    assert len(c) == 0
+
+
 @pytest.fixture(scope="module")
 def pets_gt():
     return read_mot(need_shared(PETS_GT))

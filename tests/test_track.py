@@ -151,6 +151,14 @@ def test_tracks_coast_through_misses_for_max_coast_seconds_at_any_frame_rate():
         assert new[0] > ids[-1][0], fps
 
 
+def test_a_clock_stepped_back_does_not_keep_lost_tracks_alive():
+    tracker = Tracker(TrackerConfig(max_coast_seconds=1.0))
+    for k in range(3):
+        tracker.update(dets([(100 + 5 * k, 100)]), 1000.0 + k / 10)
+    tracker.coast(400.0)                                  # the wall clock went back ten minutes
+    assert len(tracker) == 0
+
+
 def test_prediction_follows_a_fast_object_whose_boxes_do_not_overlap_between_frames():
     # Speeds up to 18 px a frame, more than its 12 px width: only the prediction can follow it.
     steps = [6, 8, 10, 12, 14, 16] + [18] * 10
