@@ -21,6 +21,7 @@ from counterd.daemon import service
 from counterd.daemon.notify import Notifier
 from counterd.daemon.service import DAEMON, make_daemon_app
 from counterd.pipeline import Pipeline
+from tests.rtsp_server import free_port
 
 REPO = Path(__file__).resolve().parents[1]
 UNITS = ("counterd.service", "counterd@.service")
@@ -175,12 +176,6 @@ end = [32, 48]
             proc.wait()
         proc.stderr.close()
     assert (tmp_path / "state" / "counts.db").exists() and (tmp_path / "state" / "counterd.log").exists()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class StuckDetector:
