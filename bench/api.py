@@ -87,6 +87,7 @@ async def serve(args) -> dict:
         store = Store(path, TZ)
         app = make_app(config_from_dict(CONFIG, "<bench>"), store)
         handled: list[float] = []
+        watcher: asyncio.Task | None = None
 
         @web.middleware
         async def timed(request, handler):     # server-side time, apart from the load process's
@@ -96,6 +97,8 @@ async def serve(args) -> dict:
             finally:
                 if request.query_string == "live-sum.json":
                     handled.append(time.perf_counter() - t)
+                elif request.query_string.startswith("export-csv"):
+                    watcher.cancel()        # loop lag is measured during the live-sum phase only
 
         app.middlewares.insert(0, timed)
         runner = web.AppRunner(app, access_log=None)
@@ -106,6 +109,8 @@ async def serve(args) -> dict:
         stop, ingested = threading.Event(), [0]
         feeder = threading.Thread(target=ingest, args=(store, stop, args.ingest_hz, ingested), daemon=True)
         feeder.start()
+        lags: list[float] = []
+        watcher = asyncio.create_task(_watch_loop(lags))
         base = f"http://127.0.0.1:{port}/local/people-counter/.api?"
         load = await asyncio.create_subprocess_exec(
             sys.executable, __file__, "--load", base, "--rate", str(args.rate), "--requests", str(args.requests),
@@ -117,16 +122,28 @@ async def serve(args) -> dict:
             if load.returncode is None:
                 load.kill()
             stop.set()
+            watcher.cancel()
             feeder.join(timeout=5)
             await runner.cleanup()
             store.close()
         result = json.loads(out)
         handled.sort()
+        lags.sort()
         result.update(server_p50_ms=_ms(handled, 0.5), server_p99_ms=_ms(handled, 0.99),
+                      server_loop_lag_p99_ms=_ms(lags, 0.99), server_loop_lag_max_ms=_ms(lags, 1.0),
                       seeded_year_s=round(seeded_s, 2), ingest_writes=ingested[0],
                       export_days=f"{first}-{last}", cpus=os.cpu_count(),
                       load_average=[round(x, 1) for x in os.getloadavg()])
         return result
+
+
+async def _watch_loop(lags: list[float]) -> None:
+    """How late the server's event loop wakes from 10 ms sleeps: a stall of the server process
+    (CPU taken by others, the GIL held) shows here; one of the load process does not."""
+    while True:
+        t = time.perf_counter()
+        await asyncio.sleep(0.01)
+        lags.append(time.perf_counter() - t - 0.01)
 
 
 async def load(args) -> dict:
