@@ -39,7 +39,10 @@ THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NU
 def parse_args(argv):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--quick", action="store_true", help="fewer rounds and frames (under 10 minutes)")
-    p.add_argument("--core", type=int, help="the CPU to pin every measurement to")
+    p.add_argument("--core", type=int, help="the CPU for the hot loop and live runs (default: the last one)")
+    p.add_argument("--serial", action="store_true",
+                   help="run the end-to-end pipelines one after another on --core (default: two at a "
+                        "time on two cores, each pinned to its own; ratios use CPU time either way)")
     p.add_argument("--out", help="directory for the raw JSON results (default: a fresh one in the cache)")
     p.add_argument("--only", choices=("hotloop", "e2e", "live"), action="append",
                    help="run only these parts (repeatable); the RESULT line needs all three")
@@ -71,10 +74,23 @@ def versions() -> str:
     return ", ".join(f"{n} {md.version(n)}" for n in names)
 
 
-def child(script: str, *args, core: int, timeout: float) -> None:
-    """Run one bench/compare_*.py measurement in its own pinned process."""
+def child(script: str, *args, core: int) -> subprocess.Popen:
+    """Start one bench/compare_*.py measurement in its own process, pinned to one core."""
     cmd = [sys.executable, str(HERE / script), *map(str, args)]
-    subprocess.run(cmd, check=True, timeout=timeout, preexec_fn=lambda: os.sched_setaffinity(0, {core}))
+    return subprocess.Popen(cmd, preexec_fn=lambda: os.sched_setaffinity(0, {core}))
+
+
+def wait_all(procs: list[subprocess.Popen], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    for proc in procs:
+        try:
+            rc = proc.wait(max(1.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            for p in procs:
+                p.kill()
+            raise SystemExit(f"compare: {' '.join(map(str, proc.args[1:3]))} ran past {timeout:.0f} s")
+        if rc != 0:
+            raise SystemExit(f"compare: {' '.join(map(str, proc.args[1:3]))} failed with exit code {rc}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -95,22 +111,37 @@ def run_hotloop(args, out: Path) -> dict:
 def run_e2e(args, out: Path) -> dict:
     import compare_e2e
     sv_frames = 200 if args.quick else None
-    log(f"\n## End to end: {compare_e2e.VIDEO.name}, {compare_e2e.MODEL.name}, core {args.core}")
+    log(f"\n## End to end: {compare_e2e.VIDEO.name}, {compare_e2e.MODEL.name}, each pipeline pinned to one "
+        f"core of {args.cores}")
     dets = out / "ultralytics_detections.npz"
+    jobs = {
+        "ultralytics": ["--record", dets],
+        "counterd": [],
+        "counterd + stride": ["--stride"],
+        "supervision": ["--detections", dets] + (["--frames", sv_frames] if sv_frames else []),
+    }
+    # Two at a time, one per core, when there are two; supervision needs the ultralytics detections.
+    phases = [["ultralytics", "counterd"], ["counterd + stride", "supervision"]]
+    if len(args.cores) < 2:
+        phases = [[name] for phase in phases for name in phase]
     results = {}
-    for name, extra in (("ultralytics", ["--record", dets]),
-                        ("counterd", []),
-                        ("supervision", ["--detections", dets] + (["--frames", sv_frames] if sv_frames else []))):
+    for phase in phases:
         started = time.perf_counter()
-        child("compare_e2e.py", name, "--out", out / f"e2e_{name}.json", "--core", args.core, *extra,
-              core=args.core, timeout=1800)
-        results[name] = json.loads((out / f"e2e_{name}.json").read_text())
-        r = results[name]
-        log(f"{name:12s} {r['frames']} frames: {r['fps']:.2f} frames/s wall, {r['fps_cpu']:.2f} per CPU-second"
-            f" ({time.perf_counter() - started:.0f} s)")
+        procs = []
+        for name, core in zip(phase, args.cores):
+            pipeline = name.split()[0]
+            procs.append(child("compare_e2e.py", pipeline, "--out", out / f"e2e_{name.replace(' + ', '_')}.json",
+                               "--core", core, *jobs[name], core=core))
+        wait_all(procs, timeout=3600)
+        for name in phase:
+            r = results[name] = json.loads((out / f"e2e_{name.replace(' + ', '_')}.json").read_text())
+            log(f"{name:18s} {r['frames']} frames: {r['fps']:.2f} frames/s wall, {r['fps_cpu']:.2f} per "
+                f"CPU-second" + (f", detector on {r['detected_frames']} frames" if "detected_frames" in r else "")
+                + f" ({time.perf_counter() - started:.0f} s)")
     truth = compare_e2e.true_counts()
     acc = {
         "counterd": compare_e2e.accuracy_by_set(results["counterd"]["counts"], truth),
+        "counterd + stride": compare_e2e.accuracy_by_set(results["counterd + stride"]["counts"], truth),
         "ultralytics (centre, as shipped)": compare_e2e.accuracy_by_set(results["ultralytics"]["counts"], truth),
         "ultralytics (bottom-centre)": compare_e2e.accuracy_by_set(results["ultralytics"]["counts_bottom_anchor"], truth),
         "supervision (bottom-centre)": compare_e2e.accuracy_by_set(results["supervision"]["counts"], truth),
@@ -118,6 +149,7 @@ def run_e2e(args, out: Path) -> dict:
     }
     per_line = {name: {"true": truth[name],
                        "counterd": results["counterd"]["counts"][name],
+                       "counterd_stride": results["counterd + stride"]["counts"][name],
                        "ultralytics": results["ultralytics"]["counts"][name],
                        "ultralytics_bottom": results["ultralytics"]["counts_bottom_anchor"][name],
                        "supervision": results["supervision"]["counts"][name],
@@ -130,10 +162,10 @@ def run_e2e(args, out: Path) -> dict:
     log(f"{'':34s}" + "".join(f"{s:>11s}" for s in sets))
     for who, by_set in acc.items():
         log(f"{who:34s}" + "".join(f"{by_set[s]:11.3f}" for s in sets))
-    log("\nper line, in/out: true | counterd | ultralytics (centre, bottom) | supervision (bottom, corners)")
+    log("\nper line, in/out: true | counterd, + stride | ultralytics (centre, bottom) | supervision (bottom, corners)")
     for name, row in per_line.items():
         f = lambda c: f"{c['in']:2d}/{c['out']:<2d}"   # noqa: E731
-        log(f"  {name:8s} {f(row['true'])} | {f(row['counterd'])} | {f(row['ultralytics'])} "
+        log(f"  {name:8s} {f(row['true'])} | {f(row['counterd'])} {f(row['counterd_stride'])} | {f(row['ultralytics'])} "
             f"{f(row['ultralytics_bottom'])} | {f(row['supervision'])} {f(row['supervision_corners'])}")
     return summary
 
@@ -147,9 +179,9 @@ def run_live(args, out: Path) -> list[dict]:
     results = []
     for model, gating in variants:
         path = out / f"live_{model}_{'gated' if gating else 'every'}.json"
-        child("compare_live.py", "--model", compare_e2e.SHARED / "models" / model, "--seconds", seconds,
-              "--core", args.core, "--out", path, *([] if gating else ["--no-gating"]),
-              core=args.core, timeout=seconds + 120)
+        wait_all([child("compare_live.py", "--model", compare_e2e.SHARED / "models" / model, "--seconds", seconds,
+                        "--core", args.core, "--out", path, *([] if gating else ["--no-gating"]),
+                        core=args.core)], timeout=seconds + 120)
         r = json.loads(path.read_text())
         results.append(r)
         log(f"{model:22s} gating {'on ' if gating else 'off'}: sent {r['frames_sent']}, analysed "
@@ -195,8 +227,10 @@ def main(argv=None) -> int:
             for name, a, b in lines:
                 print(f"{set_name:11s} {name:8s} {a} -> {b}: {truth[name]['in']} in, {truth[name]['out']} out")
         return 0
+    allowed = sorted(os.sched_getaffinity(0))
     if args.core is None:
-        args.core = max(os.sched_getaffinity(0))
+        args.core = allowed[-1]
+    args.cores = [args.core] if args.serial else [args.core] + [c for c in allowed if c != args.core][:1]
     parts = set(args.only or ("hotloop", "e2e", "live"))
     out = Path(args.out) if args.out else compare_env.env_dir().parent / "results" / time.strftime("%Y%m%dT%H%M%S")
     out.mkdir(parents=True, exist_ok=True)
@@ -224,10 +258,13 @@ def main(argv=None) -> int:
         acc = e2e["accuracy"]
         fields.append(f"e2e_fps_ratio={runs['counterd']['fps_cpu'] / best_anchor:.2f}")
         fields.append(f"acc_counterd={acc['counterd']['all']:.3f}")
+        stride_fields = [f"e2e_fps_ratio_stride={runs['counterd + stride']['fps_cpu'] / best_anchor:.2f}",
+                         f"acc_counterd_stride={acc['counterd + stride']['all']:.3f}"]
         fields.append("acc_ultralytics={:.3f}".format(max(acc["ultralytics (centre, as shipped)"]["all"],
                                                           acc["ultralytics (bottom-centre)"]["all"])))
         fields.append("acc_supervision={:.3f}".format(max(acc["supervision (bottom-centre)"]["all"],
                                                           acc["supervision (corners, default)"]["all"])))
+        fields += stride_fields
     if live:
         fields.append(f"live_max_core_demand={max(r['core_demand'] for r in live):.2f}")
         fields.append(f"live_dropped={sum(r['dropped'] for r in live)}")

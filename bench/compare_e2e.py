@@ -36,7 +36,7 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
-SHARED = REPO.parent / "shared"
+SHARED = Path(os.environ.get("COUNTERD_SHARED", REPO.parent / "shared"))
 VIDEO = SHARED / "data" / "pets09_s2l1" / "vtest_480x360.avi"
 GT = SHARED / "data" / "pets09_s2l1" / "gt_480x360.txt"
 MODEL = SHARED / "models" / "yolov8n_int8_640.onnx"
@@ -249,6 +249,17 @@ def run_supervision(args) -> dict:
 # ---------------------------------------------------------------------------------------------
 
 
+def batches(source, size: int):
+    batch = []
+    for frame in source:
+        batch.append(frame)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
 def counterd_config(model: Path, lines, threads: int = 1, extra: str = "") -> str:
     out = [f'[detector]\ntype = "onnx"\nmodel = "{model}"\nclasses = ["person"]\n'
            f"confidence = {CONFIDENCE}\nnms_iou = {NMS_IOU}\nthreads = {threads}\n"]
@@ -263,6 +274,7 @@ def run_counterd(args) -> dict:
     from counterd.config import load_config
     from counterd.pipeline import Pipeline
     from counterd.source import open_source
+    from counterd.mosaic import MosaicDetector
     from counterd.stride import DetectionStride
     config_path = Path(args.out).with_suffix(".toml")
     config_path.write_text(counterd_config(MODEL, ALL_LINES))
@@ -270,27 +282,35 @@ def run_counterd(args) -> dict:
     with open_source(str(VIDEO)) as source:
         pipeline = Pipeline(config)
         stride = DetectionStride() if args.stride else None
-        n = 0
-        for frame in source:
-            if stride is None:
-                pipeline.step(frame)
-            elif stride.should_detect(frame.timestamp):     # Pipeline.step, plus the stride
+        mosaic = MosaicDetector(pipeline.detector) if args.mosaic else None
+        n, seen, timing = 0, 0, False
+        for batch in batches(source, 2 if mosaic else 1):
+            seen += len(batch)
+            if mosaic is not None:                           # two frames, one inference
+                for frame, dets in zip(batch, mosaic.detect_many([f.image for f in batch])):
+                    pipeline.counter.update(pipeline.tracker.update(dets, frame.timestamp), frame.timestamp)
+            elif stride is None:
+                pipeline.step(batch[0])
+            elif stride.should_detect(batch[0].timestamp):  # Pipeline.step, plus the stride
+                frame = batch[0]
                 tracks = pipeline.tracker.update(pipeline.detector.detect(frame.image), frame.timestamp)
                 pipeline.counter.update(tracks, frame.timestamp)
                 stride.observe(tracks, frame.timestamp)
-            n += 1
-            if n == 1:      # as for the others, the first frame (engine warm-up) is not timed
-                t0, c0 = time.perf_counter(), time.process_time()
+            if not timing:      # as for the others, the first frame(s) (engine warm-up) are not timed
+                t0, c0, timing = time.perf_counter(), time.process_time(), True
+                continue
+            n += len(batch)
             if args.frames and n >= args.frames:
                 break
         timed, cpu = time.perf_counter() - t0, time.process_time() - c0
-        n -= 1
         pipeline.close()
     totals = pipeline.totals
     counts = {name: {d: int(totals.get(name, {}).get(d, {}).get("person", 0)) for d in ("in", "out")}
               for name, _, _ in ALL_LINES}
-    return {"pipeline": "counterd" + (" + stride" if stride else ""), "frames": n,
-            "detected_frames": n + 1 - (stride.rested if stride else 0), "seconds": round(timed, 3), "fps": round(n / timed, 2),
+    name = "counterd" + (" + stride" if stride else "") + (" + mosaic" if mosaic else "")
+    detected = seen - (stride.rested if stride else 0)
+    return {"pipeline": name, "frames": n, "detected_frames": detected,
+            "inferences": mosaic.inferences if mosaic else detected, "seconds": round(timed, 3), "fps": round(n / timed, 2),
             "cpu_seconds": round(cpu, 3), "fps_cpu": round(n / cpu, 2), "counts": counts,
             "stage_ms": {k: round(v, 2) for k, v in pipeline.times.mean_ms().items()},
             "command": f"counterd process {VIDEO} --config {config_path} --json"}
@@ -305,6 +325,7 @@ def main(argv=None) -> int:
     p.add_argument("--detections", help="supervision: the npz the ultralytics run recorded")
     p.add_argument("--core", type=int, help="pin this process (and its children) to one CPU")
     p.add_argument("--stride", action="store_true", help="counterd: rest the detector (counterd/stride.py)")
+    p.add_argument("--mosaic", action="store_true", help="counterd: two frames per inference (counterd/mosaic.py)")
     args = p.parse_args(argv)
     pin(args.core)
     sys.path.insert(0, str(HERE))

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
-SHARED = HERE.parent.parent / "shared"
+SHARED = Path(os.environ.get("COUNTERD_SHARED", HERE.parent.parent / "shared"))
 VIDEO = SHARED / "data" / "traffic" / "highway_cctv_video2.avi"     # 320x240, 25 fps, 750 frames
 SOURCE_FPS = 25.0
 LINES = [("road", (0, 150), (320, 150)), ("shoulder", (250, 60), (250, 240))]
