@@ -40,6 +40,8 @@ def test_counts_and_coverage_between(store):
     assert store.coverage_between(utc(t), utc(t + 180)) == pytest.approx(120)
     store.add_coverage(t, t + 60)       # overlapping reports never make a minute longer than 60 s
     assert store.coverage_between(utc(t), utc(t + 60)) == pytest.approx(60)
+    with pytest.raises(ValueError, match="aware"):
+        store.counts_between(datetime(2024, 6, 11, 10), datetime(2024, 6, 11, 11))
 
 
 def test_days_without_data_are_absent(store):

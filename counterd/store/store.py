@@ -206,7 +206,7 @@ class Store:
 
     def counts_between(self, start: datetime, end: datetime) -> dict[Key, int]:
         """Counts per (line, direction, class) in the minutes starting in [start, end)."""
-        return self._counts_between_epochs(start.timestamp(), end.timestamp())
+        return self._counts_between_epochs(_epoch(start), _epoch(end))
 
     def _counts_between_epochs(self, start: float, end: float) -> dict[Key, int]:
         rows = self._query(
@@ -217,7 +217,7 @@ class Store:
     def coverage_between(self, start: datetime, end: datetime) -> float:
         """Seconds of analysed video in the minutes starting in [start, end)."""
         rows = self._query("SELECT SUM(seconds) FROM coverage WHERE minute >= ? AND minute < ?",
-                           (_minute_ceil(start.timestamp()), _minute_ceil(end.timestamp())))
+                           (_minute_ceil(_epoch(start)), _minute_ceil(_epoch(end))))
         return float(rows[0][0] or 0.0)
 
     def days_with_data(self) -> list[int]:
@@ -318,6 +318,12 @@ def _line_and_class(line: str | None, class_name: str | None) -> tuple[str, list
     if class_name is not None:
         filters, values = filters + " AND class_name = ?", values + [class_name]
     return filters, values
+
+
+def _epoch(moment: datetime) -> float:
+    if moment.tzinfo is None:   # a naive time would silently mean the box's zone, not camera.timezone
+        raise ValueError(f"store queries take aware datetimes, got naive {moment.isoformat()}")
+    return moment.timestamp()
 
 
 def _minute_ceil(epoch: float) -> int:
