@@ -94,7 +94,6 @@ async def webhook_ctx(app: web.Application):
         return
     loop = asyncio.get_running_loop()
     queue: asyncio.Queue = asyncio.Queue(WEBHOOK_QUEUE)
-    site.webhook_queue = queue
 
     def enqueue(alert) -> None:
         if queue.full():

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -25,7 +25,6 @@ class Site:
     log_path: str
     clock: Callable[[], float] = time.time
     serial: str = ""
-    webhook_queue: object = field(default=None)  # asyncio.Queue of alerts while a webhook is set
 
     @property
     def store(self) -> AsyncStore:
