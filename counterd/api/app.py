@@ -80,8 +80,8 @@ def make_app(config: Config, store: Store, **kwargs) -> web.Application:
 async def settings_ctx(app: web.Application):
     """Lay the stored setparams values over the config once the store is open."""
     site = app[SITE]
-    site.settings.load(await site.store.run(site.store.store.get_params))
-    site.store.store.counting_enabled = site.settings.enabled
+    site.settings.load(await site.astore.run(site.store.get_params))
+    site.store.counting_enabled = site.settings.enabled
     yield
 
 
@@ -105,7 +105,7 @@ async def webhook_ctx(app: web.Application):
         for alert in alerts:
             loop.call_soon_threadsafe(enqueue, alert)
 
-    store = site.store.store
+    store = site.store
     store.alert_listeners.append(from_store)
     timeout = aiohttp.ClientTimeout(total=WEBHOOK_TIMEOUT_S)
     async with aiohttp.ClientSession(timeout=timeout) as session:

@@ -11,7 +11,7 @@ from aiohttp import web
 
 from counterd.api.auth import Authenticator
 from counterd.api.params import Settings
-from counterd.store import AsyncStore
+from counterd.store import AsyncStore, Store
 from counterd.store.wallclock import format_wall, to_wall
 
 PERSON = "person"       # the Axis formats carry people only (spec section 5)
@@ -27,8 +27,15 @@ class Site:
     serial: str = ""
 
     @property
-    def store(self) -> AsyncStore:
+    def astore(self) -> AsyncStore:
+        """For blocking store calls: `await site.astore.run(...)`, in its worker threads."""
         return self.store_provider()
+
+    @property
+    def store(self) -> Store:
+        """For what never touches SQLite (live totals, days with data) and for code already
+        running in a worker thread."""
+        return self.store_provider().store
 
     @property
     def config(self):
@@ -45,7 +52,7 @@ class Site:
         return line.name if line else ""
 
     def timestamp(self, now: float) -> str:
-        return format_wall(to_wall(self.store.store.tz, now), "%Y%m%d%H%M%S")
+        return format_wall(to_wall(self.store.tz, now), "%Y%m%d%H%M%S")
 
 
 SITE = web.AppKey("site", Site)

@@ -20,7 +20,7 @@ from counterd.api.replies import plain, refusal
 from counterd.api.site import PERSON, SITE, Site
 from counterd.store import Store
 from counterd.store.occupancy import replay, reset_offset
-from counterd.store.wallclock import format_wall, from_wall
+from counterd.store.wallclock import DAY, format_wall, from_wall
 
 PREFIXES = ("/local/tvpc/", "/local/people-counter/", "/local/occupancy-estimator/",
             "/tvpc/", "/people-counter/", "/occupancy-estimator/")
@@ -57,7 +57,7 @@ def json_text(doc) -> web.Response:
 async def live_sum(call: Call) -> web.Response:
     site = call.site
     now = site.clock()
-    _, totals = site.store.store.live.today(now)
+    _, totals = site.store.live.today(now)
     return json_text({"serial": site.serial, "name": site.name, "timestamp": site.timestamp(now),
                       "in": totals.get((site.line, "in", PERSON), 0),
                       "out": totals.get((site.line, "out", PERSON), 0)})
@@ -65,7 +65,7 @@ async def live_sum(call: Call) -> web.Response:
 
 async def list_cnt(call: Call) -> web.Response:
     site = call.site
-    days = [format_wall(d, "%Y%m%d") for d in site.store.store.days_with_data()]
+    days = [format_wall(d, "%Y%m%d") for d in site.store.days_with_data()]
     return json_text({"timestamp": site.timestamp(site.clock()), "days": days})
 
 
@@ -87,7 +87,7 @@ def occupancy_table(store: Store, site: Site, days: list[int], res: int, now: fl
     offset = reset_offset(site.config.occupancy.reset_time)
     out = []
     for day in store.binned(days, res, line, PERSON):
-        start, end = from_wall(store.tz, day.day), from_wall(store.tz, day.day + 86400)
+        start, end = from_wall(store.tz, day.day), from_wall(store.tz, day.day + DAY)
         steps = replay(store, start, min(end, max(start, now)), line, PERSON, offset)
         rows = []
         for s in day.starts:
@@ -113,12 +113,12 @@ def exporter(render, content_type: str, allowed_res: tuple[str, ...] = EXPORT_RE
         now = site.clock()
 
         def build() -> str:
-            store = site.store.store
+            store = site.store
             days = selection.pick(store.days_with_data())
             check_bin_count(len(days), res, call.get("res") or "15m")
             return render(store, site, days, res, now)
 
-        return web.Response(text=await site.store.run(build), content_type=content_type)
+        return web.Response(text=await site.astore.run(build), content_type=content_type)
     return export
 
 
@@ -153,12 +153,12 @@ async def live_occupancy(call: Call) -> web.Response:
     offset = reset_offset(site.config.occupancy.reset_time)
 
     def measure() -> tuple[int, int]:
-        store = site.store.store
+        store = site.store
         steps = replay(store, now, now, site.line, PERSON, offset)
         return steps.before(now + 1e-6), steps.average_visit(steps.times[0], now)
 
-    occupancy, average = await site.store.run(measure)
-    _, totals = site.store.store.live.today(now)
+    occupancy, average = await site.astore.run(measure)
+    _, totals = site.store.live.today(now)
     return json_text({"serial": site.serial, "name": site.name, "timestamp": site.timestamp(now),
                       "unixtime": int(now), "occupancy": occupancy,
                       "total in": totals.get((site.line, "in", PERSON), 0),
@@ -168,7 +168,7 @@ async def live_occupancy(call: Call) -> web.Response:
 
 async def occupancy_reset(call: Call) -> web.Response:
     value = parse_int(call.get("occ"), "occ", default=0, lo=0, hi=1_000_000)
-    await call.site.store.run(call.site.store.store.add_occupancy_reset, call.site.clock(), value)
+    await call.site.astore.run(call.site.store.add_occupancy_reset, call.site.clock(), value)
     return json_text({"status": "OK", "occupancy": value})
 
 
@@ -209,25 +209,25 @@ async def setparams(call: Call) -> web.Response:
             pairs.append((key, value))
     site = call.site
     parsed = site.settings.parse(pairs)
-    await site.store.run(site.store.store.set_params, {name: text for name, (_, text) in parsed.items()})
+    await site.astore.run(site.store.set_params, {name: text for name, (_, text) in parsed.items()})
     site.settings.set(parsed)
-    site.store.store.counting_enabled = site.settings.enabled
+    site.store.counting_enabled = site.settings.enabled
     return plain("OK")
 
 
 async def clear_data(call: Call) -> web.Response:
-    await call.site.store.run(call.site.store.store.clear_data)
+    await call.site.astore.run(call.site.store.clear_data)
     return plain("OK")
 
 
 async def show_logs_cmd(call: Call) -> web.Response:
-    text = await call.site.store.run(show_logs, call.site.log_path)
+    text = await call.site.astore.run(show_logs, call.site.log_path)
     return web.Response(text=text, content_type="text/plain")
 
 
 async def generate_logs_cmd(call: Call) -> web.Response:
     site = call.site
-    data = await site.store.run(generate_logs, site.config, site.log_path)
+    data = await site.astore.run(generate_logs, site.config, site.log_path)
     stamp = site.timestamp(site.clock())
     return web.Response(body=data, content_type="application/gzip", headers={
         "Content-Disposition": f'attachment; filename="counterd-logs-{stamp}.tar.gz"'})

@@ -25,7 +25,7 @@ async def _site_and_query(request: web.Request, what: str) -> tuple[Site, dict[s
 async def counts(request: web.Request) -> web.Response:
     site, query = await _site_and_query(request, "/api/v1/counts")
     now = site.clock()
-    today = format_wall(to_wall(site.store.store.tz, now), "%Y%m%d")
+    today = format_wall(to_wall(site.store.tz, now), "%Y%m%d")
     selection = parse_dates(query.get("date"), default=today)
     res_name = query.get("res", "1h")
     res = parse_res(res_name, tuple(RESOLUTIONS))
@@ -34,7 +34,7 @@ async def counts(request: web.Request) -> web.Response:
         raise BadRequest(f"direction: must be in or out, got {direction[:20]!r}")
 
     def build() -> dict:
-        store = site.store.store
+        store = site.store
         days = selection.pick(store.days_with_data())
         check_bin_count(len(days), res, res_name, MAX_BINS)
         bins = []
@@ -48,7 +48,7 @@ async def counts(request: web.Request) -> web.Response:
                      for s in day.starts]
         return {"timezone": str(store.tz), "res": res_name, "bins": bins}
 
-    return web.json_response(await site.store.run(build))
+    return web.json_response(await site.astore.run(build))
 
 
 def _event_json(row, tz) -> dict:
@@ -63,8 +63,8 @@ async def events(request: web.Request) -> web.Response:
     since = parse_epoch(query.get("since"), "since", now - DAY)
     until = parse_epoch(query.get("until"), "until", now + 1)
     limit = parse_int(query.get("limit"), "limit", default=100, lo=1, hi=10_000)
-    store = site.store.store
-    rows = await site.store.run(store.events_between, since, until, query.get("line"),
+    store = site.store
+    rows = await site.astore.run(store.events_between, since, until, query.get("line"),
                                 query.get("class"), limit)
     return web.json_response({"events": [_event_json(r, store.tz) for r in rows]})
 
@@ -75,8 +75,8 @@ async def alerts(request: web.Request) -> web.Response:
     since = parse_epoch(query.get("since"), "since", now - 7 * DAY)
     until = parse_epoch(query.get("until"), "until", now + 1)
     limit = parse_int(query.get("limit"), "limit", default=100, lo=1, hi=10_000)
-    store = site.store.store
-    found = await site.store.run(store.alerts_between, since, until, limit)
+    store = site.store
+    found = await site.astore.run(store.alerts_between, since, until, limit)
     return web.json_response({"alerts": [
         {**a.to_json(), "time": format_wall(to_wall(store.tz, a.ts), LOCAL)} for a in found]})
 
@@ -84,9 +84,9 @@ async def alerts(request: web.Request) -> web.Response:
 async def live(request: web.Request) -> web.Response:
     site, _ = await _site_and_query(request, "/api/v1/live")
     now = site.clock()
-    store = site.store.store
+    store = site.store
     day, totals = store.live.today(now)
-    steps = await site.store.run(replay, store, now, now, site.line, "person",
+    steps = await site.astore.run(replay, store, now, now, site.line, "person",
                                  reset_offset(site.config.occupancy.reset_time))
     return web.json_response({
         "time": format_wall(to_wall(store.tz, now), LOCAL), "day": format_wall(day, "%Y-%m-%d"),
