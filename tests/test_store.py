@@ -10,6 +10,7 @@ import pytest
 from api_support import BERLIN, Clock, ev, local, make_config
 from counterd.errors import UserError
 from counterd.store import AlertRules, Store
+from counterd.store.occupancy import replay, reset_offset
 from counterd.store.schema import VERSION, SchemaTooNew, migrate
 from counterd.store.wallclock import wall_of_date
 
@@ -157,3 +158,21 @@ def test_unopenable_database_is_a_user_error(tmp_path):
     (tmp_path / "not-a-db").write_bytes(b"this is not SQLite" * 100)
     with pytest.raises(UserError, match="cannot open the counts database .*not-a-db"):
         Store(tmp_path / "not-a-db", BERLIN)
+
+
+def test_occupancy_floors_at_zero_and_resets_daily_and_by_hand(store):
+    six = reset_offset("06:00")
+    t = local(2024, 6, 11, 5, 0)
+    store.add_events([ev(t, "out"), ev(t + 10, "out"), ev(t + 20), ev(t + 30)])     # 05:00: 0, 0, 1, 2
+    steps = replay(store, t + 60, t + 60, "door", "person", six)
+    assert steps.before(t + 60) == 2                     # the outs at zero did not go negative
+    after_reset = replay(store, local(2024, 6, 11, 7), local(2024, 6, 11, 7), "door", "person", six)
+    assert after_reset.before(local(2024, 6, 11, 7)) == 0   # 06:00 reset the two still inside
+    store.add_occupancy_reset(local(2024, 6, 11, 8), 4)
+    store.add_events([ev(local(2024, 6, 11, 8, 30), "out")])
+    now = local(2024, 6, 11, 9)
+    steps = replay(store, now, now, "door", "person", six)
+    assert steps.before(now) == 3
+    # Little's law over 05:00-05:10 (no later crossings): 2 people in, present 590 s and 580 s.
+    window = replay(store, t + 600, t + 600, "door", "person", six)
+    assert window.average_visit(t, t + 600) == round((600 - 20 + 600 - 30) / 2)
