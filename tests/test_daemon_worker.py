@@ -87,11 +87,23 @@ def test_recorder_gives_back_a_failed_batch_first():
     assert events == [first, second] and coverage == [(1.0, 1.5), (1.5, 2.0)]
 
 
+class NarrowConfig:
+    """A config whose lines fit only frames at least 200 px wide."""
+
+    def __init__(self):
+        self.sizes = []
+
+    def check_frame_size(self, width, height):
+        self.sizes.append((width, height))
+        if width < 200:
+            raise UserError("counterd.toml: lines[0].end: point (300, 10) is outside the 160x120 frame")
+
+
 class FakePipeline:
     def __init__(self, fail_on: int | None = None):
-        self.steps, self.kept_alive, self.fail_on, self.sizes = [], [], fail_on, []
+        self.steps, self.kept_alive, self.fail_on = [], [], fail_on
         self.times = type("T", (), {"last": {"detect": 0.01, "track": 0.001, "count": 0.001}})()
-        self.config = None
+        self.config = NarrowConfig()
 
     def step(self, frame):
         self.steps.append(frame.index)
@@ -104,11 +116,6 @@ class FakePipeline:
 
     def reconfigure(self, config):
         self.config = config
-
-    def check_frame_size(self, width, height):
-        self.sizes.append((width, height))
-        if width < 200:
-            raise UserError("counterd.toml: lines[0].end: point (300, 10) is outside the 160x120 frame")
 
 
 class Clip:
@@ -160,5 +167,5 @@ def test_worker_maps_file_time_to_wall_time_and_survives_a_failing_frame(caplog)
     assert "bad frame" in caplog.text
     assert [e.track_id for e in events] == [4, 9, 14, 19]
     assert all(e.timestamp == pytest.approx(1_000_000.0) for e in events)
-    assert pipeline.sizes == [(160, 120)]                # checked once per frame size
+    assert pipeline.config.sizes == [(160, 120)]                # checked once per frame size
     assert caplog.text.count("outside the 160x120 frame (the camera sends 160x120)") == 1

@@ -27,7 +27,7 @@ from aiohttp import web
 
 from counterd.api.app import add_api
 from counterd.api.site import Site
-from counterd.config import Config, ConfigError, config_to_dict, frame_problems, load_config
+from counterd.config import Config, ConfigError, config_to_dict, load_config
 from counterd.daemon.camera import Camera, LinkState
 from counterd.daemon.gating import MotionGate
 from counterd.daemon.http import add_daemon_routes
@@ -285,13 +285,14 @@ async def reload(app: web.Application) -> bool:
             log.error("reload refused: %s", problem)
         log.error("reload refused: keeping the running configuration")
         return False
-    source = daemon.worker.camera.source
-    if source is not None and source.width:
-        problems = frame_problems(new.lines, source.width, source.height)
-        if problems:
-            key, message = problems[0]
-            log.error("reload refused: %s: %s: %s", new.path, key, message)
-            return False
+    try:
+        source = daemon.worker.camera.source
+        if source is not None and source.width:
+            new.check_frame_size(source.width, source.height)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            log.error("reload refused: %s", problem)
+        return False
     for section in RESTART_SECTIONS:
         if config_to_dict(getattr(new, section)) != config_to_dict(getattr(old, section)):
             log.warning("reload: [%s] changed; that takes effect after a restart", section)
