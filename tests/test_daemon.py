@@ -179,6 +179,9 @@ async def test_unreachable_camera_at_start_still_serves_stored_data(stored_event
     body = await health.json()
     assert health.status == 200 and body["status"] == "degraded" and body["stream"] == "down"
     assert "cannot be opened" in body["stream_reason"]
+    metrics = await (await client.get("/metrics")).text()
+    assert "counterd_stream_up 0.0" in metrics
+    assert "counterd_upload_spool_files 0.0" in metrics      # upload metrics show even with uploads off
 
 
 async def test_sighup_reload_applies_lines_and_users_and_refuses_a_broken_file(stored_events, aiohttp_client,

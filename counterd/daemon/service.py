@@ -90,6 +90,7 @@ def make_daemon_app(config: Config, *, capture_factory: CaptureFactory | None = 
                     notifier: Notifier | None = None,
                     adjust: Callable[[Config], Config] | None = None) -> web.Application:
     daemon = Daemon(config, Metrics(), notifier or Notifier(), capture_factory)
+    daemon.upload_metrics()      # on /metrics from the start, even while uploads are off
     if adjust is not None:
         daemon.adjust = adjust
     app = web.Application()
