@@ -6,6 +6,7 @@ import sys
 
 import numpy as np
 import pytest
+from hypothesis import given, settings, strategies as st
 
 from conftest import PETS_GT, REPO, need_shared
 from counterd.classes import CLASS_IDS
@@ -289,6 +290,36 @@ def test_counter_forgets_tracks_when_the_clock_steps_back():
     play(c, walk(1, (100, 100), (120, 100), 4), start=10000)
     c.update(Detections.empty(), 100.0)                   # the wall clock went back
     assert len(c) == 0
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.lists(st.tuples(st.integers(1, 4), st.floats(-30, 30), st.floats(-30, 30)),
+                         max_size=4), min_size=2, max_size=40))
+def test_random_walks_count_alternately_and_never_more_than_they_change_side(steps):
+    """Four walkers take random steps (some frames missing some of them) about two lines that
+    reach past the frame, so no one can go round an end: each walker's crossings of a line
+    alternate in and out, and never outnumber the times its anchor changed side."""
+    lines = (LineConfig("h", (-1e4, 200), (1e4, 200)), LineConfig("v", (240, -1e4), (240, 1e4)))
+    c = LineCounter(lines, CountingConfig(handoff_seconds=0))   # no hand-over between walkers
+    position = {tid: np.array([240.0, 200.0]) for tid in range(1, 5)}
+    path: dict[int, list] = {tid: [] for tid in position}
+    events = []
+    for k, moves in enumerate(steps):
+        seen = {}
+        for tid, dx, dy in moves:
+            position[tid] = position[tid] + (dx, dy)
+            seen[tid] = position[tid].copy()
+        for tid, p in seen.items():
+            path[tid].append(p)
+        events += c.update(frame(*[(tid, x, y) for tid, (x, y) in seen.items()]), k / FPS)
+    events += c.finish()
+    for tid, points in path.items():
+        for name, axis, at in (("h", 1, 200), ("v", 0, 240)):
+            mine = [e.direction for e in events if e.track_id == tid and e.line == name]
+            assert all(a != b for a, b in zip(mine, mine[1:])), (tid, name, mine)
+            signs = [s for s in np.sign([p[axis] - at for p in points]) if s]
+            assert len(mine) <= sum(a != b for a, b in zip(signs, signs[1:]))
+    assert sum(sum(n.values()) for t in c.totals.values() for n in t.values()) == len(events)
 
 
 @pytest.fixture(scope="module")

@@ -5,6 +5,7 @@ import sys
 
 import numpy as np
 import pytest
+from hypothesis import given, settings, strategies as st
 from scipy.optimize import linear_sum_assignment
 
 from conftest import PETS_GT, REPO, need_shared
@@ -195,6 +196,31 @@ def test_returned_boxes_are_the_detections_of_this_frame():
     out = tracker.update(d, 0.1)
     np.testing.assert_array_equal(out.xyxy, d.xyxy)
     assert out.confidence.tolist() == pytest.approx([0.7])
+
+
+box_rows = st.tuples(st.floats(0, 600), st.floats(0, 400), st.floats(0, 80), st.floats(0, 160),
+                    st.floats(0, 1), st.sampled_from([PERSON, CAR, TRUCK]))
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.lists(box_rows, max_size=12), min_size=1, max_size=25),
+       st.floats(0.01, 0.5))
+def test_any_detection_stream_gives_unique_ids_on_boxes_of_that_frame(frames, step):
+    """Random boxes (empty ones, duplicates, empty frames included) never break the invariants."""
+    tracker, seen = Tracker(TrackerConfig()), set()
+    for k, rows in enumerate(frames):
+        xyxy = np.array([[x, y, x + w, y + h] for x, y, w, h, _, _ in rows], np.float32).reshape(-1, 4)
+        d = Detections.from_arrays(xyxy, [r[4] for r in rows], [r[5] for r in rows])
+        out = tracker.update(d, k * step)
+        ids = out.tracker_id.tolist()
+        assert len(set(ids)) == len(ids)
+        new = set(ids) - seen
+        assert not (new and seen) or min(new) > max(seen)      # ids only count up
+        seen |= new
+        for box in out.xyxy:                                   # every track is on a box of this frame
+            assert (xyxy == box).all(1).any()
+        assert set(out.class_id.tolist()) <= {PERSON, CAR, TRUCK}
+        assert len(tracker) <= sum(len(f) for f in frames[:k + 1])
 
 
 @pytest.fixture(scope="module")
