@@ -33,6 +33,13 @@ from counterd.errors import UserError
 
 log = logging.getLogger(__name__)
 
+# FFmpeg and OpenCV print their own lines for every failed open and stalled read, which would
+# repeat on every reconnect attempt; counterd logs each change of a camera's state once instead.
+# Either can be turned back on from the environment (OPENCV_FFMPEG_LOGLEVEL, OPENCV_LOG_LEVEL).
+os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")    # AV_LOG_QUIET, read at FFmpeg's first use
+if "OPENCV_LOG_LEVEL" not in os.environ:
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+
 FALLBACK_FPS = 25.0        # when a container does not say (timestamps of files only)
 FILE_BUFFER_FRAMES = 8     # decoded frames a file reader may run ahead of its consumer
 

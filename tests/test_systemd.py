@@ -236,7 +236,7 @@ async def test_watchdog_pings_stop_when_the_worker_is_stuck(notify_socket, tmp_p
     assert "WATCHDOG=1" in resumed
 
 
-async def test_watchdog_pings_continue_while_reconnecting(notify_socket, tmp_path, aiohttp_client):
+async def test_watchdog_pings_continue_while_reconnecting(notify_socket, tmp_path, aiohttp_client, capfd):
     sock, path = notify_socket
     notifier = Notifier({"NOTIFY_SOCKET": path, "WATCHDOG_USEC": "600000"})
     config = small_config(tmp_path, source="rtsp://127.0.0.1:1/nothing-listens-here")
@@ -245,3 +245,6 @@ async def test_watchdog_pings_continue_while_reconnecting(notify_socket, tmp_pat
     assert got[0].startswith("READY=1") and got.count("WATCHDOG=1") >= 4
     assert any("camera down" in g for g in got)
     assert client.app[DAEMON].worker.camera.reconnects == 0   # never connected, still trying
+    # FFmpeg and OpenCV stay quiet on each failed attempt: the daemon's log says it once.
+    stderr = capfd.readouterr().err
+    assert "[tcp @" not in stderr and "WARN" not in stderr
