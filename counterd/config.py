@@ -128,7 +128,7 @@ class DetectorConfig:
 class TrackerConfig:
     high_score: float = setting(0.5, min=0.0, max=1.0)     # first association pass
     low_score: float = setting(0.1, min=0.0, max=1.0)      # second pass recovers occluded objects
-    new_track_score: float = setting(0.5, min=0.0, max=1.0)
+    new_track_score: float = setting(0.55, min=0.0, max=1.0)
     match_iou: float = setting(0.2, above=0.0, max=1.0)    # least IoU that may pair track and box
     max_coast_seconds: float = setting(1.5, min=0.0)       # a lost track survives this long
 
