@@ -164,7 +164,7 @@ class LineCounter(PackedRows):
             self._last_sweep = t
         if not len(tracks) or not self.lines:
             return settled
-        if (tracks.tracker_id < 0).any():
+        if np.count_nonzero(tracks.tracker_id < 0):
             tracks = tracks[tracks.tracker_id >= 0]
         points = tracks.anchors(self.counting.anchor)
         rows, born = self._rows_for(tracks.tracker_id)
@@ -175,10 +175,11 @@ class LineCounter(PackedRows):
 
         before = self._side[rows]
         flipped = (side * before) < 0
-        events = self._crossings(flipped, rows, points, side, tracks, t) if flipped.any() else []
+        events = self._crossings(flipped, rows, points, side, tracks, t) if np.count_nonzero(flipped) else []
 
         decided = side != 0
-        self._side[rows] = np.where(decided, side, before)
+        np.copyto(before, side, where=decided)
+        self._side[rows] = before
         decided_at = self._decided_at[rows]
         np.copyto(decided_at, points[:, None, :], where=decided[..., None])
         self._decided_at[rows] = decided_at
@@ -234,10 +235,10 @@ class LineCounter(PackedRows):
         """State rows for these track ids, adding rows for ids not seen before; and a mask of
         which ids are new (None when none are)."""
         if self._count:
-            pos = np.minimum(np.searchsorted(self._sorted_ids, ids), self._count - 1)
+            pos = np.minimum(self._sorted_ids.searchsorted(ids), self._count - 1)
             rows = self._order[pos]
             known = self._sorted_ids[pos] == ids
-            if known.all():
+            if np.count_nonzero(known) == len(ids):
                 return rows, None
         else:
             rows = np.zeros(len(ids), np.intp)
