@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from counterd.daemon.camera import LinkState
+
 if TYPE_CHECKING:
     from counterd.daemon.service import Daemon
 
@@ -26,7 +28,7 @@ def add_daemon_routes(app: web.Application, daemon: Daemon) -> None:
         healthy = worker is not None and worker.alive and heartbeat_age < HEALTHY_HEARTBEAT_S
         camera = worker.camera if worker else None
         body = {
-            "status": "ok" if healthy and camera.state.value == "up" else "degraded" if healthy else "failing",
+            "status": "ok" if healthy and camera.state is LinkState.UP else "degraded" if healthy else "failing",
             "stream": camera.state.value if camera else "stopped",
             "stream_reason": camera.reason if camera else "",
             "last_frame_age_s": (round(time.monotonic() - camera.last_frame_at, 3)

@@ -7,6 +7,7 @@ detector, tracker, counter, store, API. `crossings_until(t)` is the ground truth
 """
 from __future__ import annotations
 
+import bisect
 import math
 import random
 import time
@@ -19,6 +20,8 @@ WIDTH, HEIGHT, FPS = 640, 360, 10.0
 LINE_X = WIDTH // 2                      # the demo's line: (320, 20) -> (320, 340), "in" = rightwards
 BODY_W, BODY_H = 28, 80
 LANES = (150, 215, 280, 345)             # feet rows; side-by-side walkers use lanes 2 apart
+MIN_SPEED, MAX_SPEED = 50.0, 160.0       # px/s
+LONGEST_WALK_S = (WIDTH + 2 * BODY_W) / MIN_SPEED
 
 
 @dataclass(frozen=True)
@@ -46,7 +49,7 @@ def schedule(seconds: float, seed: int = 7) -> list[Walker]:
     walkers, t = [], 1.0     # the first second is empty floor: the background model learns it
     while t < seconds:
         rightwards = rng.random() < 0.5
-        speed = rng.uniform(50, 160) * (1 if rightwards else -1)
+        speed = rng.uniform(MIN_SPEED, MAX_SPEED) * (1 if rightwards else -1)
         lane = rng.randrange(len(LANES) - 2)
         pair = rng.random() < 0.35
         for k in range(2 if pair else 1):
@@ -70,7 +73,9 @@ class DemoScene:
     def __init__(self, *, fps: float = FPS, seed: int = 7, realtime: bool = True, horizon_s: float = 86400.0):
         self.fps = fps
         self.realtime = realtime
+        self.horizon_s = horizon_s
         self.walkers = schedule(horizon_s, seed)
+        self._starts = [w.start for w in self.walkers]
         self._floor = floor()
         self._index = 0
         self._started = time.monotonic()
@@ -85,6 +90,7 @@ class DemoScene:
         return True, self.render(t)
 
     def render(self, t: float) -> np.ndarray:
+        t %= self.horizon_s          # a demo left running for longer than the horizon starts over
         image = self._floor.copy()
         for walker in self._visible(t):
             x = walker.x(t)
@@ -97,7 +103,10 @@ class DemoScene:
         return image
 
     def _visible(self, t: float):
-        return (w for w in self.walkers if w.start <= t <= w.gone_at())
+        # Walkers are in start order and none takes longer than LONGEST_WALK_S to cross.
+        first = bisect.bisect_left(self._starts, t - LONGEST_WALK_S)
+        last = bisect.bisect_right(self._starts, t)
+        return (w for w in self.walkers[first:last] if t <= w.gone_at())
 
     def crossings_until(self, t: float, x: float = LINE_X) -> dict[str, int]:
         """How many walkers' feet passed `x` by time t: 'in' rightwards, 'out' leftwards."""
