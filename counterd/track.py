@@ -31,14 +31,18 @@ SOLVE_WHOLE_UP_TO = 80 * 80
 
 def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """(len(a), len(b)) IoU of two sets of xyxy boxes."""
-    inter_w = np.minimum(a[:, None, 2], b[:, 2]) - np.maximum(a[:, None, 0], b[:, 0])
-    inter_h = np.minimum(a[:, None, 3], b[:, 3]) - np.maximum(a[:, None, 1], b[:, 1])
+    # Coordinates as contiguous rows first: the (len(a), len(b)) operations then run on
+    # contiguous memory, which is what makes them fast.
+    ax1, ay1, ax2, ay2 = a.T.copy()[:, :, None]
+    bx1, by1, bx2, by2 = b.T.copy()
+    inter_w = np.minimum(ax2, bx2)
+    inter_w -= np.maximum(ax1, bx1)
+    inter_h = np.minimum(ay2, by2)
+    inter_h -= np.maximum(ay1, by1)
     np.maximum(inter_w, 0, out=inter_w)
     np.maximum(inter_h, 0, out=inter_h)
     inter = np.multiply(inter_w, inter_h, out=inter_w)
-    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
-    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-    union = np.add(area_a[:, None], area_b, out=inter_h)
+    union = np.add((ax2 - ax1) * (ay2 - ay1), (bx2 - bx1) * (by2 - by1), out=inter_h)
     union -= inter
     np.maximum(union, 1e-9, out=union)          # two empty boxes: IoU 0, not NaN
     return np.divide(inter, union, out=inter)
