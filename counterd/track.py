@@ -187,10 +187,10 @@ class Tracker(PackedRows):
         state[:, HITS] += 1
         state[:, SEEN] = t
         self._state[rows] = state
-        votes = self._votes[rows]
-        votes[np.arange(len(rows)), class_id] += confidence
-        self._votes[rows] = votes
-        return votes.argmax(1).astype(np.int32)
+        flat = rows * self._votes.shape[1]
+        flat += class_id
+        self._votes.reshape(-1)[flat] += confidence
+        return self._votes[rows].argmax(1).astype(np.int32)
 
     def _start(self, dets: Detections, det_idx: np.ndarray, t: float) -> None:
         k = len(det_idx)
