@@ -322,6 +322,22 @@ def test_random_walks_count_alternately_and_never_more_than_they_change_side(ste
     assert sum(sum(n.values()) for t in c.totals.values() for n in t.values()) == len(events)
 
 
+def test_true_crossings_from_a_mot_file(tmp_path):
+    # Track 1 walks right across x = 240 (bottom-centre anchor) and back; track 2 passes below
+    # the segment's end; track 3 has a gap in its annotation while it crosses.
+    rows = ["1,1,200,60,20,40", "2,1,250,60,20,40", "3,1,200,60,20,40",
+            "1,2,200,300,20,40", "2,2,250,300,20,40",
+            "1,3,200,150,20,40", "5,3,250,150,20,40"]
+    path = tmp_path / "gt.txt"
+    path.write_text("\n".join(r + ",1,-1,-1,-1" for r in rows))
+    gt = read_mot(path)
+    crossings = true_crossings(gt, (240, 0), (240, 300))
+    assert [(c.track_id, c.frame, c.direction) for c in crossings] == [
+        (1, 2, "in"), (1, 3, "out"), (3, 5, "in")]
+    assert crossing_totals(crossings) == {"in": 2, "out": 1}
+    assert [len(d) for _, d in gt.frames()] == [3, 2, 1, 0, 1]
+
+
 @pytest.fixture(scope="module")
 def pets_gt():
     return read_mot(need_shared(PETS_GT))

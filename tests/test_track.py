@@ -223,6 +223,13 @@ def test_any_detection_stream_gives_unique_ids_on_boxes_of_that_frame(frames, st
         assert len(tracker) <= sum(len(f) for f in frames[:k + 1])
 
 
+def test_hot_loop_benchmark_runs_and_counts():
+    import hotloop
+    frames = hotloop.synthetic_scene(20, 60)
+    wall, cpu, crossings = hotloop.run_once(frames)
+    assert len(frames) == 60 and wall > 0 and cpu >= 0 and crossings > 0
+
+
 @pytest.fixture(scope="module")
 def pets_gt():
     return read_mot(need_shared(PETS_GT))
