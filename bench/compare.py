@@ -24,6 +24,7 @@ import os
 import platform
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -118,30 +119,44 @@ def run_e2e(args, out: Path) -> dict:
         "ultralytics": ["--record", dets],
         "counterd": [],
         "counterd + stride": ["--stride"],
+        "counterd + mosaic": ["--mosaic"],
         "supervision": ["--detections", dets] + (["--frames", sv_frames] if sv_frames else []),
     }
-    # Two at a time, one per core, when there are two; supervision needs the ultralytics detections.
-    phases = [["ultralytics", "counterd"], ["counterd + stride", "supervision"]]
+    # One lane of jobs per core, each job pinned to its lane's core; supervision needs the
+    # detections the ultralytics run records, so it follows it in the same lane.
+    lanes = [["ultralytics", "counterd + mosaic", "supervision"], ["counterd", "counterd + stride"]]
     if len(args.cores) < 2:
-        phases = [[name] for phase in phases for name in phase]
-    results = {}
-    for phase in phases:
-        started = time.perf_counter()
-        procs = []
-        for name, core in zip(phase, args.cores):
-            pipeline = name.split()[0]
-            procs.append(child("compare_e2e.py", pipeline, "--out", out / f"e2e_{name.replace(' + ', '_')}.json",
-                               "--core", core, *jobs[name], core=core))
-        wait_all(procs, timeout=3600)
-        for name in phase:
-            r = results[name] = json.loads((out / f"e2e_{name.replace(' + ', '_')}.json").read_text())
+        lanes = [["ultralytics", "counterd", "counterd + stride", "counterd + mosaic", "supervision"]]
+    results, failures = {}, []
+
+    def run_lane(names, core):
+        for name in names:
+            started = time.perf_counter()
+            path = out / f"e2e_{name.replace(' + ', '_')}.json"
+            try:
+                wait_all([child("compare_e2e.py", name.split()[0], "--out", path, "--core", core, *jobs[name],
+                                core=core)], timeout=3600)
+            except SystemExit as exc:
+                failures.append(str(exc))
+                return
+            r = results[name] = json.loads(path.read_text())
             log(f"{name:18s} {r['frames']} frames: {r['fps']:.2f} frames/s wall, {r['fps_cpu']:.2f} per "
-                f"CPU-second" + (f", detector on {r['detected_frames']} frames" if "detected_frames" in r else "")
-                + f" ({time.perf_counter() - started:.0f} s)")
+                f"CPU-second" + (f"; detector on {r['detected_frames']} frames in {r['inferences']} inferences"
+                                 if "inferences" in r else "")
+                + f" ({time.perf_counter() - started:.0f} s, core {core})")
+
+    threads = [threading.Thread(target=run_lane, args=(names, core)) for names, core in zip(lanes, args.cores)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if failures:
+        raise SystemExit("; ".join(failures))
     truth = compare_e2e.true_counts()
     acc = {
         "counterd": compare_e2e.accuracy_by_set(results["counterd"]["counts"], truth),
         "counterd + stride": compare_e2e.accuracy_by_set(results["counterd + stride"]["counts"], truth),
+        "counterd + mosaic": compare_e2e.accuracy_by_set(results["counterd + mosaic"]["counts"], truth),
         "ultralytics (centre, as shipped)": compare_e2e.accuracy_by_set(results["ultralytics"]["counts"], truth),
         "ultralytics (bottom-centre)": compare_e2e.accuracy_by_set(results["ultralytics"]["counts_bottom_anchor"], truth),
         "supervision (bottom-centre)": compare_e2e.accuracy_by_set(results["supervision"]["counts"], truth),
@@ -150,6 +165,7 @@ def run_e2e(args, out: Path) -> dict:
     per_line = {name: {"true": truth[name],
                        "counterd": results["counterd"]["counts"][name],
                        "counterd_stride": results["counterd + stride"]["counts"][name],
+                       "counterd_mosaic": results["counterd + mosaic"]["counts"][name],
                        "ultralytics": results["ultralytics"]["counts"][name],
                        "ultralytics_bottom": results["ultralytics"]["counts_bottom_anchor"][name],
                        "supervision": results["supervision"]["counts"][name],
@@ -162,10 +178,12 @@ def run_e2e(args, out: Path) -> dict:
     log(f"{'':34s}" + "".join(f"{s:>11s}" for s in sets))
     for who, by_set in acc.items():
         log(f"{who:34s}" + "".join(f"{by_set[s]:11.3f}" for s in sets))
-    log("\nper line, in/out: true | counterd, + stride | ultralytics (centre, bottom) | supervision (bottom, corners)")
+    log("\nper line, in/out: true | counterd, + stride, + mosaic | ultralytics (centre, bottom) | "
+        "supervision (bottom, corners)")
     for name, row in per_line.items():
         f = lambda c: f"{c['in']:2d}/{c['out']:<2d}"   # noqa: E731
-        log(f"  {name:8s} {f(row['true'])} | {f(row['counterd'])} {f(row['counterd_stride'])} | {f(row['ultralytics'])} "
+        log(f"  {name:8s} {f(row['true'])} | {f(row['counterd'])} {f(row['counterd_stride'])} "
+            f"{f(row['counterd_mosaic'])} | {f(row['ultralytics'])} "
             f"{f(row['ultralytics_bottom'])} | {f(row['supervision'])} {f(row['supervision_corners'])}")
     return summary
 
@@ -199,8 +217,17 @@ def plot(hotloop: dict, path: Path, title: str) -> None:
     import matplotlib.pyplot as plt
     counts = sorted(hotloop, key=int)
     fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=110)
+    labels = {"counterd": "counterd (Tracker + LineCounter)",
+              "ultralytics": "ultralytics 8.4 (BYTETracker + ObjectCounter)",
+              "supervision": "supervision 0.30 (ByteTrack + LineZone)"}
+    offsets = {"counterd": (4, -12), "ultralytics": (-34, 6), "supervision": (6, -12)}
     for name, style in (("counterd", "o-"), ("ultralytics", "s--"), ("supervision", "^--")):
-        ax.plot([int(c) for c in counts], [hotloop[c]["ms"][name] for c in counts], style, label=name)
+        ms = [hotloop[c]["ms"][name] for c in counts]
+        line, = ax.plot([int(c) for c in counts], ms, style, label=labels[name])
+        for c, v in zip(counts, ms):
+            ax.annotate(f"{v:.2f}", (int(c), v), textcoords="offset points", xytext=offsets[name], fontsize=7,
+                        color=line.get_color())
+    ax.set_xlim(7, 300)
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xticks([int(c) for c in counts], [str(c) for c in counts])
@@ -208,7 +235,7 @@ def plot(hotloop: dict, path: Path, title: str) -> None:
     ax.set_ylabel("tracker + line counter, ms/frame (one core)")
     ax.set_title(title, fontsize=9)
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend()
+    ax.legend(loc="center right", fontsize=8)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
@@ -244,7 +271,8 @@ def main(argv=None) -> int:
     live = run_live(args, out) if "live" in parts else None
 
     if hot and not args.no_plot:
-        plot(hot, PLOT, f"same synthetic detections, median of rounds; {platform.processor() or platform.machine()}")
+        plot(hot, PLOT, f"{machine().split(',')[0]}, one core: the same synthetic detections, 2 lines, "
+                        f"median of {3 if args.quick else 7} rounds")
         log(f"\nplot: {PLOT}")
 
     log(f"\ntotal {time.perf_counter() - started:.0f} s")
@@ -259,7 +287,9 @@ def main(argv=None) -> int:
         fields.append(f"e2e_fps_ratio={runs['counterd']['fps_cpu'] / best_anchor:.2f}")
         fields.append(f"acc_counterd={acc['counterd']['all']:.3f}")
         stride_fields = [f"e2e_fps_ratio_stride={runs['counterd + stride']['fps_cpu'] / best_anchor:.2f}",
-                         f"acc_counterd_stride={acc['counterd + stride']['all']:.3f}"]
+                         f"acc_counterd_stride={acc['counterd + stride']['all']:.3f}",
+                         f"e2e_fps_ratio_mosaic={runs['counterd + mosaic']['fps_cpu'] / best_anchor:.2f}",
+                         f"acc_counterd_mosaic={acc['counterd + mosaic']['all']:.3f}"]
         fields.append("acc_ultralytics={:.3f}".format(max(acc["ultralytics (centre, as shipped)"]["all"],
                                                           acc["ultralytics (bottom-centre)"]["all"])))
         fields.append("acc_supervision={:.3f}".format(max(acc["supervision (bottom-centre)"]["all"],

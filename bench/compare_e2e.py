@@ -249,17 +249,6 @@ def run_supervision(args) -> dict:
 # ---------------------------------------------------------------------------------------------
 
 
-def batches(source, size: int):
-    batch = []
-    for frame in source:
-        batch.append(frame)
-        if len(batch) == size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
-
-
 def counterd_config(model: Path, lines, threads: int = 1, extra: str = "") -> str:
     out = [f'[detector]\ntype = "onnx"\nmodel = "{model}"\nclasses = ["person"]\n'
            f"confidence = {CONFIDENCE}\nnms_iou = {NMS_IOU}\nthreads = {threads}\n"]
@@ -283,25 +272,40 @@ def run_counterd(args) -> dict:
         pipeline = Pipeline(config)
         stride = DetectionStride() if args.stride else None
         mosaic = MosaicDetector(pipeline.detector) if args.mosaic else None
-        n, seen, timing = 0, 0, False
-        for batch in batches(source, 2 if mosaic else 1):
-            seen += len(batch)
-            if mosaic is not None:                           # two frames, one inference
-                for frame, dets in zip(batch, mosaic.detect_many([f.image for f in batch])):
-                    pipeline.counter.update(pipeline.tracker.update(dets, frame.timestamp), frame.timestamp)
-            elif stride is None:
-                pipeline.step(batch[0])
-            elif stride.should_detect(batch[0].timestamp):  # Pipeline.step, plus the stride
-                frame = batch[0]
-                tracks = pipeline.tracker.update(pipeline.detector.detect(frame.image), frame.timestamp)
-                pipeline.counter.update(tracks, frame.timestamp)
-                stride.observe(tracks, frame.timestamp)
-            if not timing:      # as for the others, the first frame(s) (engine warm-up) are not timed
+        detector, tracker, counter = pipeline.detector, pipeline.tracker, pipeline.counter
+
+        def analyse(frames, detections):
+            for frame, dets in zip(frames, detections):
+                tracks = tracker.update(dets, frame.timestamp)
+                counter.update(tracks, frame.timestamp)
+                if stride is not None:
+                    stride.observe(tracks, frame.timestamp)
+
+        n, seen, timing, held = 0, 0, False, []
+        for frame in source:
+            seen += 1
+            if stride is not None and not stride.should_detect(frame.timestamp):
+                pass                                        # rested: nothing at all runs
+            elif mosaic is None:
+                if stride is None:
+                    pipeline.step(frame)                    # exactly counterd process
+                else:
+                    analyse([frame], [detector.detect(frame.image)])
+            else:                                           # two frames, one inference
+                held.append(frame)
+                if len(held) == 2:
+                    analyse(held, mosaic.detect_many([f.image for f in held]))
+                    held = []
+                elif stride is not None:
+                    stride.hold(frame.timestamp)
+            if not timing:      # as for the others, the first frame (engine warm-up) is not timed
                 t0, c0, timing = time.perf_counter(), time.process_time(), True
                 continue
-            n += len(batch)
+            n += 1
             if args.frames and n >= args.frames:
                 break
+        if held:
+            analyse(held, [detector.detect(held[0].image)])
         timed, cpu = time.perf_counter() - t0, time.process_time() - c0
         pipeline.close()
     totals = pipeline.totals
@@ -310,7 +314,7 @@ def run_counterd(args) -> dict:
     name = "counterd" + (" + stride" if stride else "") + (" + mosaic" if mosaic else "")
     detected = seen - (stride.rested if stride else 0)
     return {"pipeline": name, "frames": n, "detected_frames": detected,
-            "inferences": mosaic.inferences if mosaic else detected, "seconds": round(timed, 3), "fps": round(n / timed, 2),
+            "inferences": (mosaic.inferences + len(held)) if mosaic else detected, "seconds": round(timed, 3), "fps": round(n / timed, 2),
             "cpu_seconds": round(cpu, 3), "fps_cpu": round(n / cpu, 2), "counts": counts,
             "stage_ms": {k: round(v, 2) for k, v in pipeline.times.mean_ms().items()},
             "command": f"counterd process {VIDEO} --config {config_path} --json"}

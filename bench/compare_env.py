@@ -67,9 +67,14 @@ def ensure_env(quiet: bool = False) -> Path:
         for cmd in install_command(venv):
             subprocess.run(cmd, check=True)
         (venv / ".complete").write_text("\n".join(REQUIREMENTS) + "\n")
-    # The checkout may have moved or changed since the build: point the environment at this one.
-    subprocess.run([str(python), "-m", "pip", "install", "-q", "--no-deps", "-e", str(REPO)],
-                   check=True, stdout=subprocess.DEVNULL if quiet else None)
+    # The checkout may have moved since the build: point the environment at this one.
+    where = subprocess.run([str(python), "-c", "import counterd; print(counterd.__file__)"],
+                           capture_output=True, text=True)
+    if where.returncode != 0 or Path(where.stdout.strip()).resolve().parent.parent != REPO:
+        done = subprocess.run([str(python), "-m", "pip", "install", "-q", "--no-deps", "-e", str(REPO)],
+                              capture_output=quiet, text=True)
+        if done.returncode != 0:
+            raise SystemExit(f"compare: installing {REPO} into {venv} failed:\n{done.stdout}{done.stderr}")
     return python
 
 

@@ -36,6 +36,7 @@ class DetectionStride:
         self._ids = np.zeros(0, np.int64)   # sorted ids of the last detected frame's tracks
         self._boxes = np.zeros((0, 4))
         self._seen = 0.0
+        self._rest = 0.0                    # the rest the last observation allowed
         self.rested = 0                     # frames skipped so far
 
     def should_detect(self, timestamp: float) -> bool:
@@ -64,4 +65,10 @@ class DetectionStride:
                 rate = float((shift / size).max()) / dt                             # sizes per second
                 rest = self.max_rest_s if rate <= 0 else min(self.max_shift / rate, self.max_rest_s)
         self._ids, self._boxes, self._seen = ids, boxes, t
+        self._rest = rest
         self._due = t + rest
+
+    def hold(self, timestamp: float) -> None:
+        """A due frame is held back to share an inference with a later one (counterd/mosaic.py):
+        the partner is the frame one rest later, as if the held frame had been observed."""
+        self._due = float(timestamp) + self._rest
