@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from counterd.config import config_from_dict
-from counterd.daemon import service
+from counterd.daemon import http, service
 from counterd.daemon.notify import Notifier
 from counterd.daemon.service import DAEMON, make_daemon_app
 from counterd.pipeline import Pipeline
@@ -134,7 +134,7 @@ def write_clip(path: Path, frames: int = 20) -> None:
     writer.release()
 
 
-def test_run_under_a_notify_socket_is_ready_pings_and_stops_on_sigterm(notify_socket, tmp_path):
+def test_run_under_a_notify_socket_is_ready_pings_reloads_on_sighup_and_stops_on_sigterm(notify_socket, tmp_path):
     sock, path = notify_socket
     clip = tmp_path / "clip.avi"
     write_clip(clip)
@@ -167,6 +167,15 @@ end = [32, 48]
         pings = receive(sock, 2.5)
         assert pings.count("WATCHDOG=1") >= 3          # every WatchdogSec/2 = 0.5 s
         assert any(p.startswith("STATUS=camera up;") for p in pings)
+        log = tmp_path / "state" / "counterd.log"
+        good = config.read_text()
+        config.write_text(good.replace("[detector]", "[detector]\nconfidence = 7"))
+        proc.send_signal(signal.SIGHUP)
+        wait_for_text(log, "reload refused: " + str(config) + ": detector.confidence: must be <= 1, got 7")
+        config.write_text(good + '[[lines]]\nname = "low"\nstart = [0, 40]\nend = [64, 40]\n')
+        proc.send_signal(signal.SIGHUP)
+        wait_for_text(log, "reload: " + str(config) + " accepted (2 line(s)")
+        assert proc.poll() is None
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=30) == 0
         assert "STOPPING=1\nSTATUS=stopping" in receive(sock, 0.5)
@@ -176,6 +185,13 @@ end = [32, 48]
             proc.wait()
         proc.stderr.close()
     assert (tmp_path / "state" / "counts.db").exists() and (tmp_path / "state" / "counterd.log").exists()
+
+
+def wait_for_text(path: Path, text: str, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not (path.exists() and text in path.read_text()):
+        assert time.monotonic() < deadline, f"{text!r} never appeared in {path}"
+        time.sleep(0.05)
 
 
 class StuckDetector:
@@ -222,8 +238,9 @@ async def test_watchdog_pings_stop_when_the_worker_is_stuck(notify_socket, tmp_p
     sock, path = notify_socket
     detector = StuckDetector()
     monkeypatch.setattr(service, "Pipeline", lambda config: Pipeline(config, detector=detector))
+    monkeypatch.setattr(http, "HEALTHY_HEARTBEAT_S", 0.5)
     notifier = Notifier({"NOTIFY_SOCKET": path, "WATCHDOG_USEC": "800000"})
-    await aiohttp_client(make_daemon_app(small_config(tmp_path), capture_factory=Frames, notifier=notifier))
+    client = await aiohttp_client(make_daemon_app(small_config(tmp_path), capture_factory=Frames, notifier=notifier))
     assert (await asyncio.to_thread(receive, sock, 0.2))[0].startswith("READY=1")
     await asyncio.to_thread(detector.entered.wait, 10)
     # Stuck from now on: pings may go on for 0.75 x WatchdogSec (0.6 s), then must stop.
@@ -231,6 +248,8 @@ async def test_watchdog_pings_stop_when_the_worker_is_stuck(notify_socket, tmp_p
     receive(sock, 0)           # discard what was queued while the worker still looked healthy
     later = await asyncio.to_thread(receive, sock, 1.5)
     assert "WATCHDOG=1" not in later
+    health = await client.get("/healthz")
+    assert health.status == 503 and (await health.json())["status"] == "failing"
     detector.release.set()
     resumed = await asyncio.to_thread(receive, sock, 1.5)
     assert "WATCHDOG=1" in resumed
