@@ -34,6 +34,8 @@ sys.path.insert(0, str(HERE))
 import compare_env  # noqa: E402  (standard library only)
 
 PLOT = HERE / "compare_hotloop.png"
+# counterd as `counterd process` runs it, then with the proposals counterd/stride.py and counterd/mosaic.py.
+COUNTERD_VARIANTS = ("counterd", "counterd + stride", "counterd + mosaic", "counterd + stride + mosaic")
 THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS")
 
 
@@ -101,7 +103,7 @@ def run_hotloop(args, out: Path) -> dict:
     os.sched_setaffinity(0, {args.core})
     import compare_hotloop
     import compare_e2e
-    frames, rounds = (200, 3) if args.quick else (400, 7)
+    frames, rounds = (150, 3) if args.quick else (400, 7)
     log(f"\n## Hot loop: tracker + counter on synthetic detections, {frames} frames, median of {rounds} "
         f"rounds, core {args.core}")
     result = compare_hotloop.measure(frames=frames, rounds=rounds, model=str(compare_e2e.MODEL), log=log)
@@ -111,7 +113,7 @@ def run_hotloop(args, out: Path) -> dict:
 
 def run_e2e(args, out: Path) -> dict:
     import compare_e2e
-    sv_frames = 200 if args.quick else None
+    sv_frames = 100 if args.quick else None
     log(f"\n## End to end: {compare_e2e.VIDEO.name}, {compare_e2e.MODEL.name}, each pipeline pinned to one "
         f"core of {args.cores}")
     dets = out / "ultralytics_detections.npz"
@@ -120,13 +122,16 @@ def run_e2e(args, out: Path) -> dict:
         "counterd": [],
         "counterd + stride": ["--stride"],
         "counterd + mosaic": ["--mosaic"],
+        "counterd + stride + mosaic": ["--stride", "--mosaic"],
         "supervision": ["--detections", dets] + (["--frames", sv_frames] if sv_frames else []),
     }
     # One lane of jobs per core, each job pinned to its lane's core; supervision needs the
     # detections the ultralytics run records, so it follows it in the same lane.
-    lanes = [["ultralytics", "counterd + mosaic", "supervision"], ["counterd", "counterd + stride"]]
+    lanes = [["ultralytics", "counterd + mosaic", "supervision"],
+             ["counterd", "counterd + stride", "counterd + stride + mosaic"]]
     if len(args.cores) < 2:
-        lanes = [["ultralytics", "counterd", "counterd + stride", "counterd + mosaic", "supervision"]]
+        lanes = [["ultralytics", "supervision", "counterd", "counterd + stride", "counterd + mosaic",
+                  "counterd + stride + mosaic"]]
     results, failures = {}, []
 
     def run_lane(names, core):
@@ -153,19 +158,15 @@ def run_e2e(args, out: Path) -> dict:
     if failures:
         raise SystemExit("; ".join(failures))
     truth = compare_e2e.true_counts()
-    acc = {
-        "counterd": compare_e2e.accuracy_by_set(results["counterd"]["counts"], truth),
-        "counterd + stride": compare_e2e.accuracy_by_set(results["counterd + stride"]["counts"], truth),
-        "counterd + mosaic": compare_e2e.accuracy_by_set(results["counterd + mosaic"]["counts"], truth),
+    acc = {name: compare_e2e.accuracy_by_set(results[name]["counts"], truth) for name in COUNTERD_VARIANTS}
+    acc.update({
         "ultralytics (centre, as shipped)": compare_e2e.accuracy_by_set(results["ultralytics"]["counts"], truth),
         "ultralytics (bottom-centre)": compare_e2e.accuracy_by_set(results["ultralytics"]["counts_bottom_anchor"], truth),
         "supervision (bottom-centre)": compare_e2e.accuracy_by_set(results["supervision"]["counts"], truth),
         "supervision (corners, default)": compare_e2e.accuracy_by_set(results["supervision"]["counts_corner_anchors"], truth),
-    }
+    })
     per_line = {name: {"true": truth[name],
-                       "counterd": results["counterd"]["counts"][name],
-                       "counterd_stride": results["counterd + stride"]["counts"][name],
-                       "counterd_mosaic": results["counterd + mosaic"]["counts"][name],
+                       **{v: results[v]["counts"][name] for v in COUNTERD_VARIANTS},
                        "ultralytics": results["ultralytics"]["counts"][name],
                        "ultralytics_bottom": results["ultralytics"]["counts_bottom_anchor"][name],
                        "supervision": results["supervision"]["counts"][name],
@@ -173,24 +174,30 @@ def run_e2e(args, out: Path) -> dict:
                 for name, _, _ in compare_e2e.ALL_LINES}
     summary = {"runs": results, "accuracy": acc, "per_line": per_line, "truth": truth}
     (out / "e2e.json").write_text(json.dumps(summary, indent=1))
+    base, best = results["counterd"]["fps_cpu"], max(results["ultralytics"]["fps_cpu"], results["supervision"]["fps_cpu"])
+    log("\nframes per CPU-second, and what each change bought (x counterd as shipped, x the faster anchor):")
+    for name in ("ultralytics", "supervision") + COUNTERD_VARIANTS:
+        r = results[name]
+        log(f"  {name:28s} {r['fps_cpu']:6.2f}  x{r['fps_cpu'] / base:4.2f}  x{r['fps_cpu'] / best:4.2f}"
+            + (f"  ({r['inferences']} inferences for {r['frames'] + 1} frames)" if "inferences" in r else ""))
     sets = list(compare_e2e.LINE_SETS) + ["all"]
     log("\ncount accuracy (1 - sum|counted - true| / sum(true)), by line set:")
     log(f"{'':34s}" + "".join(f"{s:>11s}" for s in sets))
     for who, by_set in acc.items():
         log(f"{who:34s}" + "".join(f"{by_set[s]:11.3f}" for s in sets))
-    log("\nper line, in/out: true | counterd, + stride, + mosaic | ultralytics (centre, bottom) | "
+    log("\nper line, in/out: true | counterd, + stride, + mosaic, + both | ultralytics (centre, bottom) | "
         "supervision (bottom, corners)")
     for name, row in per_line.items():
         f = lambda c: f"{c['in']:2d}/{c['out']:<2d}"   # noqa: E731
-        log(f"  {name:8s} {f(row['true'])} | {f(row['counterd'])} {f(row['counterd_stride'])} "
-            f"{f(row['counterd_mosaic'])} | {f(row['ultralytics'])} "
+        log(f"  {name:8s} {f(row['true'])} | " + " ".join(f(row[v]) for v in COUNTERD_VARIANTS)
+            + f" | {f(row['ultralytics'])} "
             f"{f(row['ultralytics_bottom'])} | {f(row['supervision'])} {f(row['supervision_corners'])}")
     return summary
 
 
 def run_live(args, out: Path) -> list[dict]:
     import compare_e2e
-    seconds = 15 if args.quick else 30
+    seconds = 10 if args.quick else 30
     models = ("yolox_nano.onnx", "yolo11n_int8_320.onnx")
     variants = [(m, True) for m in models] + ([] if args.quick else [(m, False) for m in models])
     log(f"\n## Live headroom: a 25 fps camera ({seconds} s each), counterd pinned to core {args.core}")
@@ -286,15 +293,16 @@ def main(argv=None) -> int:
         acc = e2e["accuracy"]
         fields.append(f"e2e_fps_ratio={runs['counterd']['fps_cpu'] / best_anchor:.2f}")
         fields.append(f"acc_counterd={acc['counterd']['all']:.3f}")
-        stride_fields = [f"e2e_fps_ratio_stride={runs['counterd + stride']['fps_cpu'] / best_anchor:.2f}",
-                         f"acc_counterd_stride={acc['counterd + stride']['all']:.3f}",
-                         f"e2e_fps_ratio_mosaic={runs['counterd + mosaic']['fps_cpu'] / best_anchor:.2f}",
-                         f"acc_counterd_mosaic={acc['counterd + mosaic']['all']:.3f}"]
+        variant_fields = []
+        for name in COUNTERD_VARIANTS[1:]:
+            key = "_".join(name.split(" + ")[1:])
+            variant_fields += [f"e2e_fps_ratio_{key}={runs[name]['fps_cpu'] / best_anchor:.2f}",
+                              f"acc_counterd_{key}={acc[name]['all']:.3f}"]
         fields.append("acc_ultralytics={:.3f}".format(max(acc["ultralytics (centre, as shipped)"]["all"],
                                                           acc["ultralytics (bottom-centre)"]["all"])))
         fields.append("acc_supervision={:.3f}".format(max(acc["supervision (bottom-centre)"]["all"],
                                                           acc["supervision (corners, default)"]["all"])))
-        fields += stride_fields
+        fields += variant_fields
     if live:
         fields.append(f"live_max_core_demand={max(r['core_demand'] for r in live):.2f}")
         fields.append(f"live_dropped={sum(r['dropped'] for r in live)}")
