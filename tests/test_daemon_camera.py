@@ -49,7 +49,7 @@ class ScriptedSource:
         self.clock.advance(timeout)
         return None
 
-    def close(self):
+    def close(self, join_timeout=1.0):
         self.closed = True
 
 

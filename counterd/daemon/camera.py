@@ -41,7 +41,7 @@ class Source(Protocol):
     end_reason: str | None
 
     def read(self, timeout: float | None = None) -> Frame | None: ...
-    def close(self) -> None: ...
+    def close(self, join_timeout: float = 1.0) -> None: ...
 
 
 class Backoff:
@@ -183,8 +183,9 @@ class Camera:
         if source is not None:
             self._read_before += source.frames_read
             self._dropped_before += source.dropped
-            # A reader stuck in a frozen read() is abandoned, not joined: it ends on its read timeout.
-            source.close()
+            # A reader stuck in a frozen read() is abandoned, not joined: it ends on its read timeout
+            # and releases its capture then. Waiting here would only delay the reconnect.
+            source.close(join_timeout=0)
 
     def _set_state(self, state: LinkState, reason: str) -> None:
         if state is self.state:
