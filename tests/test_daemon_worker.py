@@ -169,3 +169,38 @@ def test_worker_maps_file_time_to_wall_time_and_survives_a_failing_frame(caplog)
     assert all(e.timestamp == pytest.approx(1_000_000.0) for e in events)
     assert pipeline.config.sizes == [(160, 120)]                # checked once per frame size
     assert caplog.text.count("outside the 160x120 frame (the camera sends 160x120)") == 1
+
+
+class SlowPipeline(FakePipeline):
+    def step(self, frame):
+        time.sleep(0.05)              # a detector at 20 fps behind a camera at ~200 fps
+        return super().step(frame)
+
+
+class FastCamera:
+    def read(self):
+        time.sleep(0.005)
+        return True, still()
+
+    def get(self, prop):
+        return 0.0
+
+    def release(self):
+        pass
+
+
+def test_a_slow_pipeline_analyses_the_newest_frame_and_counts_the_drops():
+    pipeline = SlowPipeline()
+    camera = Camera("cam", lambda: VideoSource(FastCamera, name="cam", live=True), SourceConfig())
+    metrics = Metrics()
+    worker = InferenceWorker(camera, pipeline, MotionGate(GatingConfig(enabled=False)), metrics, Recorder(2.0))
+    worker.start()
+    deadline = time.monotonic() + 10
+    while worker.frames_processed < 10 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert worker.stop(5)
+    gaps = [b - a for a, b in zip(pipeline.steps, pipeline.steps[1:])]
+    assert min(gaps) >= 1 and max(gaps) > 3                # frames in between were skipped
+    dropped = metrics.frames_dropped._value.get()
+    assert dropped >= 3 * worker.frames_processed
+    assert metrics.frames_read._value.get() >= dropped + worker.frames_processed - 1
