@@ -31,13 +31,16 @@ GT = SHARED / "data" / "pets09_s2l1" / "gt_480x360.txt"
 CLIP_FPS = 10.0
 
 # Vertical, horizontal, diagonal, a short segment, and lines near the frame's edges (480x360).
+# Nearer the right edge than x = 440 the ground truth is incomplete: its tracks start and end
+# 10-40 px inside the picture, where a detector already sees people entering, so a line there
+# measures the annotation rather than the counter.
 LINES = {
     "v120": ((120, 0), (120, 360)),
     "v240": ((240, 0), (240, 360)),
     "v360": ((360, 0), (360, 360)),
-    "v430_near_right": ((430, 0), (430, 360)),
-    "v460_right_edge": ((460, 0), (460, 360)),
+    "v440_right_edge": ((440, 0), (440, 360)),
     "v20_left_edge": ((20, 0), (20, 360)),
+    "h330_bottom_edge": ((0, 330), (480, 330)),
     "h130": ((0, 130), (480, 130)),
     "h180": ((0, 180), (480, 180)),
     "h250": ((0, 250), (480, 250)),
@@ -64,6 +67,7 @@ def count_video(detector: dict, threads: int) -> tuple[dict, float, int]:
         for frame in source:
             pipeline.step(frame)
             frames += 1
+        pipeline.finish()
         seconds = time.perf_counter() - started
         pipeline.close()
     counted = {line: {d: sum(by_class.values()) for d, by_class in dirs.items()}

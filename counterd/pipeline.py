@@ -54,6 +54,10 @@ class Pipeline:
         self.times.record(t1 - t0, t2 - t1, t3 - t2)
         return events
 
+    def finish(self) -> list[CrossingEvent]:
+        """The stream has ended: tracks last seen inside a band past a line count as crossed."""
+        return self.counter.finish()
+
     def keep_alive(self, timestamp: float) -> None:
         """A frame was skipped (static scene): let tracks coast as if nothing was detected there."""
         self.tracker.coast(timestamp)

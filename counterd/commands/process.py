@@ -74,13 +74,11 @@ def run(args) -> int:
         frames, started = 0, time.perf_counter()
         try:
             for frame in source:
-                events = pipeline.step(frame)
+                write_events(events_file, pipeline.step(frame))
                 frames += 1
-                if events_file is not None and events:
-                    events_file[1].writerows((f"{e.timestamp:.3f}", e.line, e.direction, e.class_name,
-                                              e.track_id) for e in events)
                 if progress:
                     progress.update(frames, time.perf_counter() - started)
+            write_events(events_file, pipeline.finish())
         finally:
             if progress:
                 progress.finish()
@@ -108,6 +106,12 @@ def _open_events(path: str | None):
     writer = csv.writer(handle, lineterminator="\n")
     writer.writerow(("timestamp", "line", "direction", "class", "track_id"))
     return handle, writer
+
+
+def write_events(events_file, events) -> None:
+    if events_file is not None and events:
+        events_file[1].writerows((f"{e.timestamp:.3f}", e.line, e.direction, e.class_name, e.track_id)
+                                 for e in events)
 
 
 def format_totals(result: dict, stage_ms: dict[str, float]) -> str:
