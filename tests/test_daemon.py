@@ -29,7 +29,7 @@ from counterd.errors import UserError
 from counterd.pipeline import Pipeline
 from counterd.source import Frame
 from counterd.store import Store
-from tests.rtsp_server import free_port
+from rtsp_server import free_port
 
 LIVE_SUM = "/local/tvpc/.api?live-sum.json"
 

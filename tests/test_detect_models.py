@@ -5,7 +5,7 @@ import cv2
 import numpy as np
 import pytest
 
-from tests.conftest import PETS_GT, PETS_VIDEO, SHARED_MODELS, need_shared
+from conftest import PETS_GT, PETS_VIDEO, SHARED_MODELS, need_shared
 from counterd.classes import CLASS_IDS, DEFAULT_CLASSES
 from counterd.config import DetectorConfig
 from counterd.detect import make_detector

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import SHARED, SHARED_MODELS, need_shared
+from conftest import SHARED, SHARED_MODELS, need_shared
 from counterd.cli import main
 from counterd.errors import UserError
 from counterd.models import CHECKOUT_MODELS, load_manifest, resolve_model, sha256_of

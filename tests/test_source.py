@@ -11,7 +11,7 @@ import pytest
 
 from counterd.source import (EndOfStream, SourceError, VideoSource, open_source, redact,
                              source_kind)
-from tests.conftest import PETS_VIDEO, need_shared
+from conftest import PETS_VIDEO, need_shared
 
 
 class ScriptedCapture:

@@ -21,7 +21,7 @@ from counterd.daemon import http, service
 from counterd.daemon.notify import Notifier
 from counterd.daemon.service import DAEMON, make_daemon_app
 from counterd.pipeline import Pipeline
-from tests.rtsp_server import free_port
+from rtsp_server import free_port
 
 REPO = Path(__file__).resolve().parents[1]
 UNITS = ("counterd.service", "counterd@.service")

@@ -11,8 +11,8 @@ import pytest
 from aiohttp import web
 
 from counterd.cli import main
-from tests.central_service import CentralService
-from tests.upload_fakes import PIN
+from central_service import CentralService
+from upload_fakes import PIN
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE = str(REPO / "config" / "counterd.toml")

@@ -16,10 +16,10 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
-from tests.central_service import CentralService
+from central_service import CentralService
 from counterd.upload.outbox import Outbox
 from counterd.upload.report import build_report
-from tests.upload_fakes import HOUR, PIN, FakeClock, FakeStore, make_uploader, upload_config
+from upload_fakes import HOUR, PIN, FakeClock, FakeStore, make_uploader, upload_config
 
 REPO = Path(__file__).resolve().parents[1]
 START = datetime(2026, 11, 20, 9, 30, tzinfo=UTC)

@@ -8,14 +8,14 @@ from datetime import UTC, datetime, timedelta
 import aiohttp
 import pytest
 
-from tests.central_service import DJANGO_500, UNAUTHORIZED, CentralService
+from central_service import DJANGO_500, UNAUTHORIZED, CentralService
 from counterd.cli import main
 from counterd.config import ConfigError, Secret, config_from_dict, config_to_dict
 from counterd.upload.pin import PinError, read_pin
 from counterd.upload.report import build_report, warning_code
 from counterd.upload.schema import WARNING_NO_COVERAGE, WARNING_OK, WARNING_PARTIAL
 from counterd.upload.sender import Outcome, classify
-from tests.upload_fakes import PIN, FakeStore, upload_config
+from upload_fakes import PIN, FakeStore, upload_config
 
 HOUR_10 = datetime(2026, 11, 21, 10, tzinfo=UTC)
 BUILT = datetime(2026, 11, 21, 11, 5, 7, 123456, tzinfo=UTC)
