@@ -14,7 +14,12 @@ The last line is machine-readable:
     RESULT hotloop_speedup=<x> e2e_fps_ratio=<y> acc_counterd=<a> acc_ultralytics=<b> acc_supervision=<c>
 speedup: the faster anchor's hot-loop ms/frame at 50 objects over counterd's; e2e_fps_ratio:
 counterd's frames/s over the faster anchor's (per CPU-second, see compare_e2e.py); accuracies over
-all lines of all line sets, each anchor in its better anchor-point configuration.
+all lines of all line sets, each anchor in its better anchor-point configuration. counterd is the
+loop of `counterd process`; the line goes on with the same two figures for counterd with the
+proposals counterd/stride.py and counterd/mosaic.py (e2e_fps_ratio_stride=..., acc_counterd_stride=...,
+_mosaic, _stride_mosaic), then the live run's largest share of a core and total dropped frames.
+--quick: 150-frame hot-loop streams and 3 rounds, supervision's speed pass over 100 frames, 10 s live
+runs with gating only.
 """
 from __future__ import annotations
 
