@@ -16,7 +16,7 @@ speedup: the faster anchor's hot-loop ms/frame at 50 objects over counterd's; e2
 counterd's frames/s over the faster anchor's (per CPU-second, see compare_e2e.py); accuracies over
 all lines of all line sets, each anchor in its better anchor-point configuration. counterd is the
 loop of `counterd process`; the line goes on with the same two figures for counterd with the
-proposals counterd/stride.py and counterd/mosaic.py (e2e_fps_ratio_stride=..., acc_counterd_stride=...,
+options gating.stride and detector.mosaic (e2e_fps_ratio_stride=..., acc_counterd_stride=...,
 _mosaic, _stride_mosaic), then the live run's largest share of a core and total dropped frames.
 --quick: 150-frame hot-loop streams and 3 rounds, supervision's speed pass over 100 frames, 10 s live
 runs with gating only.
@@ -39,7 +39,7 @@ sys.path.insert(0, str(HERE))
 import compare_env  # noqa: E402  (standard library only)
 
 PLOT = HERE / "compare_hotloop.png"
-# counterd as `counterd process` runs it, then with the proposals counterd/stride.py and counterd/mosaic.py.
+# counterd as `counterd process` runs it, then with the options gating.stride and detector.mosaic.
 COUNTERD_VARIANTS = ("counterd", "counterd + stride", "counterd + mosaic", "counterd + stride + mosaic")
 THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS")
 

@@ -263,62 +263,39 @@ def counterd_config(model: Path, lines, threads: int = 1, extra: str = "") -> st
 
 def run_counterd(args) -> dict:
     """What `counterd process VIDEO --config <toml> --json` does (commands/process.py), timed the same
-    way as the others: the loop over frames, setup excluded; CPU time counts the reader thread too."""
+    way as the others: the loop over frames, setup excluded; CPU time counts the reader thread too.
+    --stride and --mosaic switch on gating.stride and detector.mosaic in that config."""
     from counterd.config import load_config
     from counterd.pipeline import Pipeline
     from counterd.source import open_source
-    from counterd.mosaic import MosaicDetector
-    from counterd.stride import DetectionStride
     config_path = Path(args.out).with_suffix(".toml")
-    config_path.write_text(counterd_config(MODEL, ALL_LINES))
+    text = counterd_config(MODEL, ALL_LINES)
+    if args.mosaic:
+        text = text.replace("[detector]\n", "[detector]\nmosaic = true\n", 1)
+    if args.stride:
+        text += "\n[gating]\nstride = true\n"
+    config_path.write_text(text)
     config = load_config(config_path)
     with open_source(str(VIDEO)) as source:
         pipeline = Pipeline(config)
-        stride = DetectionStride() if args.stride else None
-        mosaic = MosaicDetector(pipeline.detector) if args.mosaic else None
-        detector, tracker, counter = pipeline.detector, pipeline.tracker, pipeline.counter
-
-        def analyse(frames, detections):
-            for frame, dets in zip(frames, detections):
-                tracks = tracker.update(dets, frame.timestamp)
-                counter.update(tracks, frame.timestamp)
-                if stride is not None:
-                    stride.observe(tracks, frame.timestamp)
-
-        n, seen, timing, held = 0, 0, False, []
+        n, timing = 0, False
         for frame in source:
-            seen += 1
-            if stride is not None and not stride.should_detect(frame.timestamp):
-                pass                                        # rested: nothing at all runs
-            elif mosaic is None:
-                if stride is None:
-                    pipeline.step(frame)                    # exactly counterd process
-                else:
-                    analyse([frame], [detector.detect(frame.image)])
-            else:                                           # two frames, one inference
-                held.append(frame)
-                if len(held) == 2:
-                    analyse(held, mosaic.detect_many([f.image for f in held]))
-                    held = []
-                elif stride is not None:
-                    stride.hold(frame.timestamp)
+            pipeline.step(frame)
             if not timing:      # as for the others, the first frame (engine warm-up) is not timed
                 t0, c0, timing = time.perf_counter(), time.process_time(), True
                 continue
             n += 1
             if args.frames and n >= args.frames:
                 break
-        if held:
-            analyse(held, [detector.detect(held[0].image)])
+        pipeline.finish()
         timed, cpu = time.perf_counter() - t0, time.process_time() - c0
         pipeline.close()
     totals = pipeline.totals
     counts = {name: {d: int(totals.get(name, {}).get(d, {}).get("person", 0)) for d in ("in", "out")}
               for name, _, _ in ALL_LINES}
-    name = "counterd" + (" + stride" if stride else "") + (" + mosaic" if mosaic else "")
-    detected = seen - (stride.rested if stride else 0)
-    return {"pipeline": name, "frames": n, "detected_frames": detected,
-            "inferences": (mosaic.inferences + len(held)) if mosaic else detected, "seconds": round(timed, 3), "fps": round(n / timed, 2),
+    name = "counterd" + (" + stride" if args.stride else "") + (" + mosaic" if args.mosaic else "")
+    return {"pipeline": name, "frames": n, "detected_frames": pipeline.times.frames,
+            "inferences": pipeline.detector.inferences, "seconds": round(timed, 3), "fps": round(n / timed, 2),
             "cpu_seconds": round(cpu, 3), "fps_cpu": round(n / cpu, 2), "counts": counts,
             "stage_ms": {k: round(v, 2) for k, v in pipeline.times.mean_ms().items()},
             "command": f"counterd process {VIDEO} --config {config_path} --json"}
@@ -332,8 +309,8 @@ def main(argv=None) -> int:
     p.add_argument("--record", help="ultralytics: save the detections its tracker was fed (npz)")
     p.add_argument("--detections", help="supervision: the npz the ultralytics run recorded")
     p.add_argument("--core", type=int, help="pin this process (and its children) to one CPU")
-    p.add_argument("--stride", action="store_true", help="counterd: rest the detector (counterd/stride.py)")
-    p.add_argument("--mosaic", action="store_true", help="counterd: two frames per inference (counterd/mosaic.py)")
+    p.add_argument("--stride", action="store_true", help="counterd: gating.stride = true (counterd/stride.py)")
+    p.add_argument("--mosaic", action="store_true", help="counterd: detector.mosaic = true (counterd/detect/mosaic.py)")
     args = p.parse_args(argv)
     pin(args.core)
     sys.path.insert(0, str(HERE))

@@ -10,16 +10,9 @@ horizontal motion, height for vertical), capped by `max_rest_s`. A scene with an
 speed for yet (new, or seen only now), or with no tracks at all, gets no rest: newcomers are found
 at once.
 
-Wiring (proposal; the pipeline owner decides): on a rested frame call nothing, not even
+Pipeline.step uses it when `gating.stride` is on. On a rested frame nothing is called, not even
 Pipeline.keep_alive (a coast counts as a miss and ends tracks seen only once); the tracker simply
 sees a longer time step at the next detection.
-
-    stride = DetectionStride()
-    for frame in source:
-        if stride.should_detect(frame.timestamp):
-            tracks = tracker.update(detector.detect(frame.image), frame.timestamp)
-            events = counter.update(tracks, frame.timestamp)
-            stride.observe(tracks, frame.timestamp)
 """
 from __future__ import annotations
 
@@ -69,6 +62,6 @@ class DetectionStride:
         self._due = t + rest
 
     def hold(self, timestamp: float) -> None:
-        """A due frame is held back to share an inference with a later one (counterd/mosaic.py):
+        """A due frame is held back to share an inference with a later one (detector.mosaic):
         the partner is the frame one rest later, as if the held frame had been observed."""
         self._due = float(timestamp) + self._rest

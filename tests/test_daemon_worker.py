@@ -102,7 +102,7 @@ class NarrowConfig:
 class FakePipeline:
     def __init__(self, fail_on: int | None = None):
         self.steps, self.kept_alive, self.fail_on = [], [], fail_on
-        self.times = type("T", (), {"last": {"detect": 0.01, "track": 0.001, "count": 0.001}})()
+        self.times = type("T", (), {"last": {"detect": 0.01, "track": 0.001, "count": 0.001}, "fresh": True})()
         self.config = NarrowConfig()
 
     def step(self, frame):
@@ -113,6 +113,7 @@ class FakePipeline:
 
     def keep_alive(self, timestamp):
         self.kept_alive.append(timestamp)
+        return []
 
     def reconfigure(self, config):
         self.config = config

@@ -56,6 +56,9 @@ class DetectorConfig:
     nms_iou: float = setting(0.45, min=0.0, max=1.0)
     classes: tuple[str, ...] = DEFAULT_CLASSES
     threads: int = setting(1, min=1, max=64)
+    # onnx: two frames share one inference when both fit at >= 0.75 scale (about half the CPU a
+    # frame, one frame of latency, people drawn a little smaller); see counterd/detect/mosaic.py
+    mosaic: bool = False
     motion: MotionConfig = field(default_factory=MotionConfig)
 
     def problems(self) -> list[tuple[str, str]]:
@@ -122,6 +125,11 @@ class GatingConfig:
     pixel_delta: int = setting(12, min=1, max=255)         # grey-level change that counts as motion
     min_changed: float = setting(0.002, min=0.0, max=1.0)  # fraction of changed pixels = motion
     max_skip_s: float = setting(0.5, min=0.0)              # detect at least this often (keep < tracker.max_coast_seconds)
+    # Detection stride: rest the detector while every track can have moved less than
+    # stride_max_shift of its own box size, for at most stride_max_rest_s (counterd/stride.py).
+    stride: bool = False
+    stride_max_shift: float = setting(0.3, above=0.0, max=1.0)
+    stride_max_rest_s: float = setting(0.3, above=0.0, max=2.0)
 
 
 @dataclass(frozen=True)

@@ -164,12 +164,12 @@ class InferenceWorker:
         try:
             if self.gate.should_detect(frame.image, frame.timestamp):
                 events = self.pipeline.step(frame)
-                for stage in STAGES:
-                    self.metrics.stage_seconds.labels(stage).observe(self.pipeline.times.last[stage])
+                if self.pipeline.times.fresh:   # not rested by the stride nor held for a mosaic
+                    for stage in STAGES:
+                        self.metrics.stage_seconds.labels(stage).observe(self.pipeline.times.last[stage])
             else:
-                self.pipeline.keep_alive(frame.timestamp)
+                events = self.pipeline.keep_alive(frame.timestamp)
                 self.metrics.frames_skipped.inc()
-                events = []
         except Exception as exc:      # a bug or a bad frame: keep counting the next ones
             self._log_error(exc)
             return

@@ -37,6 +37,11 @@ class Detector:
         pixels, only the wanted classes."""
         raise NotImplementedError
 
+    def detect_many(self, frames: list[np.ndarray]) -> list[Detections]:
+        """Detections for each of several frames; backends that can share one inference
+        between them (onnx with detector.mosaic) override this."""
+        return [self.detect(frame) for frame in frames]
+
     def close(self) -> None:
         """Release the engine; the detector is unusable afterwards."""
 

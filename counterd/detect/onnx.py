@@ -16,6 +16,7 @@ import onnxruntime as ort
 from counterd.classes import COCO_NAMES
 from counterd.config import DetectorConfig
 from counterd.detect import Detector, as_bgr, coco_ids_for
+from counterd.detect.mosaic import MIN_MOSAIC_SCALE, mosaic_plan
 from counterd.detect.yolo import (decode_end2end, decode_ultralytics, decode_yolox, letterbox, select,
                                   to_detections, yolox_grid)
 from counterd.detections import Detections
@@ -41,10 +42,12 @@ class OnnxDetector(Detector):
             self.session = ort.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
         except Exception as exc:  # onnxruntime raises its own types for every kind of bad file
             raise UserError(f"model {self.path}: ONNX Runtime cannot load it: {_first_line(exc)}") from None
+        self.inferences = 0                   # model runs so far (a mosaic runs once for two frames)
         self.input = self.session.get_inputs()[0]
         self.nhwc, self.size = self._input_layout()
         self.dtype = np.float16 if self.input.type == "tensor(float16)" else np.float32
         self.head, class_count = self._probe_head()
+        self.inferences = 0
         self.coco_ids = coco_ids_for(self._class_names(class_count))
         log.info("detector: %s", self.describe())
 
@@ -118,21 +121,34 @@ class OnnxDetector(Detector):
         if self.nhwc:
             blob = blob.transpose(0, 2, 3, 1)
         output = self.session.run(None, {self.input.name: np.ascontiguousarray(blob, self.dtype)})[0]
+        self.inferences += 1
         return np.asarray(output[0] if output.ndim == 3 else output, np.float32)
 
     def detect(self, frame: np.ndarray) -> Detections:
         frame = as_bgr(frame)
         height, width = frame.shape[:2]
         image, box = letterbox(frame, self.size, centre=self.head != "yolox")
-        output = self._infer(image, self.head)
-        if self.head == "ultralytics":
-            xyxy, scores = decode_ultralytics(output)
-        elif self.head == "end2end":
-            xyxy, scores = decode_end2end(output, len(self.coco_ids))
-        else:
-            xyxy, scores = decode_yolox(output, self.size)
+        xyxy, scores = self._decode(self._infer(image, self.head))
         kept = select(xyxy, scores, self.coco_ids, self.wanted, self.cfg.confidence, self.cfg.nms_iou)
         return to_detections(*kept, box, width, height)
+
+    def detect_many(self, frames: list[np.ndarray]) -> list[Detections]:
+        """With detector.mosaic, same-sized frames share one inference (counterd/detect/mosaic.py)."""
+        frames = [as_bgr(f) for f in frames]
+        plan = mosaic_plan(self.size, frames, MIN_MOSAIC_SCALE) if self.cfg.mosaic else None
+        if plan is None:
+            return [self.detect(f) for f in frames]
+        xyxy, scores = self._decode(self._infer(plan.canvas(frames), self.head))
+        return [to_detections(*select(xyxy[inside], scores[inside], self.coco_ids, self.wanted,
+                                      self.cfg.confidence, self.cfg.nms_iou), box, *plan.frame_size)
+                for inside, box in plan.split(xyxy)]
+
+    def _decode(self, output: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        if self.head == "ultralytics":
+            return decode_ultralytics(output)
+        if self.head == "end2end":
+            return decode_end2end(output, len(self.coco_ids))
+        return decode_yolox(output, self.size)
 
     def close(self) -> None:
         self.session = None
