@@ -22,7 +22,7 @@ from counterd.detections import Detections
 
 
 class DetectionStride:
-    def __init__(self, max_shift: float = 0.3, max_rest_s: float = 0.3):
+    def __init__(self, max_shift: float = 0.2, max_rest_s: float = 0.15):
         self.max_shift = max_shift          # fraction of a box's size it may move unobserved
         self.max_rest_s = max_rest_s        # the detector runs at least this often
         self._due = float("-inf")

@@ -128,8 +128,8 @@ class GatingConfig:
     # Detection stride: rest the detector while every track can have moved less than
     # stride_max_shift of its own box size, for at most stride_max_rest_s (counterd/stride.py).
     stride: bool = False
-    stride_max_shift: float = setting(0.3, above=0.0, max=1.0)
-    stride_max_rest_s: float = setting(0.3, above=0.0, max=2.0)
+    stride_max_shift: float = setting(0.2, above=0.0, max=1.0)
+    stride_max_rest_s: float = setting(0.15, above=0.0, max=2.0)
 
 
 @dataclass(frozen=True)
