@@ -87,6 +87,43 @@ def test_recorder_gives_back_a_failed_batch_first():
     assert events == [first, second] and coverage == [(1.0, 1.5), (1.5, 2.0)]
 
 
+def test_recorder_holds_a_bounded_backlog_while_the_store_fails(monkeypatch, caplog):
+    monkeypatch.setattr("counterd.daemon.worker.MAX_HELD", 3)
+    recorder = Recorder(max_gap_s=1.0)
+    events = [CrossingEvent(float(i), "door", "in", "person", i) for i in range(5)]
+    recorder.give_back(events, [])
+    held, _ = recorder.drain()
+    assert held == events[-3:]                       # the newest kept, the oldest dropped
+    assert "dropped the 2 oldest crossing events" in caplog.text
+
+
+async def test_flush_gives_back_only_what_the_store_did_not_take():
+    from counterd.daemon.service import flush
+
+    class HalfBrokenStore:
+        def __init__(self):
+            self.events, self.coverage = [], []
+
+        async def add_events(self, events):
+            self.events += events
+
+        async def add_coverage(self, start, end):
+            if self.coverage:
+                raise OSError("disk full")
+            self.coverage.append((start, end))
+
+    store = HalfBrokenStore()
+    recorder = Recorder(max_gap_s=1.0)
+    event = CrossingEvent(1.0, "door", "in", "person", 1)
+    recorder.give_back([event], [(0.0, 1.0), (1.0, 2.0)])
+    metrics = type("M", (), {"coverage": type("C", (), {"inc": lambda self, v: None})()})()
+    daemon = type("D", (), {"recorder": recorder, "astore": store, "metrics": metrics,
+                            "store_path": lambda self: "counts.db"})()
+    await flush(daemon)
+    assert store.events == [event] and store.coverage == [(0.0, 1.0)]
+    assert recorder.drain() == ([], [(1.0, 2.0)])    # the event is not stored twice
+
+
 class NarrowConfig:
     """A config whose lines fit only frames at least 200 px wide."""
 

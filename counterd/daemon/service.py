@@ -176,15 +176,18 @@ async def flush(daemon: Daemon) -> None:
     """Move what the worker recorded into the store. On a store error the batch is kept for the
     next flush rather than lost."""
     events, coverage = daemon.recorder.drain()
+    stored = 0        # coverage spans written; what failed (and nothing before it) is given back
     try:
         if events:
             await daemon.astore.add_events(events)
+            events = []
         for start, end in coverage:
             await daemon.astore.add_coverage(start, end)
             daemon.metrics.coverage.inc(end - start)
+            stored += 1
     except Exception as exc:
         log.error("writing counts to %s failed, will retry: %s", daemon.store_path(), exc)
-        daemon.recorder.give_back(events, coverage)
+        daemon.recorder.give_back(events, coverage[stored:])
 
 
 async def flusher_ctx(app: web.Application):

@@ -57,6 +57,9 @@ class Coverage:
         self._start = None
 
 
+MAX_HELD = 100_000   # crossing events (and coverage spans) kept in memory while the store fails
+
+
 class Recorder:
     """Thread-safe hand-over of events and coverage from the worker to the loop's flusher."""
 
@@ -72,10 +75,18 @@ class Recorder:
             self._coverage.add(analysed_at)
 
     def give_back(self, events: list[CrossingEvent], coverage: list[tuple[float, float]]) -> None:
-        """Return a batch the store could not take; it goes out first at the next drain."""
+        """Return a batch the store could not take; it goes out first at the next drain. While the
+        store stays broken (a full disk) memory must not grow without end: past MAX_HELD the
+        oldest are dropped, and said so."""
         with self._lock:
             self._events[:0] = events
             self._retry_coverage[:0] = coverage
+            dropped = len(self._events) - MAX_HELD
+            if dropped > 0:
+                del self._events[:dropped]
+                log.error("the store has refused counts for a long time: dropped the %d oldest "
+                          "crossing events held in memory (keeping the newest %d)", dropped, MAX_HELD)
+            del self._retry_coverage[:-MAX_HELD]
 
     def drain(self) -> tuple[list[CrossingEvent], list[tuple[float, float]]]:
         with self._lock:
