@@ -204,6 +204,12 @@ async def test_sighup_reload_applies_lines_and_users_and_refuses_a_broken_file(s
     live = await (await client.get(LIVE_SUM)).json()
     assert (live["in"], live["out"]) == (7, 2)            # counts kept
 
+    path.write_text(path.read_text().replace("anonymous_viewer = true", "anonymous_viewer = false"))
+    with caplog.at_level(logging.WARNING, logger="counterd.daemon"):
+        assert await reload(client.app)
+    assert (await client.get(LIVE_SUM)).status == 401     # anonymous viewers are turned away at once
+    assert not any("[api] changed" in r.getMessage() for r in caplog.records)
+
     path.write_text(path.read_text() + '[counting]\nhysteresis_px = -3\n')
     with caplog.at_level(logging.ERROR, logger="counterd.daemon"):
         assert not await reload(client.app)

@@ -48,6 +48,7 @@ STOP_WORKER_S = 5.0       # the worker finishes its frame within this on shutdow
 READER_GRACE_S = 2.0      # how long exit waits for a capture thread stuck in a frozen read()
 # Sections whose change needs a restart: they shape objects built once (capture, model, server).
 RESTART_SECTIONS = ("camera", "detector", "source", "daemon", "store", "api", "alerts")
+RELOADED_API_KEYS = ("anonymous_viewer", "nonce_seconds")   # [api] keys a reload applies at once
 
 
 @dataclasses.dataclass
@@ -298,11 +299,17 @@ async def reload(app: web.Application) -> bool:
             log.error("reload refused: %s", problem)
         return False
     for section in RESTART_SECTIONS:
-        if config_to_dict(getattr(new, section)) != config_to_dict(getattr(old, section)):
+        before, after = config_to_dict(getattr(old, section)), config_to_dict(getattr(new, section))
+        if section == "api":
+            for key in RELOADED_API_KEYS:
+                before.pop(key), after.pop(key)
+        if before != after:
             log.warning("reload: [%s] changed; that takes effect after a restart", section)
     daemon.config = new
     effective = daemon.site.settings.rebase(new)      # stored setparams stay on top
     daemon.site.auth.users = {user.name: user for user in new.users}
+    daemon.site.auth.anonymous_viewer = new.api.anonymous_viewer
+    daemon.site.auth.nonce_seconds = new.api.nonce_seconds
     daemon.store.alert_rules = AlertRules(new.lines)
     daemon.worker.reconfigure(effective)
     if new.upload != old.upload:
