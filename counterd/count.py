@@ -205,12 +205,13 @@ class LineCounter(PackedRows):
         lost = np.flatnonzero(t - self._seen[:n] > self.counting.handoff_seconds)
         if not len(lost):
             return []
-        beyond = signed_distance(self._last_anchor(lost), self._geometry) * self._side[lost] < 0
+        anchor = self._last_anchor(lost)
+        beyond = signed_distance(anchor, self._geometry) * self._side[lost] < 0
         if not beyond.any():
             return []
         which, line = np.nonzero(beyond)
         rows = lost[which]
-        last = self._last_anchor(rows)
+        last = anchor[which]
         real = chord_meets_segment(self._decided_at[rows, line], last, line, self._geometry)
         rows, line = rows[real], line[real]
         side = -self._side[rows, line]

@@ -168,6 +168,8 @@ class VideoSource:
         self._capture = open_capture()          # SourceError propagates to the caller
         fps = self._capture.get(cv2.CAP_PROP_FPS)
         self.fps = fps if math.isfinite(fps) and 0 < fps <= 1000 else None
+        count = self._capture.get(cv2.CAP_PROP_FRAME_COUNT) if not live else 0
+        self.frame_count = int(count) if math.isfinite(count) and count > 0 else None   # files only
         self.width = int(self._capture.get(cv2.CAP_PROP_FRAME_WIDTH)) or None
         self.height = int(self._capture.get(cv2.CAP_PROP_FRAME_HEIGHT)) or None
         self.frames_read = 0

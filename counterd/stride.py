@@ -30,14 +30,10 @@ class DetectionStride:
         self._boxes = np.zeros((0, 4))
         self._seen = 0.0
         self._rest = 0.0                    # the rest the last observation allowed
-        self.rested = 0                     # frames skipped so far
 
     def should_detect(self, timestamp: float) -> bool:
         """True when this frame must go through the detector."""
-        if timestamp >= self._due - 1e-3 or timestamp < self._seen:   # due, or a file started again
-            return True
-        self.rested += 1
-        return False
+        return timestamp >= self._due - 1e-3 or timestamp < self._seen   # due, or a file started again
 
     def observe(self, tracks: Detections, timestamp: float) -> None:
         """The tracks the tracker returned for a detected frame: sets when the next one is due."""

@@ -159,9 +159,7 @@ class Tracker(PackedRows):
             if np.count_nonzero(lost):
                 self._drop(lost)
 
-        starters = conf >= cfg.new_track_score
-        if cfg.new_track_score < cfg.high_score:
-            starters &= high
+        starters = conf >= max(cfg.new_track_score, cfg.high_score)
         starters[det_idx] = False
         if np.count_nonzero(starters):
             self._start(dets, starters.nonzero()[0], t)

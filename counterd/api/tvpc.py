@@ -5,6 +5,7 @@ A request names one command as a bare query key. The CGI (.api viewer, .apiopera
 """
 from __future__ import annotations
 
+import asyncio
 import re
 from dataclasses import dataclass
 from typing import Awaitable, Callable
@@ -20,7 +21,7 @@ from counterd.api.replies import plain, refusal
 from counterd.api.site import PERSON, SITE, Site
 from counterd.store import Store
 from counterd.store.occupancy import replay, reset_offset
-from counterd.store.wallclock import DAY, format_wall, from_wall
+from counterd.store.wallclock import format_wall, from_wall, real_range_of_days
 
 PREFIXES = ("/local/tvpc/", "/local/people-counter/", "/local/occupancy-estimator/",
             "/tvpc/", "/people-counter/", "/occupancy-estimator/")
@@ -87,7 +88,7 @@ def occupancy_table(store: Store, site: Site, days: list[int], res: int, now: fl
     offset = reset_offset(site.config.occupancy.reset_time)
     out = []
     for day in store.binned(days, res, line, PERSON):
-        start, end = from_wall(store.tz, day.day), from_wall(store.tz, day.day + DAY)
+        start, end = real_range_of_days(store.tz, day.day, day.day)
         steps = replay(store, start, min(end, max(start, now)), line, PERSON, offset)
         rows = []
         for s in day.starts:
@@ -221,13 +222,14 @@ async def clear_data(call: Call) -> web.Response:
 
 
 async def show_logs_cmd(call: Call) -> web.Response:
-    text = await call.site.astore.run(show_logs, call.site.log_path)
+    # Log files, not the store: off the loop, without taking one of the store's two workers.
+    text = await asyncio.to_thread(show_logs, call.site.log_path)
     return web.Response(text=text, content_type="text/plain")
 
 
 async def generate_logs_cmd(call: Call) -> web.Response:
     site = call.site
-    data = await site.astore.run(generate_logs, site.config, site.log_path)
+    data = await asyncio.to_thread(generate_logs, site.config, site.log_path)
     stamp = site.timestamp(site.clock())
     return web.Response(body=data, content_type="application/gzip", headers={
         "Content-Disposition": f'attachment; filename="counterd-logs-{stamp}.tar.gz"'})

@@ -8,12 +8,12 @@ temporary directory unless --state is given; nothing is uploaded.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import secrets
 import sys
 import tempfile
 from pathlib import Path
 
+from counterd.api.auth import make_ha1
 from counterd.config import config_from_dict
 from counterd.daemon import scene
 from counterd.daemon.logs import setup_logging
@@ -30,7 +30,7 @@ def register(subparsers) -> None:
 
 
 def demo_config(state_dir: str, port: int, operator_password: str) -> dict:
-    ha1 = hashlib.md5(f"operator:{REALM}:{operator_password}".encode()).hexdigest()
+    ha1 = make_ha1("operator", REALM, operator_password)
     return {
         "camera": {"name": "counterd-demo", "source": "synthetic scene",
                    "width": scene.WIDTH, "height": scene.HEIGHT},

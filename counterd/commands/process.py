@@ -6,7 +6,6 @@ import dataclasses
 import json
 import sys
 import time
-from pathlib import Path
 
 from counterd.config import Config, LineConfig, config_from_dict, load_config
 from counterd.errors import UserError
@@ -64,13 +63,11 @@ def run(args) -> int:
     from counterd.source import open_source
 
     config = resolve_config(args)
-    if not Path(args.video).exists() and "://" not in args.video:
-        raise UserError(f"{args.video}: no such file")
-    events_file = _open_events(args.events)
     with open_source(args.video) as source:
         config.check_frame_size(source.width, source.height)
+        events_file = _open_events(args.events)
         pipeline = Pipeline(config)
-        progress = Progress(getattr(source, "frame_count", None)) if sys.stderr.isatty() else None
+        progress = Progress(source.frame_count) if sys.stderr.isatty() else None
         frames, started = 0, time.perf_counter()
         try:
             for frame in source:

@@ -24,8 +24,7 @@ def add_daemon_routes(app: web.Application, daemon: Daemon) -> None:
         """200 while the daemon works (the camera may be down: it is reconnecting, and says so);
         503 when the inference worker has died or is stuck."""
         worker = daemon.worker
-        heartbeat_age = time.monotonic() - worker.heartbeat if worker else None
-        healthy = worker is not None and worker.alive and heartbeat_age < HEALTHY_HEARTBEAT_S
+        healthy = worker is not None and worker.healthy(HEALTHY_HEARTBEAT_S)
         camera = worker.camera if worker else None
         body = {
             "status": "ok" if healthy and camera.state is LinkState.UP else "degraded" if healthy else "failing",

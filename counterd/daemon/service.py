@@ -121,7 +121,7 @@ async def store_ctx(app: web.Application):
     daemon.astore = AsyncStore(daemon.store)
     log.info("counts store %s", path)
     yield
-    daemon.astore.shutdown()
+    await asyncio.to_thread(daemon.astore.shutdown)   # waits for queued SQLite calls
     await asyncio.to_thread(daemon.store.close)
 
 
@@ -238,13 +238,6 @@ def status_line(daemon: Daemon) -> str:
     return line + f"; {worker.frames_processed} frames analysed, {camera.dropped} dropped"
 
 
-def worker_healthy(daemon: Daemon, stale_after_s: float) -> bool:
-    """The worker thread is alive and turned round recently: frames flow, or it is waiting in its
-    reconnect loop (which also turns round every half second)."""
-    worker = daemon.worker
-    return worker is not None and worker.alive and time.monotonic() - worker.heartbeat < stale_after_s
-
-
 async def systemd_ctx(app: web.Application):
     """READY once everything above is up; WATCHDOG pings only while the worker is healthy."""
     daemon = app[DAEMON]
@@ -255,7 +248,7 @@ async def systemd_ctx(app: web.Application):
 
     async def ping_forever():
         while True:
-            if worker_healthy(daemon, stale_after):
+            if daemon.worker is not None and daemon.worker.healthy(stale_after):
                 if notifier.watchdog_s:
                     notifier.watchdog()
                 notifier.status(status_line(daemon))
@@ -284,7 +277,7 @@ async def reload(app: web.Application) -> bool:
     daemon = app[DAEMON]
     old = daemon.config
     try:
-        new = daemon.adjust(load_config(old.path))
+        new = daemon.adjust(await asyncio.to_thread(load_config, old.path))
     except ConfigError as exc:
         for problem in exc.problems:
             log.error("reload refused: %s", problem)

@@ -106,6 +106,7 @@ class InferenceWorker:
         self._wall = wall_clock
         self._stop = threading.Event()
         self._pending: Config | None = None
+        self._pending_lock = threading.Lock()   # a reload from the loop must not land unseen
         self._thread = threading.Thread(target=self._run, name="counterd-inference", daemon=True)
         self.heartbeat = time.monotonic()   # refreshed every loop turn: the systemd watchdog reads it
         self.frames_processed = 0
@@ -130,9 +131,15 @@ class InferenceWorker:
     def alive(self) -> bool:
         return self._thread.is_alive()
 
+    def healthy(self, stale_after_s: float) -> bool:
+        """The thread is alive and turned round recently: frames flow, or it is waiting in its
+        reconnect loop (which also turns round every half second)."""
+        return self.alive and time.monotonic() - self.heartbeat < stale_after_s
+
     def reconfigure(self, config: Config) -> None:
         """Apply new lines and thresholds before the next frame (never mid-frame)."""
-        self._pending = config
+        with self._pending_lock:
+            self._pending = config
 
     # --- the thread
 
@@ -150,7 +157,8 @@ class InferenceWorker:
             self._sync_camera_metrics()
 
     def _apply_pending(self) -> None:
-        config, self._pending = self._pending, None
+        with self._pending_lock:
+            config, self._pending = self._pending, None
         if config is not None:
             self.pipeline.reconfigure(config)
             self._checked_size = None

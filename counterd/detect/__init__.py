@@ -56,6 +56,12 @@ class Detector:
         self.close()
 
 
+def first_line(exc: Exception) -> str:
+    """A library's exception as one short line for a user-facing error."""
+    text = str(exc).strip() or type(exc).__name__
+    return text.splitlines()[0][:300]
+
+
 def as_bgr(frame: np.ndarray) -> np.ndarray:
     """3-channel BGR from what cameras send: grey (IR cameras at night) or BGRA."""
     if frame.ndim == 2 or frame.shape[2] == 1:

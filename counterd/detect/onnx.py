@@ -15,7 +15,7 @@ import onnxruntime as ort
 
 from counterd.classes import COCO_NAMES
 from counterd.config import DetectorConfig
-from counterd.detect import Detector, as_bgr, coco_ids_for
+from counterd.detect import Detector, as_bgr, coco_ids_for, first_line
 from counterd.detect.mosaic import MIN_MOSAIC_SCALE, mosaic_plan
 from counterd.detect.yolo import (decode_end2end, decode_ultralytics, decode_yolox, letterbox, select,
                                   to_detections, yolox_grid)
@@ -41,7 +41,7 @@ class OnnxDetector(Detector):
         try:
             self.session = ort.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
         except Exception as exc:  # onnxruntime raises its own types for every kind of bad file
-            raise UserError(f"model {self.path}: ONNX Runtime cannot load it: {_first_line(exc)}") from None
+            raise UserError(f"model {self.path}: ONNX Runtime cannot load it: {first_line(exc)}") from None
         self.inferences = 0                   # model runs so far (a mosaic runs once for two frames)
         self.input = self.session.get_inputs()[0]
         self.nhwc, self.size = self._input_layout()
@@ -80,7 +80,7 @@ class OnnxDetector(Detector):
         try:
             shape = self._infer(blank, "ultralytics").shape
         except Exception as exc:  # e.g. an input of another type, a graph that needs two inputs
-            raise UserError(f"model {self.path}: a test inference failed: {_first_line(exc)}") from None
+            raise UserError(f"model {self.path}: a test inference failed: {first_line(exc)}") from None
         # The YOLOX test is exact (one row per grid cell), so it goes first.
         if len(shape) == 2 and shape[1] > 5 and shape[0] == len(yolox_grid(self.size)[0]):
             return "yolox", shape[1] - 5
@@ -152,8 +152,3 @@ class OnnxDetector(Detector):
 
     def close(self) -> None:
         self.session = None
-
-
-def _first_line(exc: Exception) -> str:
-    text = str(exc).strip() or type(exc).__name__
-    return text.splitlines()[0][:300]

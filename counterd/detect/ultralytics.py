@@ -12,7 +12,7 @@ import os
 import numpy as np
 
 from counterd.config import DetectorConfig
-from counterd.detect import Detector, as_bgr, coco_ids_for
+from counterd.detect import Detector, as_bgr, coco_ids_for, first_line
 from counterd.detections import Detections
 from counterd.errors import UserError
 from counterd.models import resolve_model
@@ -40,8 +40,7 @@ class UltralyticsDetector(Detector):
             self.model = YOLO(self.source, task="detect")
             names = self.model.names
         except Exception as exc:  # Ultralytics raises many types for unreadable or foreign files
-            message = (str(exc).strip() or type(exc).__name__).splitlines()[0][:300]
-            raise UserError(f"model {self.source}: Ultralytics cannot load it: {message}") from None
+            raise UserError(f"model {self.source}: Ultralytics cannot load it: {first_line(exc)}") from None
         self.coco_ids = coco_ids_for([names[i] for i in range(len(names))])
         usable = self.coco_ids >= 0
         usable[usable] = self.wanted[self.coco_ids[usable]]

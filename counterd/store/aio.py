@@ -27,11 +27,6 @@ class AsyncStore:
     async def add_coverage(self, start_epoch: float, end_epoch: float) -> None:
         await self.run(self.store.add_coverage, start_epoch, end_epoch)
 
-    async def counts_between(self, start, end):
-        return await self.run(self.store.counts_between, start, end)
-
-    async def coverage_between(self, start, end) -> float:
-        return await self.run(self.store.coverage_between, start, end)
 
     def shutdown(self) -> None:
         """Wait for queued calls; the Store itself is closed by whoever opened it."""

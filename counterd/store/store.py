@@ -21,7 +21,7 @@ from counterd.errors import UserError
 from counterd.store.alerts import Alert, AlertRules
 from counterd.store.live import Key, LiveTotals
 from counterd.store.schema import migrate
-from counterd.store.wallclock import DAY, WallMap, day_bins, day_of, from_wall, to_wall
+from counterd.store.wallclock import DAY, WallMap, day_bins, day_of, real_range_of_days, to_wall
 
 log = logging.getLogger("counterd.store")
 
@@ -76,7 +76,7 @@ class Store:
     def _seed(self) -> None:
         now = self.clock()
         today = day_of(to_wall(self.tz, now))
-        start, end = from_wall(self.tz, today), from_wall(self.tz, today + DAY)
+        start, end = real_range_of_days(self.tz, today, today)
         self.live.seed(today, self._counts_between_epochs(start, end))
         self._days = self._scan_days()
 
@@ -154,12 +154,13 @@ class Store:
     def clear_data(self) -> None:
         """Axis clear-data: every count, event, coverage and occupancy reset goes; alerts and
         parameters stay."""
-        with self._write_lock, self._write:
-            self._write.execute("BEGIN IMMEDIATE")
-            for table in ("events", "counts", "coverage", "counts_q", "coverage_q", "occupancy_resets"):
-                self._write.execute(f"DELETE FROM {table}")
-        self.live.clear()
-        self._days = set()
+        with self._write_lock:   # held until _days is set, so a concurrent writer's days survive
+            with self._write:
+                self._write.execute("BEGIN IMMEDIATE")
+                for table in ("events", "counts", "coverage", "counts_q", "coverage_q", "occupancy_resets"):
+                    self._write.execute(f"DELETE FROM {table}")
+            self.live.clear()
+            self._days = set()
 
     def prune_if_due(self) -> None:
         now = self.clock()
@@ -169,16 +170,17 @@ class Store:
 
     def prune(self, now: float) -> None:
         cutoff = now - self.retention_days * DAY
-        with self._write_lock, self._write:
-            self._write.execute("BEGIN IMMEDIATE")
-            for table, column, value in (("events", "ts", cutoff), ("alerts", "ts", cutoff),
-                                         ("occupancy_resets", "ts", cutoff),
-                                         ("counts", "minute", cutoff // 60),
-                                         ("coverage", "minute", cutoff // 60),
-                                         ("counts_q", "quarter", cutoff // 900),
-                                         ("coverage_q", "quarter", cutoff // 900)):
-                self._write.execute(f"DELETE FROM {table} WHERE {column} < ?", (value,))
-        self._days = self._scan_days()
+        with self._write_lock:   # held until _days is set, so a concurrent writer's days survive
+            with self._write:
+                self._write.execute("BEGIN IMMEDIATE")
+                for table, column, value in (("events", "ts", cutoff), ("alerts", "ts", cutoff),
+                                             ("occupancy_resets", "ts", cutoff),
+                                             ("counts", "minute", cutoff // 60),
+                                             ("coverage", "minute", cutoff // 60),
+                                             ("counts_q", "quarter", cutoff // 900),
+                                             ("coverage_q", "quarter", cutoff // 900)):
+                    self._write.execute(f"DELETE FROM {table} WHERE {column} < ?", (value,))
+            self._days = self._scan_days()
 
     def set_params(self, values: dict[str, str]) -> None:
         with self._write_lock, self._write:
@@ -242,7 +244,7 @@ class Store:
         return out
 
     def _binned_run(self, first: int, last: int, res: int, line, class_name) -> list[DayBins]:
-        start, end = from_wall(self.tz, first), from_wall(self.tz, last + DAY)
+        start, end = real_range_of_days(self.tz, first, last)
         wall = WallMap(self.tz, start, end)
         # Sum in SQL by UTC buckets that fall whole into one wall bin: quarters in every real zone
         # today; single minutes where an odd historical offset would split them.
@@ -305,9 +307,6 @@ class Store:
     def occupancy_resets_between(self, start: float, end: float) -> list[tuple[float, int]]:
         return self._query("SELECT ts, value FROM occupancy_resets WHERE ts >= ? AND ts < ? ORDER BY ts",
                            (start, end))
-
-    def integrity_check(self) -> str:
-        return self._query("PRAGMA integrity_check")[0][0]
 
 
 def _line_and_class(line: str | None, class_name: str | None) -> tuple[str, list[str]]:

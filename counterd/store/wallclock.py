@@ -53,9 +53,6 @@ def wall_of_date(d: date) -> int:
     return calendar.timegm(d.timetuple())
 
 
-def date_of_wall(wall: float) -> date:
-    return date(1970, 1, 1) + timedelta(days=int(wall // DAY))
-
 
 def format_wall(wall: float, fmt: str) -> str:
     return time.strftime(fmt, time.gmtime(wall))

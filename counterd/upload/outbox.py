@@ -82,9 +82,6 @@ class Outbox:
             return []
         return sorted(p for p in self.quarantine_dir.iterdir() if p.name.endswith(REPORT_SUFFIX))
 
-    def size_bytes(self) -> int:
-        return sum(p.stat().st_size for p in self.pending())
-
     def remove(self, path: Path) -> None:
         """Called only once the service has answered 2xx for this file."""
         path.unlink(missing_ok=True)
