@@ -30,6 +30,7 @@ sys.path.insert(0, str(REPO))
 from aiohttp import web  # noqa: E402
 
 from counterd.api.app import make_app  # noqa: E402
+from counterd.bus import BatchBus, CommittedBatch  # noqa: E402
 from counterd.config import config_from_dict  # noqa: E402
 from counterd.count import CrossingEvent  # noqa: E402
 from counterd.store import Store  # noqa: E402
@@ -65,15 +66,18 @@ def seed_year(path: Path, end: float) -> tuple[str, str]:
     return first, last
 
 
-def ingest(store: Store, stop: threading.Event, hz: float, counter: list[int]) -> None:
-    """Crossings and coverage as the daemon's flusher would add them, until stopped."""
+def ingest(store: Store, publish, stop: threading.Event, hz: float, counter: list[int]) -> None:
+    """Crossings and coverage as the daemon's flusher adds them (one write, then the committed
+    batch published on the loop, which feeds the live totals), until stopped."""
     track = 0
     last = time.time()
     while not stop.wait(1 / hz):
         now = time.time()
         track += 1
-        store.add_events([CrossingEvent(now, "door", "in" if track % 2 else "out", "person", track)])
-        store.add_coverage(last, now)
+        batch = CommittedBatch((CrossingEvent(now, "door", "in" if track % 2 else "out", "person", track),),
+                               coverage=((last, now),))
+        store.write(batch.events, coverage=batch.coverage)
+        publish(batch)
         last = now
         counter[0] += 1
 
@@ -85,7 +89,8 @@ async def serve(args) -> dict:
         first, last = seed_year(path, time.time())
         seeded_s = time.perf_counter() - t
         store = Store(path, TZ)
-        app = make_app(config_from_dict(CONFIG, "<bench>"), store)
+        bus = BatchBus()
+        app = make_app(config_from_dict(CONFIG, "<bench>"), store, bus)
         handled: list[float] = []
         watcher: asyncio.Task | None = None
 
@@ -107,7 +112,10 @@ async def serve(args) -> dict:
         await site.start()
         port = site._server.sockets[0].getsockname()[1]
         stop, ingested = threading.Event(), [0]
-        feeder = threading.Thread(target=ingest, args=(store, stop, args.ingest_hz, ingested), daemon=True)
+        loop = asyncio.get_running_loop()
+        publish = lambda batch: loop.call_soon_threadsafe(bus.publish, batch)  # noqa: E731
+        feeder = threading.Thread(target=ingest, args=(store, publish, stop, args.ingest_hz, ingested),
+                                  daemon=True)
         feeder.start()
         lags: list[float] = []
         watcher = asyncio.create_task(_watch_loop(lags))

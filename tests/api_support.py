@@ -10,6 +10,9 @@ from counterd.api.app import make_app
 from counterd.api.auth import make_ha1
 from counterd.config import config_from_dict
 from counterd.count import CrossingEvent
+from counterd.api.site import SITE
+from counterd.daemon.flusher import Flusher
+from counterd.daemon.worker import Recorder
 from counterd.store import AlertRules, Store
 
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -70,6 +73,16 @@ def seed_site(store) -> None:
 NOW = local(2019, 3, 18, 12, 34, 56)
 
 
+async def record(app, events) -> None:
+    """What the daemon does with crossings: the real flusher checks the alert rules, writes the
+    batch in one transaction and publishes it on the app's bus (live totals, webhook)."""
+    site = app[SITE]
+    recorder = Recorder(max_gap_s=1.0)
+    recorder.give_back(list(events), [])
+    flusher = Flusher(recorder, site.astore, AlertRules(site.config.lines), site.bus, "counts.db")
+    assert await flusher.flush() is not None
+
+
 # Fixtures for the API tests (imported by name into each module): a seeded store and an app
 # with the anonymous viewer on, at a fixed clock.
 
@@ -80,7 +93,7 @@ def clock():
 
 @pytest.fixture
 def store(tmp_path, clock):
-    s = Store(tmp_path / "counts.db", BERLIN, alert_rules=AlertRules(make_config().lines), clock=clock)
+    s = Store(tmp_path / "counts.db", BERLIN)
     seed_site(s)
     yield s
     s.close()

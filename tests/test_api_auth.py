@@ -33,7 +33,7 @@ def clock():
 
 @pytest.fixture
 async def server(aiohttp_server, tmp_path, clock):
-    store = Store(tmp_path / "counts.db", BERLIN, clock=clock)
+    store = Store(tmp_path / "counts.db", BERLIN)
     seed_site(store)
     delays: list[float] = []
 
@@ -147,7 +147,7 @@ async def test_repeated_failures_from_one_address_slow_down(server):
 
 
 async def test_anonymous_viewer_switch(aiohttp_client, tmp_path, clock):
-    store = Store(tmp_path / "counts.db", BERLIN, clock=clock)
+    store = Store(tmp_path / "counts.db", BERLIN)
     client = await aiohttp_client(make_app(make_config(tmp_path, anonymous_viewer=True), store, clock=clock))
     assert (await client.get(LIVE)).status == 200                  # wget scripts, no credentials
     assert (await client.get(CLEAR)).status == 401

@@ -34,7 +34,7 @@ ALL_TIME = (datetime(2000, 1, 1, tzinfo=timezone.utc), datetime(2100, 1, 1, tzin
 
 def test_no_query_string_causes_a_server_error(tmp_path):
     clock = Clock(NOW)
-    store = Store(tmp_path / "counts.db", BERLIN, clock=clock)
+    store = Store(tmp_path / "counts.db", BERLIN)
     seed_site(store)
     before = store.counts_between(*ALL_TIME)
     loop = asyncio.new_event_loop()
@@ -69,7 +69,7 @@ def test_no_query_string_causes_a_server_error(tmp_path):
 
 
 async def test_raw_non_utf8_and_oversized_request_lines_are_400(aiohttp_server, tmp_path):
-    store = Store(tmp_path / "counts.db", BERLIN, clock=Clock(NOW))
+    store = Store(tmp_path / "counts.db", BERLIN)
     server = await aiohttp_server(make_app(make_config(tmp_path, anonymous_viewer=True), store, clock=Clock(NOW)))
     for query in (b"export-csv&date=\xff\xfe", b"live-sum.json&" + b"a" * 9000, b"live-sum.json"):
         reader, writer = await asyncio.open_connection(server.host, server.port)

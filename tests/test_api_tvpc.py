@@ -12,7 +12,8 @@ import aiohttp
 import pytest
 from lxml import etree
 
-from api_support import BERLIN, NAME, NOW, PASSWORDS, SERIAL, ev, local, make_config
+from api_support import BERLIN, NAME, NOW, PASSWORDS, SERIAL, ev, local, make_config, record
+from counterd.api.site import SITE
 from api_support import clock, client, store  # noqa: F401  (fixtures)
 from counterd.api.app import make_app
 from counterd.store import Store
@@ -33,7 +34,7 @@ async def body(client, path, status=200, **kwargs) -> str:
 async def test_live_sum_exact(client, store):
     assert await body(client, API + "live-sum.json") == (
         f'{{"serial":"{SERIAL}","name":"{NAME}","timestamp":"20190318123456","in":1,"out":0}}')
-    store.add_events([ev(NOW - 5, "out")])
+    await record(client.app, [ev(NOW - 5, "out")])
     assert json.loads(await body(client, API + "live-sum.json"))["out"] == 1
 
 
@@ -104,7 +105,7 @@ async def test_export_xml_validates_against_served_dtd(client):
 
 
 async def test_dst_days(aiohttp_client, tmp_path, clock):
-    store = Store(tmp_path / "dst.db", BERLIN, clock=clock)
+    store = Store(tmp_path / "dst.db", BERLIN)
     for day in ((2024, 3, 31), (2024, 10, 27)):
         store.add_coverage(local(*day), local(*day) + 30 * 3600)
     store.add_events([ev(local(2024, 3, 31, 3, 30)), ev(local(2024, 10, 27, 2, 30)),
@@ -144,13 +145,13 @@ async def test_params_and_setparams_both_forms_persist(aiohttp_client, tmp_path,
     assert json.loads(await body(client, API + "live-sum.json", **otto))["name"] == "Lobby"
     assert f"2019-03-16 00:00:00,2019-03-17 00:00:00,{SERIAL},Lobby,1,0" in \
         await body(client, API + "export-csv&res=24h", **otto)
-    assert store.counting_enabled is False
+    assert client.app[SITE].config.counting.enabled is False
     # Persisted: a new app on the same store starts with the set values; switching back shows
     # the door's counts again, so nothing was lost.
     again = await aiohttp_client(make_app(config, store, clock=clock))
     params = json.loads(await body(again, API + "params.json", **otto))["Counter"]
     assert (params["Name"], params["PrimaryLine"], params["Enabled"]) == ("Lobby", "exit", 0)
-    assert store.counting_enabled is False
+    assert again.app[SITE].config.counting.enabled is False
     await body(again, OPERATOR + "setparams&Counter.PrimaryLine=door", **otto)
     assert ",Lobby,3,1\n" in await body(again, API + "export-csv&res=24h", **otto)
 
@@ -177,7 +178,7 @@ async def test_occupancy_live_reset_and_exports(client, store, clock):
     reset = await client.get("/local/occupancy-estimator/.api?occupancy-reset&occ=5")
     assert reset.status == 200 and (await reset.json())["status"] == "OK"     # daniel-falk's check
     clock.now += 60
-    store.add_events([ev(clock.now - 30), ev(clock.now - 20), ev(clock.now - 10, "out")])
+    await record(client.app, [ev(clock.now - 30), ev(clock.now - 20), ev(clock.now - 10, "out")])
     occupancy = json.loads(await body(client, "/local/occupancy-estimator/.api?live-occupancy.json"))
     assert (occupancy["occupancy"], occupancy["total in"], occupancy["total out"]) == (6, 3, 1)
     # Day export: [occupancy at the bin end, average visit time, total in, total out].

@@ -6,7 +6,7 @@ import asyncio
 
 from aiohttp import web
 
-from api_support import NOW, ev, local, make_config
+from api_support import NOW, ev, local, make_config, record
 from api_support import clock, client, store  # noqa: F401  (fixtures)
 from counterd.api.app import make_app
 
@@ -46,7 +46,7 @@ async def test_events_and_alerts(client, store):
     events = (await get_json(client, f"/api/v1/events?since={local(2019, 3, 16)}&until={local(2019, 3, 17)}&line=door&limit=2"))["events"]
     assert [(e["time"], e["direction"], e["class"]) for e in events] == [
         ("2019-03-16T01:10:40", "in", "car"), ("2019-03-16T01:20:00", "out", "person")]
-    store.add_events([ev(NOW - 3, track=7), ev(NOW - 2, track=8), ev(NOW - 1, "out", line="exit", track=9)])
+    await record(client.app, [ev(NOW - 3, track=7), ev(NOW - 2, track=8), ev(NOW - 1, "out", line="exit", track=9)])
     alerts = (await get_json(client, "/api/v1/alerts"))["alerts"]
     assert [(a["kind"], a["line"], a["track_id"]) for a in alerts][-2:] == [("tailgating", "door", 8),
                                                                             ("wrong-way", "exit", 9)]
@@ -73,7 +73,7 @@ async def test_alerts_are_posted_to_the_webhook(aiohttp_client, aiohttp_server, 
     sink.router.add_post("/hook", hook)
     sink_server = await aiohttp_server(sink)
     config = make_config(tmp_path, webhook_url=str(sink_server.make_url("/hook")))
-    await aiohttp_client(make_app(config, store, clock=clock))
-    await asyncio.to_thread(store.add_events, [ev(NOW, "out", line="exit", track=11)])
+    client = await aiohttp_client(make_app(config, store, clock=clock))
+    await record(client.app, [ev(NOW, "out", line="exit", track=11)])
     alert = await asyncio.wait_for(received.get(), timeout=10)
     assert (alert["kind"], alert["line"], alert["track_id"]) == ("wrong-way", "exit", 11)

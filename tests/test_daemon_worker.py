@@ -1,12 +1,14 @@
 """Motion gating, coverage accounting and the inference worker's frame handling."""
 from __future__ import annotations
 
+import sqlite3
 import time
+from zoneinfo import ZoneInfo
 
 import numpy as np
 import pytest
 
-from counterd.config import GatingConfig, SourceConfig, config_from_dict
+from counterd.config import CountingConfig, GatingConfig, SourceConfig, config_from_dict
 from counterd.count import CrossingEvent
 from counterd.daemon.camera import Camera, LinkState
 from counterd.daemon.gating import MotionGate
@@ -97,35 +99,38 @@ def test_recorder_holds_a_bounded_backlog_while_the_store_fails(monkeypatch, cap
     assert "dropped the 2 oldest crossing events" in caplog.text
 
 
-async def test_flush_gives_back_only_what_the_store_did_not_take():
-    from counterd.daemon.service import flush
+async def test_a_batch_the_store_refuses_is_kept_whole_and_never_published(tmp_path):
+    """One transaction per flush: a failing write stores none of the batch, publishes nothing,
+    and the next flush stores and publishes all of it once."""
+    from counterd.bus import BatchBus
+    from counterd.daemon.flusher import Flusher
+    from counterd.store import AlertRules, AsyncStore, Store
 
-    class HalfBrokenStore:
-        def __init__(self):
-            self.events, self.coverage = [], []
-
-        async def add_events(self, events):
-            self.events += events
-
-        async def add_coverage(self, start, end):
-            if self.coverage:
-                raise OSError("disk full")
-            self.coverage.append((start, end))
-
-    store = HalfBrokenStore()
+    store = Store(tmp_path / "counts.db", ZoneInfo("UTC"))
+    astore = AsyncStore(store)
+    bus, published = BatchBus(), []
+    bus.subscribe(published.append)
     recorder = Recorder(max_gap_s=1.0)
-    event = CrossingEvent(1.0, "door", "in", "person", 1)
-    recorder.give_back([event], [(0.0, 1.0), (1.0, 2.0)])
-    metrics = type("M", (), {"coverage": type("C", (), {"inc": lambda self, v: None})()})()
-    daemon = type("D", (), {"recorder": recorder, "astore": store, "metrics": metrics,
-                            "store_path": lambda self: "counts.db"})()
-    await flush(daemon)
-    assert store.events == [event] and store.coverage == [(0.0, 1.0)]
-    assert recorder.drain() == ([], [(1.0, 2.0)])    # the event is not stored twice
+    event = CrossingEvent(1000.0, "door", "in", "person", 1)
+    recorder.give_back([event], [(990.0, 1000.0)])
+    flusher = Flusher(recorder, astore, AlertRules(), bus, store.path)
+    real_write = store.write
+    store.write = lambda *args: (_ for _ in ()).throw(sqlite3.OperationalError("disk I/O error"))
+    assert await flusher.flush() is None
+    assert published == [] and store.events_between(0, 2000) == []
+    store.write = real_write
+    batch = await flusher.flush()
+    assert published == [batch] and batch.events == (event,) and batch.coverage == ((990.0, 1000.0),)
+    assert len(store.events_between(0, 2000)) == 1
+    assert await flusher.flush() is None                 # nothing left: not stored twice
+    astore.shutdown()
+    store.close()
 
 
 class NarrowConfig:
     """A config whose lines fit only frames at least 200 px wide."""
+
+    counting = CountingConfig()
 
     def __init__(self):
         self.sizes = []

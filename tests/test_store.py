@@ -9,7 +9,8 @@ import pytest
 
 from api_support import BERLIN, Clock, ev, local, make_config
 from counterd.errors import UserError
-from counterd.store import AlertRules, Store
+from counterd.bus import BatchBus, CommittedBatch
+from counterd.store import AlertRules, LiveTotals, Store
 from counterd.store.occupancy import replay, reset_offset
 from counterd.store.schema import VERSION, SchemaTooNew, migrate
 from counterd.store.wallclock import wall_of_date
@@ -22,7 +23,7 @@ def utc(epoch: float) -> datetime:
 @pytest.fixture
 def store(tmp_path):
     clock = Clock(local(2024, 6, 12, 12))
-    s = Store(tmp_path / "counts.db", BERLIN, clock=clock)
+    s = Store(tmp_path / "counts.db", BERLIN)
     s.test_clock = clock
     yield s
     s.close()
@@ -80,31 +81,58 @@ def test_fall_back_day_has_25_hours_and_merges_the_repeated_hour(store):
     assert whole.coverage[whole.day] == pytest.approx(25 * 3600)
 
 
-def test_live_totals_reset_at_local_midnight(tmp_path):
-    clock = Clock(local(2024, 6, 11, 23, 59))
-    store = Store(tmp_path / "c.db", BERLIN, clock=clock)
-    store.add_events([ev(local(2024, 6, 11, 23, 59)), ev(local(2024, 6, 11, 23, 59, 30), "out")])
-    assert store.live.today(clock.now)[1] == {("door", "in", "person"): 1, ("door", "out", "person"): 1}
-    clock.now = local(2024, 6, 12, 0, 0, 1)
-    assert store.live.today(clock.now)[1] == {}
-    store.add_events([ev(local(2024, 6, 12, 0, 0, 2))])
+def test_live_totals_follow_committed_batches_and_reset_at_local_midnight(tmp_path):
+    now = local(2024, 6, 11, 23, 59)
+    store = Store(tmp_path / "c.db", BERLIN)
+    bus, live = BatchBus(), LiveTotals(BERLIN)
+    live.load(store, now)
+    bus.subscribe(lambda batch: live.add(batch.events))
+    batch = CommittedBatch((ev(local(2024, 6, 11, 23, 59)), ev(local(2024, 6, 11, 23, 59, 30), "out")))
+    store.write(batch.events)
+    bus.publish(batch)
+    assert live.today(now)[1] == {("door", "in", "person"): 1, ("door", "out", "person"): 1}
+    now = local(2024, 6, 12, 0, 0, 1)
+    assert live.today(now)[1] == {}
+    store.write([ev(local(2024, 6, 12, 0, 0, 2))])
+    reseeded = LiveTotals(BERLIN)
+    reseeded.load(store, now)                            # a restart starts from the database
+    assert reseeded.today(now)[1] == {("door", "in", "person"): 1}
     store.close()
-    reopened = Store(tmp_path / "c.db", BERLIN, clock=clock)   # seeded from the database
-    assert reopened.live.today(clock.now)[1] == {("door", "in", "person"): 1}
-    reopened.close()
 
 
-def test_retention_prunes_old_rows(tmp_path):
-    clock = Clock(local(2024, 6, 12, 12))
-    store = Store(tmp_path / "c.db", BERLIN, retention_days=10, clock=clock)
-    store.add_events([ev(local(2024, 5, 1, 12)), ev(local(2024, 6, 10, 12))])
-    store.add_coverage(local(2024, 5, 1, 12), local(2024, 5, 1, 13))
-    clock.now += 86400                 # a day later the next write prunes
-    store.add_coverage(clock.now - 60, clock.now)
-    assert store.counts_between(utc(0), utc(clock.now)) == {("door", "in", "person"): 1}
+def test_retention_prunes_old_rows_only_when_asked(tmp_path):
+    now = local(2024, 6, 12, 12)
+    store = Store(tmp_path / "c.db", BERLIN)
+    store.write([ev(local(2024, 5, 1, 12)), ev(local(2024, 6, 10, 12))],
+                coverage=[(local(2024, 5, 1, 12), local(2024, 5, 1, 13))])
+    store.close()
+    store = Store(tmp_path / "c.db", BERLIN)          # opening never prunes (that is a scheduled job)
+    assert len(store.events_between(0, now)) == 2
+    store.prune(now, retention_days=10)
+    assert store.counts_between(utc(0), utc(now)) == {("door", "in", "person"): 1}
     assert store.coverage_between(utc(0), utc(local(2024, 6, 1))) == 0
-    assert len(store.events_between(0, clock.now)) == 1
+    assert len(store.events_between(0, now)) == 1
     store.close()
+
+
+def test_read_only_store_reads_and_never_writes(tmp_path):
+    path = tmp_path / "c.db"
+    with pytest.raises(UserError, match="cannot open the counts database .*no such file"):
+        Store.open(path, BERLIN, read_only=True)
+    assert not path.exists()                            # a reader creates nothing
+    writer = Store.open(path, BERLIN)
+    writer.write([ev(local(2024, 6, 10, 12))])
+    reader = Store.open(path, BERLIN, read_only=True)
+    assert reader.counts_between(utc(0), utc(local(2024, 6, 11))) == {("door", "in", "person"): 1}
+    with pytest.raises(sqlite3.OperationalError, match="readonly"):
+        reader.prune(local(2030, 1, 1), retention_days=1)
+    reader.close()
+    writer.close()
+    conn = sqlite3.connect(path)
+    conn.execute("PRAGMA user_version = 1")
+    conn.close()
+    with pytest.raises(UserError, match="older than this counterd"):
+        Store.open(path, BERLIN, read_only=True)       # it cannot migrate, and says so
 
 
 def test_migration_keeps_existing_data(tmp_path):
@@ -113,7 +141,7 @@ def test_migration_keeps_existing_data(tmp_path):
     migrate(conn, target=1)
     conn.execute("INSERT INTO counts VALUES ('door', 'person', ?, 'in', 7)", (int(local(2024, 6, 11, 9) // 60),))
     conn.close()
-    store = Store(path, BERLIN, clock=Clock(local(2024, 6, 12)))
+    store = Store(path, BERLIN)
     assert store.counts_between(utc(0), utc(local(2024, 6, 12))) == {("door", "in", "person"): 7}
     (day,) = store.binned(store.days_with_data(), 900, "door", "person")    # quarter sums backfilled
     assert day.count(day.day + 9 * 3600, "door", "in", "person") == 7
@@ -127,31 +155,37 @@ def test_migration_keeps_existing_data(tmp_path):
         Store(path, BERLIN)
 
 
-def test_alert_rules_tailgating_and_wrong_way(tmp_path):
-    config = make_config()
-    seen = []
-    store = Store(tmp_path / "c.db", BERLIN, alert_rules=AlertRules(config.lines), clock=Clock(local(2024, 6, 12)))
-    store.alert_listeners.append(seen.extend)
+def test_alert_rules_tailgating_and_wrong_way_across_batches(tmp_path):
+    rules = AlertRules(make_config().lines)
+    store = Store(tmp_path / "c.db", BERLIN)
     t = local(2024, 6, 11, 9)
-    alerts = store.add_events([ev(t, track=1), ev(t + 5, track=2), ev(t + 6.5, track=3), ev(t + 7, "out", track=4)])
-    assert [(a.kind, a.track_id) for a in alerts] == [("tailgating", 3)]
-    alerts += store.add_events([ev(t + 7.5, track=5), ev(t + 8, "out", line="exit", track=6)])
+    first = rules.check([ev(t, track=1), ev(t + 5, track=2), ev(t + 6.5, track=3), ev(t + 7, "out", track=4)])
+    assert [(a.kind, a.track_id) for a in first.alerts] == [("tailgating", 3)]
+    store.write(alerts=first.alerts)
+    rules.stored(first)
+    second = rules.check([ev(t + 7.5, track=5), ev(t + 8, "out", line="exit", track=6)])
+    store.write(alerts=second.alerts)
+    rules.stored(second)
+    alerts = first.alerts + second.alerts
     assert [(a.kind, a.line, a.track_id) for a in alerts] == [
         ("tailgating", "door", 3), ("tailgating", "door", 5), ("wrong-way", "exit", 6)]
-    assert store.alerts_between(0, 2e9, 10) == alerts == seen
+    assert store.alerts_between(0, 2e9, 10) == alerts
     store.close()
 
 
-def test_clear_data_and_disabled_counting(store):
+def test_a_batch_checked_again_after_a_failed_write_does_not_tailgate_itself():
+    rules = AlertRules(make_config().lines)
+    t = local(2024, 6, 11, 9)
+    batch = [ev(t, track=1)]
+    rules.check(batch)                         # the write failed: stored() never called
+    assert rules.check(batch).alerts == []     # the retry is not 0 s behind itself
+
+
+def test_clear_data(store):
     t = local(2024, 6, 12, 11)
-    store.add_events([ev(t)])
-    store.add_coverage(t, t + 60)
+    store.write([ev(t)], coverage=[(t, t + 60)])
     store.clear_data()
-    assert store.days_with_data() == [] and store.live.today(store.test_clock.now)[1] == {}
-    store.counting_enabled = False
-    store.add_events([ev(t + 1)])
-    store.add_coverage(t, t + 60)
-    assert store.counts_between(utc(0), utc(t + 3600)) == {} and store.coverage_between(utc(0), utc(t + 3600)) == 0
+    assert store.days_with_data() == [] and store.counts_between(utc(0), utc(t + 3600)) == {}
 
 
 def test_unopenable_database_is_a_user_error(tmp_path):

@@ -1,8 +1,10 @@
 """The HTTP API application: Axis tvpc CGIs under every base path, /api/v1/, and alert webhooks.
 
-`add_api(app, config, store_provider)` adds it to the daemon's application (the store is opened by
-the daemon's own cleanup_ctx, so the API asks for it when it starts); `make_app(config, store)`
-builds a standalone one around an open Store (tests, the benchmark).
+`add_api(app, config, store_provider, bus)` adds it to the daemon's application (the store is
+opened by the daemon's own cleanup_ctx, so the API asks for it when it starts); `make_app(config,
+store)` builds a standalone one around an open Store (tests, the benchmark). Live totals and the
+alert webhook follow the bus of committed batches (counterd/bus.py): what the API shows as live
+is what the store holds.
 """
 from __future__ import annotations
 
@@ -21,13 +23,14 @@ from counterd.api.params import Settings
 from counterd.api.query import BadRequest
 from counterd.api.replies import refusal
 from counterd.api.site import SITE, Site, serial_number
+from counterd.bus import BatchBus
 from counterd.config import Config
-from counterd.store import AsyncStore, Store
+from counterd.store import AsyncStore, LiveTotals, Store
 
 log = logging.getLogger("counterd.api")
 
 WEBHOOK_TIMEOUT_S = 10.0
-WEBHOOK_QUEUE = 1000        # alerts waiting for the webhook; beyond this the oldest are dropped
+WEBHOOK_QUEUE = 1000        # batches waiting for the webhook; beyond this the oldest are dropped
 
 
 @web.middleware
@@ -43,15 +46,15 @@ async def error_middleware(request: web.Request, handler):
         raise refusal(503, f"store: {exc}") from None
 
 
-def add_api(app: web.Application, config: Config, store_provider: Callable[[], AsyncStore], *,
-            clock=time.time, sleep=asyncio.sleep) -> Site:
+def add_api(app: web.Application, config: Config, store_provider: Callable[[], AsyncStore],
+            bus: BatchBus, *, clock=time.time, sleep=asyncio.sleep) -> Site:
     """Mount the API on `app`. The returned Site's settings.listeners get each new effective
     Config after a setparams (the daemon reconfigures its pipeline there)."""
     api = config.api
     auth = Authenticator(config.users, api.realm, anonymous_viewer=api.anonymous_viewer,
                          nonce_seconds=api.nonce_seconds, clock=clock, sleep=sleep)
     site = Site(Settings(config), auth, store_provider, config.daemon.log_path, clock,
-                serial_number(config.camera.serial))
+                serial_number(config.camera.serial), bus)
     app[SITE] = site
     if not config.users and not api.anonymous_viewer:
         log.warning("the HTTP API has no [[users]] and api.anonymous_viewer is off: it will refuse "
@@ -63,10 +66,12 @@ def add_api(app: web.Application, config: Config, store_provider: Callable[[], A
     return site
 
 
-def make_app(config: Config, store: Store, **kwargs) -> web.Application:
+def make_app(config: Config, store: Store, bus: BatchBus | None = None, **kwargs) -> web.Application:
+    """A standalone API around an open store; its live totals follow `bus` (a new one if None:
+    then only what the store held at start-up shows as live)."""
     app = web.Application()
     holder: list[AsyncStore] = []
-    add_api(app, config, lambda: holder[0], **kwargs)
+    add_api(app, config, lambda: holder[0], bus or BatchBus(), **kwargs)
 
     async def store_ctx(app: web.Application):
         holder.append(AsyncStore(store))
@@ -78,40 +83,29 @@ def make_app(config: Config, store: Store, **kwargs) -> web.Application:
 
 
 async def settings_ctx(app: web.Application):
-    """Lay the stored setparams values over the config once the store is open."""
+    """Lay the stored setparams values over the config once the store is open; start today's
+    live totals from the store and follow the committed batches from then on."""
     site = app[SITE]
     site.settings.load(await site.astore.run(site.store.get_params))
-    site.store.counting_enabled = site.settings.enabled
+    site.live = LiveTotals(site.store.tz)
+    await site.astore.run(site.live.load, site.store, site.clock())
+    unsubscribe = site.bus.subscribe(lambda batch: site.live.add(batch.events))
     yield
+    unsubscribe()
 
 
 async def webhook_ctx(app: web.Application):
-    """POST each alert as JSON to alerts.webhook_url, in order, from a queue the store feeds."""
+    """POST each stored alert as JSON to alerts.webhook_url, in order, following the bus."""
     site = app[SITE]
     url = site.config.alerts.webhook_url
     if not url:
         yield
         return
-    loop = asyncio.get_running_loop()
-    queue: asyncio.Queue = asyncio.Queue(WEBHOOK_QUEUE)
-
-    def enqueue(alert) -> None:
-        if queue.full():
-            queue.get_nowait()
-            log.warning("alert webhook is behind: dropped the oldest queued alert")
-        queue.put_nowait(alert)
-
-    def from_store(alerts) -> None:         # called in the store's thread
-        for alert in alerts:
-            loop.call_soon_threadsafe(enqueue, alert)
-
-    store = site.store
-    store.alert_listeners.append(from_store)
     timeout = aiohttp.ClientTimeout(total=WEBHOOK_TIMEOUT_S)
-    async with aiohttp.ClientSession(timeout=timeout) as session:
-        task = asyncio.create_task(_post_alerts(session, url, queue))
+    async with aiohttp.ClientSession(timeout=timeout) as session, \
+            site.bus.follow(WEBHOOK_QUEUE) as batches:
+        task = asyncio.create_task(_post_alerts(session, url, batches))
         yield
-        store.alert_listeners.remove(from_store)
         task.cancel()
         try:
             await task
@@ -119,14 +113,12 @@ async def webhook_ctx(app: web.Application):
             pass
 
 
-async def _post_alerts(session: aiohttp.ClientSession, url: str, queue: asyncio.Queue) -> None:
-    while True:
-        alert = await queue.get()
-        try:
-            async with session.post(url, json=alert.to_json()) as response:
-                if response.status >= 300:
-                    log.warning("alert webhook answered HTTP %d for a %s alert", response.status, alert.kind)
-        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
-            log.warning("alert webhook %s failed: %s", url.split("?")[0], exc or type(exc).__name__)
-        finally:
-            queue.task_done()
+async def _post_alerts(session: aiohttp.ClientSession, url: str, batches) -> None:
+    async for batch in batches:
+        for alert in batch.alerts:
+            try:
+                async with session.post(url, json=alert.to_json()) as response:
+                    if response.status >= 300:
+                        log.warning("alert webhook answered HTTP %d for a %s alert", response.status, alert.kind)
+            except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+                log.warning("alert webhook %s failed: %s", url.split("?")[0], exc or type(exc).__name__)

@@ -22,8 +22,8 @@ log = logging.getLogger("counterd.api")
 
 @dataclass(frozen=True)
 class Param:
-    section: str | None      # Config section holding it; None: kept by the API itself
-    field: str | None
+    section: str             # the Config section and field it sets
+    field: str
     parse: Callable[[str, Config], object]   # raises ValueError with the reason
     show: Callable[[object], object] = lambda v: v
 
@@ -71,7 +71,7 @@ def _clock(text: str, config: Config) -> str:
 
 PARAMS: dict[str, Param] = {
     "Counter.Name": Param("camera", "name", _name),
-    "Counter.Enabled": Param(None, None, _flag, int),
+    "Counter.Enabled": Param("counting", "enabled", _flag, int),
     "Counter.PrimaryLine": Param("counting", "primary_line", _line),
     "Counter.Hysteresis": Param("counting", "hysteresis_px", _pixels),
     "Counter.Anchor": Param("counting", "anchor", _anchor),
@@ -85,7 +85,7 @@ class Settings:
 
     def __init__(self, base: Config):
         self.base = base
-        self.values: dict[str, object] = {"Counter.Enabled": True}
+        self.values: dict[str, object] = {}
         self.listeners: list[Callable[[Config], None]] = []
         self.config = base
 
@@ -109,14 +109,9 @@ class Settings:
         config = self.base
         for name, value in self.values.items():
             param = PARAMS[name]
-            if param.section is not None:
-                section = dataclasses.replace(getattr(config, param.section), **{param.field: value})
-                config = dataclasses.replace(config, **{param.section: section})
+            section = dataclasses.replace(getattr(config, param.section), **{param.field: value})
+            config = dataclasses.replace(config, **{param.section: section})
         return config
-
-    @property
-    def enabled(self) -> bool:
-        return bool(self.values["Counter.Enabled"])
 
     def parse(self, pairs: list[tuple[str, str]]) -> dict[str, tuple[object, str]]:
         """Check every name and value first (all-or-nothing); name -> (value, text to store)."""
@@ -157,8 +152,6 @@ class Settings:
 
     def _current(self, name: str):
         param = PARAMS[name]
-        if param.section is None:
-            return self.values[name]
         if name == "Counter.PrimaryLine":
             line = self.config.primary_line
             return line.name if line else ""

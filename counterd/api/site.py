@@ -11,7 +11,8 @@ from aiohttp import web
 
 from counterd.api.auth import Authenticator
 from counterd.api.params import Settings
-from counterd.store import AsyncStore, Store
+from counterd.bus import BatchBus
+from counterd.store import AsyncStore, LiveTotals, Store
 from counterd.store.wallclock import format_wall, to_wall
 
 PERSON = "person"       # the Axis formats carry people only (spec section 5)
@@ -25,6 +26,8 @@ class Site:
     log_path: str
     clock: Callable[[], float] = time.time
     serial: str = ""
+    bus: BatchBus | None = None                # committed batches (counterd/bus.py)
+    live: LiveTotals | None = None             # today's totals, fed by the bus once the store is open
 
     @property
     def astore(self) -> AsyncStore:

@@ -58,7 +58,7 @@ def json_text(doc) -> web.Response:
 async def live_sum(call: Call) -> web.Response:
     site = call.site
     now = site.clock()
-    _, totals = site.store.live.today(now)
+    _, totals = site.live.today(now)
     return json_text({"serial": site.serial, "name": site.name, "timestamp": site.timestamp(now),
                       "in": totals.get((site.line, "in", PERSON), 0),
                       "out": totals.get((site.line, "out", PERSON), 0)})
@@ -159,7 +159,7 @@ async def live_occupancy(call: Call) -> web.Response:
         return steps.before(now + 1e-6), steps.average_visit(steps.times[0], now)
 
     occupancy, average = await site.astore.run(measure)
-    _, totals = site.store.live.today(now)
+    _, totals = site.live.today(now)
     return json_text({"serial": site.serial, "name": site.name, "timestamp": site.timestamp(now),
                       "unixtime": int(now), "occupancy": occupancy,
                       "total in": totals.get((site.line, "in", PERSON), 0),
@@ -212,12 +212,12 @@ async def setparams(call: Call) -> web.Response:
     parsed = site.settings.parse(pairs)
     await site.astore.run(site.store.set_params, {name: text for name, (_, text) in parsed.items()})
     site.settings.set(parsed)
-    site.store.counting_enabled = site.settings.enabled
     return plain("OK")
 
 
 async def clear_data(call: Call) -> web.Response:
     await call.site.astore.run(call.site.store.clear_data)
+    call.site.live.clear()
     return plain("OK")
 
 

@@ -85,7 +85,7 @@ async def live(request: web.Request) -> web.Response:
     site, _ = await _site_and_query(request, "/api/v1/live")
     now = site.clock()
     store = site.store
-    day, totals = store.live.today(now)
+    day, totals = site.live.today(now)
     steps = await site.astore.run(replay, store, now, now, site.line, "person",
                                  reset_offset(site.config.occupancy.reset_time))
     return web.json_response({

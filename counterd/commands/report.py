@@ -98,8 +98,9 @@ def open_source(config: Config, args):
         log.info("no counts database at %s: the report says nothing was analysed", path)
         return NoCounts()
     from counterd.store import Store   # sqlite and the store's modules only when there is one
-    # Reports use UTC hours, so the store's local zone does not matter here.
-    return Store(path, UTC, retention_days=config.store.retention_days)
+    # Reports use UTC hours, so the store's local zone does not matter here. Read-only: a report
+    # never migrates the schema nor deletes anything, even when run as root beside the daemon.
+    return Store.open(path, UTC, read_only=True)
 
 
 def close_source(source: CountSource) -> None:

@@ -86,6 +86,7 @@ class TrackerConfig:
 
 @dataclass(frozen=True)
 class CountingConfig:
+    enabled: bool = True                            # Counter.Enabled: off = no detection, nothing stored
     anchor: Literal["bottom-center", "center", "top-center"] = "bottom-center"
     hysteresis_px: float = setting(6.0, min=0.0)   # half-width of the band where side is undecided
     primary_line: str = ""                          # the line the Axis API reports; default: first

@@ -32,6 +32,7 @@ def add_daemon_routes(app: web.Application, daemon: Daemon) -> None:
             "stream_reason": camera.reason if camera else "",
             "last_frame_age_s": (round(time.monotonic() - camera.last_frame_at, 3)
                                  if camera and camera.last_frame_at is not None else None),
+            "counting": "enabled" if worker is None or worker.counting else "disabled",
             "frames_processed": worker.frames_processed if worker else 0,
             "frames_dropped": camera.dropped if camera else 0,
             "reconnects": camera.reconnects if camera else 0,

@@ -30,3 +30,10 @@ class Metrics:
                                 registry=r)
         for stage in ("decode", "detect", "track", "count"):
             self.stage_seconds.labels(stage)
+
+    def count_committed(self, batch) -> None:
+        """A bus follower (counterd/bus.py): crossings and coverage count once they are stored."""
+        for event in batch.events:
+            self.crossings.labels(event.line, event.direction, event.class_name).inc()
+        if batch.coverage:
+            self.coverage.inc(batch.coverage_seconds)

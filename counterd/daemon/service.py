@@ -2,8 +2,9 @@
 
 - the capture thread (inside VideoSource) reads frames;
 - the inference worker thread runs detect -> track -> count on the newest one;
-- the loop serves the HTTP API, /metrics and /healthz, flushes counts to the store, runs the
-  scheduler, and talks to systemd.
+- the loop serves the HTTP API, /metrics and /healthz, flushes counts to the store and publishes
+  each committed batch on the bus (counterd/bus.py), runs the one scheduler
+  (counterd/daemon/jobs.py), and talks to systemd.
 
 Each resource is one cleanup_ctx on the aiohttp application, so startup and shutdown are paired
 and a failure half-way through unwinds what was started. Shutdown order (the reverse of startup):
@@ -18,19 +19,23 @@ import os
 import signal
 import sys
 import time
-from datetime import timezone, tzinfo
+from datetime import datetime, timezone, tzinfo
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from typing import Callable
 
 from aiohttp import web
+from apscheduler.triggers.interval import IntervalTrigger
 
 from counterd.api.app import add_api
 from counterd.api.site import Site
+from counterd.bus import BatchBus
 from counterd.config import Config, ConfigError, config_to_dict, load_config
 from counterd.daemon.camera import Camera, LinkState
+from counterd.daemon.flusher import Flusher
 from counterd.daemon.gating import MotionGate
 from counterd.daemon.http import add_daemon_routes
+from counterd.daemon.jobs import Jobs
 from counterd.daemon.metrics import Metrics
 from counterd.daemon.notify import Notifier
 from counterd.daemon.worker import InferenceWorker, Recorder
@@ -43,6 +48,8 @@ from counterd.upload.uploader import Uploader
 
 log = logging.getLogger("counterd.daemon")
 
+PRUNE_JOB, CHECKPOINT_JOB = "retention-prune", "wal-checkpoint"
+CHECKPOINT_EVERY_S = 3600.0   # fold the WAL into the database file this often
 STATUS_EVERY_S = 5.0      # STATUS= line for `systemctl status` when systemd has no watchdog
 STOP_WORKER_S = 5.0       # the worker finishes its frame within this on shutdown
 READER_GRACE_S = 2.0      # how long exit waits for a capture thread stuck in a frozen read()
@@ -62,6 +69,10 @@ class Daemon:
     astore: AsyncStore | None = None
     worker: InferenceWorker | None = None
     recorder: Recorder | None = None
+    flusher: Flusher | None = None
+    bus: BatchBus = dataclasses.field(default_factory=BatchBus)
+    alert_rules: AlertRules | None = None
+    jobs: Jobs | None = None
     site: Site | None = None                        # the HTTP API's shared state
     uploader: Uploader | None = None
     # Command-line overrides (--state-dir), applied again to each reloaded config file.
@@ -92,16 +103,21 @@ def make_daemon_app(config: Config, *, capture_factory: CaptureFactory | None = 
                     adjust: Callable[[Config], Config] | None = None) -> web.Application:
     daemon = Daemon(config, Metrics(), notifier or Notifier(), capture_factory)
     daemon.upload_metrics()      # on /metrics from the start, even while uploads are off
+    daemon.jobs = Jobs(daemon.metrics.registry)
+    daemon.recorder = Recorder(config.daemon.max_gap_s)
+    daemon.bus.subscribe(daemon.metrics.count_committed)
     if adjust is not None:
         daemon.adjust = adjust
     app = web.Application()
     app[DAEMON] = daemon
     app.cleanup_ctx.append(store_ctx)
     # The API's own contexts (stored setparams, alert webhook) run once the store is open.
-    daemon.site = add_api(app, config, lambda: daemon.astore)
+    daemon.site = add_api(app, config, lambda: daemon.astore, daemon.bus)
     daemon.site.settings.listeners.append(lambda effective: daemon.worker and daemon.worker.reconfigure(effective))
-    app.cleanup_ctx.append(worker_ctx)
+    # The flusher starts before the worker, so it stops after it: the last batch is flushed.
     app.cleanup_ctx.append(flusher_ctx)
+    app.cleanup_ctx.append(worker_ctx)
+    app.cleanup_ctx.append(jobs_ctx)
     app.cleanup_ctx.append(uploader_ctx)
     app.cleanup_ctx.append(systemd_ctx)
     add_daemon_routes(app, daemon)
@@ -115,9 +131,7 @@ def make_daemon_app(config: Config, *, capture_factory: CaptureFactory | None = 
 async def store_ctx(app: web.Application):
     daemon = app[DAEMON]
     path = daemon.store_path()
-    daemon.store = await asyncio.to_thread(Store, path, time_zone(daemon.config.camera.timezone),
-                                           daemon.config.store.retention_days,
-                                           alert_rules=AlertRules(daemon.config.lines))
+    daemon.store = await asyncio.to_thread(Store.open, path, time_zone(daemon.config.camera.timezone))
     daemon.astore = AsyncStore(daemon.store)
     log.info("counts store %s", path)
     yield
@@ -161,7 +175,6 @@ async def worker_ctx(app: web.Application):
     pipeline = await asyncio.to_thread(Pipeline, config)
     name = config.camera.name if daemon.capture_factory is None else "demo"
     camera = Camera(name, source_opener(daemon), config.source)
-    daemon.recorder = Recorder(config.daemon.max_gap_s)
     daemon.worker = InferenceWorker(camera, pipeline, MotionGate(config.gating), daemon.metrics, daemon.recorder)
     log.info("camera %s: %s; detector %s; %d line(s)", name,
              redact(config.camera.source) if daemon.capture_factory is None else "synthetic scene",
@@ -173,31 +186,16 @@ async def worker_ctx(app: web.Application):
     pipeline.close()
 
 
-async def flush(daemon: Daemon) -> None:
-    """Move what the worker recorded into the store. On a store error the batch is kept for the
-    next flush rather than lost."""
-    events, coverage = daemon.recorder.drain()
-    stored = 0        # coverage spans written; what failed (and nothing before it) is given back
-    try:
-        if events:
-            await daemon.astore.add_events(events)
-            events = []
-        for start, end in coverage:
-            await daemon.astore.add_coverage(start, end)
-            daemon.metrics.coverage.inc(end - start)
-            stored += 1
-    except Exception as exc:
-        log.error("writing counts to %s failed, will retry: %s", daemon.store_path(), exc)
-        daemon.recorder.give_back(events, coverage[stored:])
-
-
 async def flusher_ctx(app: web.Application):
     daemon = app[DAEMON]
+    daemon.alert_rules = AlertRules(daemon.effective_config.lines)
+    daemon.flusher = Flusher(daemon.recorder, daemon.astore, daemon.alert_rules, daemon.bus,
+                             daemon.store_path())
 
     async def flush_forever():
         while True:
             await asyncio.sleep(daemon.config.daemon.flush_interval_s)
-            await flush(daemon)
+            await daemon.flusher.flush()
 
     task = asyncio.create_task(flush_forever(), name="counterd-flush")
     yield
@@ -206,7 +204,27 @@ async def flusher_ctx(app: web.Application):
         await task
     except asyncio.CancelledError:
         pass
-    await flush(daemon)   # the worker has stopped (cleaned up before us): this is the last batch
+    await daemon.flusher.flush()   # the worker has stopped (cleaned up before us): the last batch
+
+
+async def prune(daemon: Daemon) -> None:
+    """Retention: delete what is older than store.retention_days."""
+    await daemon.astore.run(daemon.store.prune, time.time(), daemon.config.store.retention_days)
+
+
+async def checkpoint(daemon: Daemon) -> None:
+    await daemon.astore.run(daemon.store.checkpoint)
+
+
+async def jobs_ctx(app: web.Application):
+    """The one scheduler; its store jobs first run at start-up, then every interval."""
+    daemon = app[DAEMON]
+    now = datetime.now(timezone.utc)
+    daemon.jobs.add(PRUNE_JOB, prune, IntervalTrigger(days=1), args=(daemon,), next_run_time=now)
+    daemon.jobs.add(CHECKPOINT_JOB, checkpoint, IntervalTrigger(seconds=CHECKPOINT_EVERY_S), args=(daemon,))
+    daemon.jobs.start()
+    yield
+    daemon.jobs.shutdown()
 
 
 async def uploader_ctx(app: web.Application):
@@ -303,7 +321,7 @@ async def reload(app: web.Application) -> bool:
     daemon.site.auth.users = {user.name: user for user in new.users}
     daemon.site.auth.anonymous_viewer = new.api.anonymous_viewer
     daemon.site.auth.nonce_seconds = new.api.nonce_seconds
-    daemon.store.alert_rules = AlertRules(new.lines)
+    daemon.alert_rules.reconfigure(effective.lines)
     daemon.worker.reconfigure(effective)
     if new.upload != old.upload:
         if daemon.uploader is not None and new.upload.enabled:

@@ -175,7 +175,14 @@ class InferenceWorker:
             except UserError as exc:
                 log.error("%s (the camera sends %dx%d)", exc, w, h)
 
+    @property
+    def counting(self) -> bool:
+        """counting.enabled (Counter.Enabled): off, frames are read and dropped undetected."""
+        return self.pipeline.config.counting.enabled
+
     def _process(self, frame: Frame) -> None:
+        if not self.counting:       # no detection, no events, no coverage: nothing to store
+            return
         self._check_frame_size(frame)
         # Live frames carry wall-clock time already; a file's stream position is mapped to now.
         live = self.camera.source is None or self.camera.source.live
@@ -195,8 +202,6 @@ class InferenceWorker:
         if not live:
             offset = wall - frame.timestamp
             events = [dataclasses.replace(e, timestamp=e.timestamp + offset) for e in events]
-        for event in events:
-            self.metrics.crossings.labels(event.line, event.direction, event.class_name).inc()
         self.recorder.add(events, wall)
         self.frames_processed += 1
         self.metrics.frames_processed.inc()

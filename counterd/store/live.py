@@ -5,13 +5,13 @@ import threading
 from collections import Counter
 from datetime import tzinfo
 
-from counterd.store.wallclock import day_of, to_wall
-
-Key = tuple[str, str, str]      # (line, direction, class_name)
+from counterd.store.store import Key, Store
+from counterd.store.wallclock import day_of, real_range_of_days, to_wall
 
 
 class LiveTotals:
-    """Counts per (line, direction, class) since local midnight; a new local day starts at zero."""
+    """Counts per (line, direction, class) since local midnight; a new local day starts at zero.
+    Fed by committed batches from the bus (counterd/bus.py), never by the store itself."""
 
     def __init__(self, tz: tzinfo):
         self.tz = tz
@@ -43,3 +43,9 @@ class LiveTotals:
     def clear(self) -> None:
         with self._lock:
             self._totals = Counter()
+
+    def load(self, store: Store, now: float) -> None:
+        """Start from what the store holds for today (blocking: run it off the event loop)."""
+        today = day_of(to_wall(self.tz, now))
+        start, end = real_range_of_days(self.tz, today, today)
+        self.seed(today, store.counts_between_epochs(start, end))

@@ -55,12 +55,25 @@ class SchemaTooNew(UserError):
     """The database was written by a newer counterd."""
 
 
-def migrate(conn: sqlite3.Connection, target: int = VERSION) -> int:
-    """Bring the database up to `target` (default: the latest); returns the version found."""
+def _version(conn: sqlite3.Connection) -> int:
     found = conn.execute("PRAGMA user_version").fetchone()[0]
     if found > VERSION:
         raise SchemaTooNew(f"counts database schema version {found} is newer than this counterd "
                            f"understands ({VERSION}); upgrade counterd")
+    return found
+
+
+def check_version(conn: sqlite3.Connection) -> None:
+    """For a read-only reader, which cannot migrate: the file must be at this schema exactly."""
+    found = _version(conn)
+    if found < VERSION:
+        raise UserError(f"counts database schema version {found} is older than this counterd's "
+                        f"({VERSION}); start the daemon once to upgrade it")
+
+
+def migrate(conn: sqlite3.Connection, target: int = VERSION) -> int:
+    """Bring the database up to `target` (default: the latest); returns the version found."""
+    found = _version(conn)
     for version in range(found + 1, target + 1):
         with conn:  # one transaction per step: the schema change and its version number together
             conn.execute("BEGIN IMMEDIATE")

@@ -3,7 +3,7 @@ coverage, alerts and persisted parameters in one SQLite file (WAL).
 
 Methods block; the daemon calls them from worker threads and the API through AsyncStore. Every
 write is its own committed transaction, so a SIGKILL loses nothing already returned from
-add_events/add_coverage. One connection writes, another reads, so a long export never holds up
+write(). One connection writes, another reads, so a long export never holds up
 ingest (WAL lets a reader and a writer run together).
 """
 from __future__ import annotations
@@ -11,21 +11,20 @@ from __future__ import annotations
 import logging
 import sqlite3
 import threading
-import time
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
 from pathlib import Path
 
 from counterd.errors import UserError
-from counterd.store.alerts import Alert, AlertRules
-from counterd.store.live import Key, LiveTotals
-from counterd.store.schema import migrate
+from counterd.store.alerts import Alert
+from counterd.store.schema import check_version, migrate
 from counterd.store.wallclock import DAY, WallMap, day_bins, day_of, real_range_of_days, to_wall
 
 log = logging.getLogger("counterd.store")
 
-PRUNE_EVERY_S = DAY
+Key = tuple[str, str, str]      # (line, direction, class_name)
 
 
 @dataclass
@@ -41,31 +40,37 @@ class DayBins:
 
 
 class Store:
-    def __init__(self, path: str | Path, tz: tzinfo, retention_days: int = 400, *,
-                 alert_rules: AlertRules | None = None, clock=time.time):
+    """SQL only: schema, writes and reads. No rules, listeners or timers: alerts are evaluated by
+    the flusher before the write, committed batches are published by it (counterd/bus.py), and
+    pruning and WAL checkpoints are scheduled jobs (counterd/daemon/jobs.py).
+
+    `read_only=True` (CLI readers: `report build/status`) opens the file as it is: no directory
+    is made, no schema migrated, and any write fails."""
+
+    def __init__(self, path: str | Path, tz: tzinfo, *, read_only: bool = False):
         self.path = str(path)
         self.tz = tz
-        self.retention_days = retention_days
-        self.alert_rules = alert_rules or AlertRules()
-        self.alert_listeners: list = []      # called with each batch of new alerts, after commit
-        self.counting_enabled = True         # Counter.Enabled: when off, nothing is recorded
-        self.clock = clock
+        self.read_only = read_only
         try:
-            if self.path != ":memory:":
-                Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-            self._write = self._connect()
-            migrate(self._write)
-            self._read = self._connect() if self.path != ":memory:" else self._write
+            if read_only:
+                self._write = self._connect_read_only()
+                check_version(self._write)
+            else:
+                if self.path != ":memory:":
+                    Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+                self._write = self._connect()
+                migrate(self._write)
+            self._read = self._connect() if self.path != ":memory:" and not read_only else self._write
         except (OSError, sqlite3.Error) as exc:
             raise UserError(f"cannot open the counts database {self.path}: {exc} "
                             f"(check store.path / daemon.state_dir and their permissions)") from None
         self._write_lock = threading.RLock()
         self._read_lock = self._write_lock if self._read is self._write else threading.RLock()
-        self.live = LiveTotals(tz)
-        self._days: set[int] = set()        # local days with data; replaced whole, never mutated
-        self._last_prune = 0.0
-        self._seed()
-        self.prune_if_due()
+        self._days: set[int] = self._scan_days()   # local days with data; replaced whole, never mutated
+
+    @classmethod
+    def open(cls, path: str | Path, tz: tzinfo, *, read_only: bool = False) -> Store:
+        return cls(path, tz, read_only=read_only)
 
     def _connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=10)
@@ -73,76 +78,65 @@ class Store:
         conn.execute("PRAGMA synchronous=NORMAL")   # durable against process death, cheap commits
         return conn
 
-    def _seed(self) -> None:
-        now = self.clock()
-        today = day_of(to_wall(self.tz, now))
-        start, end = real_range_of_days(self.tz, today, today)
-        self.live.seed(today, self._counts_between_epochs(start, end))
-        self._days = self._scan_days()
+    def _connect_read_only(self) -> sqlite3.Connection:
+        if not Path(self.path).is_file():
+            raise OSError("no such file (a read-only reader never creates it)")
+        uri = f"{Path(self.path).resolve().as_uri()}?mode=ro"
+        return sqlite3.connect(uri, uri=True, check_same_thread=False, isolation_level=None, timeout=10)
 
     # ---- writes -------------------------------------------------------------------------------
 
-    def add_events(self, events) -> list[Alert]:
+    def write(self, events=(), alerts: Sequence[Alert] = (),
+              coverage: Sequence[tuple[float, float]] = ()) -> None:
         """Record crossing events (anything with timestamp, line, direction, class_name,
-        track_id); returns the alerts they raised."""
-        if not events or not self.counting_enabled:
-            return []
+        track_id), the alerts they raised and analysed time spans, in one transaction: all of it
+        is stored, or none. Coverage is split across minute bins (a minute never exceeds 60 s,
+        so overlapping reports cannot inflate it)."""
         bins: dict[tuple[str, str, int, str], int] = defaultdict(int)
         for e in events:
             bins[(e.line, e.class_name, int(e.timestamp // 60), e.direction)] += 1
-        alerts = self.alert_rules.check(events)
-        with self._write_lock, self._write:
-            self._write.execute("BEGIN IMMEDIATE")
-            self._write.executemany(
-                "INSERT INTO events (ts, line, direction, class_name, track_id) VALUES (?, ?, ?, ?, ?)",
-                [(e.timestamp, e.line, e.direction, e.class_name, e.track_id) for e in events])
-            self._write.executemany(
-                "INSERT INTO counts (line, class_name, minute, direction, n) VALUES (?, ?, ?, ?, ?) "
-                "ON CONFLICT DO UPDATE SET n = n + excluded.n",
-                [(*k, n) for k, n in bins.items()])
-            self._write.executemany(
-                "INSERT INTO counts_q (line, class_name, quarter, direction, n) VALUES (?, ?, ?, ?, ?) "
-                "ON CONFLICT DO UPDATE SET n = n + excluded.n",
-                [(line, cls, minute // 15, d, n) for (line, cls, minute, d), n in bins.items()])
-            self._write.executemany(
-                "INSERT INTO alerts (ts, line, kind, class_name, track_id, detail) VALUES (?, ?, ?, ?, ?, ?)",
-                [(a.ts, a.line, a.kind, a.class_name, a.track_id, a.detail) for a in alerts])
-        self.live.add(events)
-        self._note_days({day_of(to_wall(self.tz, e.timestamp)) for e in events})
-        for alert in alerts:
-            log.warning("alert %s on line %r: %s", alert.kind, alert.line, alert.detail)
-        for listener in self.alert_listeners if alerts else ():
-            try:
-                listener(alerts)
-            except Exception:       # a listener's bug must not fail ingest: the alerts are stored
-                log.exception("alert listener failed")
-        self.prune_if_due()
-        return alerts
+        minutes = _coverage_rows(coverage)
+        if not bins and not minutes and not alerts:
+            return
+        with self._write_lock:
+            with self._write:
+                self._write.execute("BEGIN IMMEDIATE")
+                self._insert_events(events, bins)
+                self._insert_coverage(minutes)
+                self._write.executemany(
+                    "INSERT INTO alerts (ts, line, kind, class_name, track_id, detail) VALUES (?, ?, ?, ?, ?, ?)",
+                    [(a.ts, a.line, a.kind, a.class_name, a.track_id, a.detail) for a in alerts])
+            self._note_days({day_of(to_wall(self.tz, e.timestamp)) for e in events}
+                            | {day_of(to_wall(self.tz, m * 60)) for m, _ in minutes})
+
+    def add_events(self, events) -> None:
+        self.write(events=events)
 
     def add_coverage(self, start_epoch: float, end_epoch: float) -> None:
-        """Record that video from start to end was analysed, split across minute bins (a minute
-        never exceeds 60 s, so overlapping reports cannot inflate it)."""
-        if end_epoch <= start_epoch or not self.counting_enabled:
-            return
-        rows = []
-        t = start_epoch
-        while t < end_epoch:
-            minute = int(t // 60)
-            upto = min(end_epoch, (minute + 1) * 60)
-            rows.append((minute, upto - t))
-            t = upto
-        with self._write_lock, self._write:
-            self._write.execute("BEGIN IMMEDIATE")
-            self._write.executemany(
-                "INSERT INTO coverage (minute, seconds) VALUES (?, ?) "
-                "ON CONFLICT DO UPDATE SET seconds = min(60.0, seconds + excluded.seconds)", rows)
-            # Quarters are re-summed from their minutes, since a minute's clamp may have eaten some.
-            self._write.executemany(
-                "INSERT OR REPLACE INTO coverage_q (quarter, seconds) SELECT ?, SUM(seconds) FROM coverage "
-                "WHERE minute >= ? AND minute < ?",
-                [(q, q * 15, q * 15 + 15) for q in sorted({m // 15 for m, _ in rows})])
-        self._note_days({day_of(to_wall(self.tz, m * 60)) for m, _ in rows})
-        self.prune_if_due()
+        self.write(coverage=[(start_epoch, end_epoch)])
+
+    def _insert_events(self, events, bins) -> None:
+        self._write.executemany(
+            "INSERT INTO events (ts, line, direction, class_name, track_id) VALUES (?, ?, ?, ?, ?)",
+            [(e.timestamp, e.line, e.direction, e.class_name, e.track_id) for e in events])
+        self._write.executemany(
+            "INSERT INTO counts (line, class_name, minute, direction, n) VALUES (?, ?, ?, ?, ?) "
+            "ON CONFLICT DO UPDATE SET n = n + excluded.n",
+            [(*k, n) for k, n in bins.items()])
+        self._write.executemany(
+            "INSERT INTO counts_q (line, class_name, quarter, direction, n) VALUES (?, ?, ?, ?, ?) "
+            "ON CONFLICT DO UPDATE SET n = n + excluded.n",
+            [(line, cls, minute // 15, d, n) for (line, cls, minute, d), n in bins.items()])
+
+    def _insert_coverage(self, rows: list[tuple[int, float]]) -> None:
+        self._write.executemany(
+            "INSERT INTO coverage (minute, seconds) VALUES (?, ?) "
+            "ON CONFLICT DO UPDATE SET seconds = min(60.0, seconds + excluded.seconds)", rows)
+        # Quarters are re-summed from their minutes, since a minute's clamp may have eaten some.
+        self._write.executemany(
+            "INSERT OR REPLACE INTO coverage_q (quarter, seconds) SELECT ?, SUM(seconds) FROM coverage "
+            "WHERE minute >= ? AND minute < ?",
+            [(q, q * 15, q * 15 + 15) for q in sorted({m // 15 for m, _ in rows})])
 
     def _note_days(self, days: set[int]) -> None:
         # Copy-on-write, so a reader in another thread always sorts a set nobody is changing;
@@ -159,17 +153,11 @@ class Store:
                 self._write.execute("BEGIN IMMEDIATE")
                 for table in ("events", "counts", "coverage", "counts_q", "coverage_q", "occupancy_resets"):
                     self._write.execute(f"DELETE FROM {table}")
-            self.live.clear()
             self._days = set()
 
-    def prune_if_due(self) -> None:
-        now = self.clock()
-        if now - self._last_prune >= PRUNE_EVERY_S:
-            self._last_prune = now
-            self.prune(now)
-
-    def prune(self, now: float) -> None:
-        cutoff = now - self.retention_days * DAY
+    def prune(self, now: float, retention_days: int) -> None:
+        """Delete what is older than retention_days before now (a scheduled job runs it)."""
+        cutoff = now - retention_days * DAY
         with self._write_lock:   # held until _days is set, so a concurrent writer's days survive
             with self._write:
                 self._write.execute("BEGIN IMMEDIATE")
@@ -192,12 +180,18 @@ class Store:
         with self._write_lock, self._write:
             self._write.execute("INSERT INTO occupancy_resets (ts, value) VALUES (?, ?)", (ts, value))
 
+    def checkpoint(self) -> None:
+        """Fold the WAL back into the database file, so it does not grow without end."""
+        with self._write_lock:
+            self._write.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
     def close(self) -> None:
         with self._write_lock:
             if self._read is not self._write:
                 with self._read_lock:
                     self._read.close()
-            self._write.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            if not self.read_only:
+                self._write.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             self._write.close()
 
     # ---- reads --------------------------------------------------------------------------------
@@ -208,9 +202,9 @@ class Store:
 
     def counts_between(self, start: datetime, end: datetime) -> dict[Key, int]:
         """Counts per (line, direction, class) in the minutes starting in [start, end)."""
-        return self._counts_between_epochs(_epoch(start), _epoch(end))
+        return self.counts_between_epochs(_epoch(start), _epoch(end))
 
-    def _counts_between_epochs(self, start: float, end: float) -> dict[Key, int]:
+    def counts_between_epochs(self, start: float, end: float) -> dict[Key, int]:
         rows = self._query(
             "SELECT line, direction, class_name, SUM(n) FROM counts WHERE minute >= ? AND minute < ? "
             "GROUP BY line, direction, class_name", (_minute_ceil(start), _minute_ceil(end)))
@@ -307,6 +301,19 @@ class Store:
     def occupancy_resets_between(self, start: float, end: float) -> list[tuple[float, int]]:
         return self._query("SELECT ts, value FROM occupancy_resets WHERE ts >= ? AND ts < ? ORDER BY ts",
                            (start, end))
+
+
+def _coverage_rows(spans) -> list[tuple[int, float]]:
+    """(minute, seconds) rows of analysed time spans, each span split at minute boundaries."""
+    rows = []
+    for start, end in spans:
+        t = start
+        while t < end:
+            minute = int(t // 60)
+            upto = min(end, (minute + 1) * 60)
+            rows.append((minute, upto - t))
+            t = upto
+    return rows
 
 
 def _line_and_class(line: str | None, class_name: str | None) -> tuple[str, list[str]]:
