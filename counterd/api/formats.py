@@ -6,6 +6,7 @@ import json
 from dataclasses import dataclass
 from xml.sax.saxutils import escape, quoteattr
 
+from counterd.config.fields import xml_safe
 from counterd.store.wallclock import format_wall
 
 PEOPLE_TYPES = ((3, "Pedestrians coming in"), (4, "Pedestrians going out"))
@@ -92,13 +93,15 @@ def to_json(table: Table) -> str:
 
 
 def to_xml(table: Table) -> str:
+    """Text goes through xml_safe as well as escaping: a name holding a character XML cannot
+    carry (U+FFFF, a control character) would make the whole document ill-formed."""
     out = ['<?xml version="1.0" encoding="UTF-8"?>',
            '<!DOCTYPE countdata SYSTEM "appdata.dtd">',
            '<countdata version="1">',
-           "  <typedesc>" + "".join(f'<type typeid="{typeid}">{escape(name)}</type>'
+           "  <typedesc>" + "".join(f'<type typeid="{typeid}">{escape(xml_safe(name))}</type>'
                                     for typeid, name in table.types) + "</typedesc>"]
     for day, rows in table.days:
-        out.append(f"  <cntset name={quoteattr(table.name)} date=\"{format_wall(day, '%Y-%m-%d')}\" "
+        out.append(f"  <cntset name={quoteattr(xml_safe(table.name))} date=\"{format_wall(day, '%Y-%m-%d')}\" "
                    f'starttime="{day}" delta="{table.delta}">')
         for row in rows:
             cnts = "".join(f'<cnt typeid="{typeid}">{value}</cnt>'

@@ -15,6 +15,7 @@ from typing import Callable
 from counterd import __version__
 from counterd.api.query import BadRequest
 from counterd.config import Config
+from counterd.config.fields import xml_unsafe
 from counterd.detections import ANCHORS
 
 log = logging.getLogger("counterd.api")
@@ -22,16 +23,40 @@ log = logging.getLogger("counterd.api")
 
 @dataclass(frozen=True)
 class Param:
-    section: str             # the Config section and field it sets
-    field: str
+    section: str | None      # the Config section and field it sets; None: an Axis-only one
+    field: str | None
     parse: Callable[[str, Config], object]   # raises ValueError with the reason
     show: Callable[[object], object] = lambda v: v
+    effect: bool = True      # False: an Axis parameter counterd stores and shows but never acts on
+    default: object = None   # what params.json shows for an Axis-only one never set (None: absent)
 
 
 def _name(text: str, config: Config) -> str:
     if not 1 <= len(text) <= 64 or any(ord(c) < 32 for c in text):
         raise ValueError("must be 1-64 printable characters")
+    bad = xml_unsafe(text)
+    if bad:
+        # export-xml carries the name; XML 1.0 has no way to write these characters at all.
+        raise ValueError(f"{bad} cannot be written in XML (export-xml carries the name)")
     return text
+
+
+def _text(text: str, config: Config) -> str:
+    if len(text) > 128 or any(ord(c) < 32 for c in text) or xml_unsafe(text):
+        raise ValueError("must be at most 128 printable characters")
+    return text
+
+
+def _port(text: str, config: Config) -> int:
+    if not re.fullmatch(r"\d{1,5}", text) or not 1 <= int(text) <= 65535:
+        raise ValueError("must be a TCP port, 1-65535")
+    return int(text)
+
+
+def _centimetres(text: str, config: Config) -> int:
+    if not re.fullmatch(r"\d{1,5}", text) or int(text) > 10000:
+        raise ValueError("must be a whole number of centimetres, 0-10000")
+    return int(text)
 
 
 def _flag(text: str, config: Config) -> bool:
@@ -69,6 +94,14 @@ def _clock(text: str, config: Config) -> str:
     return text
 
 
+def _hidden(value: object) -> str:
+    return "********" if value else ""
+
+
+def _axis_only(parse: Callable[[str, Config], object], default: object = None, show=lambda v: v) -> Param:
+    return Param(None, None, parse, show, effect=False, default=default)
+
+
 PARAMS: dict[str, Param] = {
     "Counter.Name": Param("camera", "name", _name),
     "Counter.Enabled": Param("counting", "enabled", _flag, int),
@@ -76,8 +109,24 @@ PARAMS: dict[str, Param] = {
     "Counter.Hysteresis": Param("counting", "hysteresis_px", _pixels),
     "Counter.Anchor": Param("counting", "anchor", _anchor),
     "Occupancy.ResetTime": Param("occupancy", "reset_time", _clock),
+    # Axis parameters real clients and the Axis doc send that mean nothing to counterd (spec
+    # axis-tvpc.md, params.json): accepted, kept and shown, so a client's setparams succeeds and
+    # reads back what it wrote; the reply says they had no effect. Defaults are the device's.
+    "Counter.Height": _axis_only(_centimetres),                 # mounting height: counterd needs none
+    "Counter.SlaveAddress": _axis_only(_text),                  # master/slave counting over TCP
+    "Counter.SlavePort": _axis_only(_port, 4066),
+    "Counter.MasterPort": _axis_only(_port, 4066),
+    "Counter.SlavePass": _axis_only(_text, show=_hidden),       # a password: never shown back
+    "Counter.EventListenerPort": _axis_only(_port, 23456),
+    "Counter.EventListenerMessage": _axis_only(_text, "passage"),
 }
-ALIASES = {"Counter.Enable": "Counter.Enabled"}     # the Axis doc's setparams example spells it so
+ALIASES = {
+    "Counter.Enable": "Counter.Enabled",        # the Axis doc's setparams example spells it so
+    # The axparameter spellings under root.tvpc (one counter, index 0).
+    **{f"Counter0{name.split('.')[1]}": name for name in
+       ("Counter.SlaveAddress", "Counter.SlavePort", "Counter.MasterPort", "Counter.SlavePass",
+        "Counter.EventListenerPort", "Counter.EventListenerMessage")},
+}
 
 
 class Settings:
@@ -109,6 +158,8 @@ class Settings:
         config = self.base
         for name, value in self.values.items():
             param = PARAMS[name]
+            if param.section is None:
+                continue        # Axis-only: kept and shown, never applied
             section = dataclasses.replace(getattr(config, param.section), **{param.field: value})
             config = dataclasses.replace(config, **{param.section: section})
         return config
@@ -121,6 +172,8 @@ class Settings:
             if name not in PARAMS:
                 raise BadRequest(f"setparams: unknown parameter {raw_name[:60]!r} "
                                  f"(settable: {', '.join(PARAMS)})")
+            if name in out:
+                raise BadRequest(f"setparams: {raw_name}: given more than once")
             try:
                 out[name] = (PARAMS[name].parse(text, self.base), text)
             except ValueError as exc:
@@ -141,7 +194,7 @@ class Settings:
         """params.json: parameters grouped as the Axis app groups them."""
         config = self.config
         counter = {name.split(".", 1)[1]: PARAMS[name].show(self._current(name))
-                   for name in PARAMS if name.startswith("Counter.")}
+                   for name in PARAMS if name.startswith("Counter.") and self._current(name) is not None}
         counter["Lines"] = ",".join(line.name for line in config.lines)
         return {
             "Counter": counter,
@@ -152,6 +205,8 @@ class Settings:
 
     def _current(self, name: str):
         param = PARAMS[name]
+        if param.section is None:
+            return self.values.get(name, param.default)
         if name == "Counter.PrimaryLine":
             line = self.config.primary_line
             return line.name if line else ""

@@ -39,6 +39,19 @@ def parse_query(raw: str | bytes) -> list[tuple[str, str]]:
     return pairs
 
 
+def one_value_each(pairs: list[tuple[str, str]], may_repeat: str | None = None) -> dict[str, str]:
+    """The one rule for repeated parameters, on the Axis CGIs and /api/v1 alike: a parameter
+    given twice is refused, naming it (a silent first-wins or last-wins would answer a question
+    the client did not ask). `may_repeat` is the Axis command, which the doc's own setparams form
+    sends both in the URL and in the body."""
+    out: dict[str, str] = {}
+    for key, value in pairs:
+        if key in out and key != may_repeat:
+            raise BadRequest(f"{key}: given more than once (each parameter at most once)")
+        out[key] = value
+    return out
+
+
 _DAY_RE = re.compile(r"\d{8}")
 
 

@@ -1,9 +1,11 @@
 """What every API handler shares, kept on the application under SITE."""
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import time
 from dataclasses import dataclass
+from datetime import tzinfo
 from pathlib import Path
 from typing import Callable
 
@@ -12,7 +14,7 @@ from aiohttp import web
 from counterd.api.auth import Authenticator
 from counterd.api.params import Settings
 from counterd.bus import BatchBus
-from counterd.store import AsyncStore, LiveTotals, Store
+from counterd.store import AsyncStore, DayBins, LiveTotals, Store
 from counterd.store.wallclock import format_wall, to_wall
 
 PERSON = "person"       # the Axis formats carry people only (spec section 5)
@@ -59,6 +61,21 @@ class Site:
 
 
 SITE = web.AppKey("site", Site)
+
+
+def started_bins(days: list[DayBins], tz: tzinfo, now: float) -> list[DayBins]:
+    """Only the bins that have begun by `now`, for every export alike (csv, json, xml,
+    occupancy, detail, /api/v1/counts): today's stop at the bin in progress, holding its counts
+    so far, as a device's do; a bin that has not started is not reported as a zero. A day with no
+    started bin (only after the clock stepped back) is left out."""
+    now_wall = to_wall(tz, now)
+    out = []
+    for day in days:
+        if day.starts and day.starts[-1] > now_wall:
+            day = dataclasses.replace(day, starts=[s for s in day.starts if s <= now_wall])
+        if day.starts:
+            out.append(day)
+    return out
 
 
 def serial_number(configured: str, machine_id_path: str = "/etc/machine-id") -> str:

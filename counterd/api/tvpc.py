@@ -16,9 +16,11 @@ from counterd.api import formats
 from counterd.api.auth import ROLES
 from counterd.api.detail import detail_csv, detail_json
 from counterd.api.logs import generate_logs, show_logs
-from counterd.api.query import BadRequest, check_bin_count, parse_dates, parse_int, parse_query, parse_res
+from counterd.api.params import PARAMS
+from counterd.api.query import (BadRequest, check_bin_count, one_value_each, parse_dates, parse_int, parse_query,
+                                parse_res)
 from counterd.api.replies import plain, refusal
-from counterd.api.site import PERSON, SITE, Site
+from counterd.api.site import PERSON, SITE, Site, started_bins
 from counterd.store import Store
 from counterd.store.occupancy import replay, reset_offset
 from counterd.store.wallclock import format_wall, from_wall, real_range_of_days
@@ -37,12 +39,10 @@ class Call:
     site: Site
     command: str
     pairs: list[tuple[str, str]]        # every query (and form) parameter, in order
+    params: dict[str, str]              # the same, each name once (query.one_value_each)
 
     def get(self, key: str) -> str | None:
-        for k, v in self.pairs:
-            if k == key:
-                return v
-        return None
+        return self.params.get(key)
 
 
 Handler = Callable[[Call], Awaitable[web.StreamResponse]]
@@ -73,10 +73,10 @@ async def list_cnt(call: Call) -> web.Response:
 # ---- exports -----------------------------------------------------------------------------------
 
 
-def people_table(store: Store, site: Site, days: list[int], res: int) -> formats.Table:
+def people_table(store: Store, site: Site, days: list[int], res: int, now: float) -> formats.Table:
     line = site.line
     out = []
-    for day in store.binned(days, res, line, PERSON):
+    for day in started_bins(store.binned(days, res, line, PERSON), store.tz, now):
         rows = tuple(formats.Row(s, s + res, (day.count(s, line, "in", PERSON), day.count(s, line, "out", PERSON)))
                      for s in day.starts)
         out.append((day.day, rows))
@@ -87,17 +87,15 @@ def occupancy_table(store: Store, site: Site, days: list[int], res: int, now: fl
     line = site.line
     offset = reset_offset(site.config.occupancy.reset_time)
     out = []
-    for day in store.binned(days, res, line, PERSON):
+    for day in started_bins(store.binned(days, res, line, PERSON), store.tz, now):
         start, end = real_range_of_days(store.tz, day.day, day.day)
         steps = replay(store, start, min(end, max(start, now)), line, PERSON, offset)
         rows = []
         for s in day.starts:
             real_start, real_end = from_wall(store.tz, s), from_wall(store.tz, s + res)
-            if real_start > now:
-                occupancy, average = 0, 0
-            else:
-                occupancy = steps.before(min(real_end, now))
-                average = steps.average_visit(real_start, min(real_end, now))
+            # The bin in progress: occupancy and visits as of now.
+            occupancy = steps.before(min(real_end, now))
+            average = steps.average_visit(real_start, min(real_end, now))
             rows.append(formats.Row(s, s + res, (occupancy, average, day.count(s, line, "in", PERSON),
                                                  day.count(s, line, "out", PERSON))))
         out.append((day.day, tuple(rows)))
@@ -125,7 +123,7 @@ def exporter(render, content_type: str, allowed_res: tuple[str, ...] = EXPORT_RE
 
 def people_export(kind: str) -> Handler:
     render, content_type = formats.RENDERERS[kind]
-    return exporter(lambda store, site, days, res, now: render(people_table(store, site, days, res)),
+    return exporter(lambda store, site, days, res, now: render(people_table(store, site, days, res, now)),
                     content_type)
 
 
@@ -136,8 +134,8 @@ def occupancy_export(kind: str) -> Handler:
 
 
 def detail_export(render, content_type: str) -> Handler:
-    return exporter(lambda store, site, days, res, now: render(store.binned(days, res), res, site.config,
-                                                               site.serial), content_type)
+    return exporter(lambda store, site, days, res, now: render(started_bins(store.binned(days, res), store.tz, now),
+                                                               res, site.config, site.serial), content_type)
 
 
 async def export_cnt(call: Call) -> web.Response:
@@ -195,24 +193,28 @@ _OLD_VALUE = re.compile(r"v(\d+)")
 
 
 async def setparams(call: Call) -> web.Response:
-    """Both forms: `p1=Counter.Name&v1=x&setparams=...` and `setparams&Counter.Name=x`."""
-    values = {k: v for k, v in call.pairs if _OLD_VALUE.fullmatch(k)}
+    """Both forms: `p1=Counter.Name&v1=x&setparams=...` and `setparams&Counter.Name=x`. The
+    answer is `OK`; Axis parameters that counterd stores but does not act on are named on the
+    lines after it, so a person reading the reply knows nothing changed."""
+    params = call.params
     pairs = []
-    for key, value in call.pairs:
+    for key, value in params.items():
         if key == call.command or _OLD_VALUE.fullmatch(key):
             continue
         old = _OLD_NAME.fullmatch(key)
         if old:
-            if f"v{old.group(1)}" not in values:
+            if f"v{old.group(1)}" not in params:
                 raise BadRequest(f"setparams: {key}={value[:40]} has no v{old.group(1)}")
-            pairs.append((value, values[f"v{old.group(1)}"]))
+            pairs.append((value, params[f"v{old.group(1)}"]))
         else:
             pairs.append((key, value))
     site = call.site
     parsed = site.settings.parse(pairs)
     await site.astore.run(site.store.set_params, {name: text for name, (_, text) in parsed.items()})
     site.settings.set(parsed)
-    return plain("OK")
+    kept = [name for name in parsed if not PARAMS[name].effect]
+    notes = [f"{name}: stored and shown in params.json; it has no meaning for counterd" for name in kept]
+    return plain("\n".join(["OK", *notes]))
 
 
 async def clear_data(call: Call) -> web.Response:
@@ -258,8 +260,15 @@ COMMANDS: dict[str, tuple[str, Handler]] = {
 }
 
 
+# What a HEAD request must never run: HEAD is for looking, and aiohttp answers it with the GET
+# handler unless told otherwise.
+CHANGES_STATE = frozenset({"setparams", "clear-data", "occupancy-reset"})
+
+
 def find_command(pairs: list[tuple[str, str]]) -> str:
-    found = [k for k, _ in pairs if k in COMMANDS]
+    """The one command named; the same one twice (in the URL and in a form body, as the Axis
+    doc's setparams example does) is still one."""
+    found = list(dict.fromkeys(k for k, _ in pairs if k in COMMANDS))
     if len(found) > 1:
         raise BadRequest(f"command: one per request, got {', '.join(found)}")
     if found:
@@ -282,10 +291,14 @@ def cgi_handler(cgi_role: str) -> Callable[[web.Request], Awaitable[web.StreamRe
                 raise BadRequest(f"body: too long (at most {MAX_FORM_BYTES} bytes)")
             pairs += parse_query(form)
         command = find_command(pairs)
+        params = one_value_each(pairs, may_repeat=command)
         role_needed, handler = COMMANDS[command]
         role = max(cgi_role, role_needed, key=ROLES.__getitem__)
         await site.auth.require(request, role, command)
-        return await handler(Call(request, site, command, pairs))
+        if request.method == "HEAD" and command in CHANGES_STATE:
+            raise web.HTTPMethodNotAllowed("HEAD", ["GET", "POST"], content_type="text/plain",
+                                           text=f"{command}: changes data, so only GET or POST runs it, never HEAD\n")
+        return await handler(Call(request, site, command, pairs, params))
     return handle
 
 

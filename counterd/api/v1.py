@@ -5,9 +5,9 @@ from __future__ import annotations
 from aiohttp import web
 
 from counterd import __version__
-from counterd.api.query import (BadRequest, check_bin_count, parse_dates, parse_epoch, parse_int,
+from counterd.api.query import (MAX_FIELDS, MAX_QUERY_BYTES, BadRequest, check_bin_count, one_value_each, parse_dates, parse_epoch, parse_int,
                                 parse_query, parse_res)
-from counterd.api.site import SITE, Site
+from counterd.api.site import SITE, Site, started_bins
 from counterd.store.occupancy import replay, reset_offset
 from counterd.store.wallclock import DAY, RESOLUTIONS, format_wall, to_wall
 
@@ -19,7 +19,7 @@ async def _site_and_query(request: web.Request, what: str) -> tuple[Site, dict[s
     site = request.app[SITE]
     pairs = parse_query(request.rel_url.raw_query_string)
     await site.auth.require(request, "viewer", what)
-    return site, dict(pairs)
+    return site, one_value_each(pairs)
 
 
 async def counts(request: web.Request) -> web.Response:
@@ -38,7 +38,7 @@ async def counts(request: web.Request) -> web.Response:
         days = selection.pick(store.days_with_data())
         check_bin_count(len(days), res, res_name, MAX_BINS)
         bins = []
-        for day in store.binned(days, res, line, class_name):
+        for day in started_bins(store.binned(days, res, line, class_name), store.tz, now):
             per_bin: dict[int, list] = {s: [] for s in day.starts}
             for (start, ln, d, cls), n in sorted(day.counts.items()):
                 if start in per_bin and (direction is None or d == direction):
@@ -108,7 +108,7 @@ def _param(name: str, description: str, schema: dict | None = None) -> dict:
 _COUNT = {"type": "object", "properties": {
     "line": {"type": "string"}, "direction": {"type": "string", "enum": ["in", "out"]},
     "class": {"type": "string"}, "count": {"type": "integer"}}}
-_ERRORS = {"400": {"description": "bad parameter: one text/plain line naming it"},
+_ERRORS = {"400": {"description": "bad or repeated parameter: one text/plain line naming it"},
            "401": {"description": "login needed (Digest or Basic challenge)"}}
 
 
@@ -123,7 +123,14 @@ OPENAPI = {
     "info": {"title": "counterd API", "version": __version__,
              "description": "Counts per line, direction and class beyond what the Axis formats carry. "
                             "Times are local wall-clock (camera.timezone) unless named timestamp (epoch s). "
-                            "Every endpoint needs the viewer role."},
+                            "Every endpoint needs the viewer role. "
+                            f"Limits: a query string of at most {MAX_QUERY_BYTES} bytes and {MAX_FIELDS} "
+                            "parameters, strict UTF-8 without control characters; each parameter at most "
+                            "once (a repeated one is refused with 400 naming it, the same rule as the Axis "
+                            f"CGIs); /api/v1/counts at most {MAX_BINS} bins per request. Bins that have "
+                            "not begun are not reported: today's stop at the bin in progress."},
+    "x-limits": {"max_query_bytes": MAX_QUERY_BYTES, "max_parameters": MAX_FIELDS,
+                 "repeated_parameter": "refused (400)", "max_bins_per_counts_request": MAX_BINS},
     "components": {"securitySchemes": {"digest": {"type": "http", "scheme": "digest"},
                                        "basic": {"type": "http", "scheme": "basic"}}},
     "paths": {

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import field
 from typing import Any
 
@@ -49,3 +50,19 @@ class Secret:
         return "Secret('<redacted>')" if self._value else "Secret('')"
 
     __str__ = __repr__
+
+
+# Characters XML 1.0 cannot carry at all, escaped or not (its Char production): C0 controls
+# other than tab/LF/CR, lone surrogates, U+FFFE and U+FFFF.
+_NOT_XML = re.compile("[^\t\n\r\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def xml_unsafe(text: str) -> str:
+    """'U+FFFF' for the first character of text that XML cannot carry, else ''."""
+    found = _NOT_XML.search(text)
+    return f"U+{ord(found.group()):04X}" if found else ""
+
+
+def xml_safe(text: str) -> str:
+    """text without the characters XML cannot carry (for output built from older stored data)."""
+    return _NOT_XML.sub("", text)

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Literal
 
 from counterd.classes import CLASS_IDS, DEFAULT_CLASSES
-from counterd.config.fields import ConfigError, Secret, setting
+from counterd.config.fields import ConfigError, Secret, setting, xml_unsafe
 from counterd.upload.schema import CAMERA_REF_PATTERN, COUNT_COLUMNS
 
 
@@ -29,6 +29,9 @@ class CameraConfig:
             out.append(("serial", f"must be 12 upper-case hex digits, got {self.serial!r}"))
         if (self.width is None) != (self.height is None):
             out.append(("width", "give both width and height, or neither"))
+        if xml_unsafe(self.name) or any(ord(c) < 32 for c in self.name):
+            out.append(("name", f"must be printable text that XML can carry (export-xml shows it), "
+                                f"got {self.name!r}"))
         return out
 
 
