@@ -108,6 +108,8 @@ class CentralService:
         self.records: dict[str, dict[tuple[datetime, str], Row]] = {"yolo": {}, "tf2": {}}
         self.uploads: list[Upload] = []
         self.outage: int | None = None              # a proxy's answer while the service is down
+        self.database_down = 0                      # answer this many uploads with the Django 500
+        self.login_page = False                     # a proxy in front answers 200 with its login page
         self.stored_rows = asyncio.Event()          # set whenever an upload stores rows
 
     def app(self) -> web.Application:
@@ -125,6 +127,9 @@ class CentralService:
         if self.outage is not None:
             return web.Response(status=self.outage, text=f"<html><body>{self.outage}</body></html>",
                                 content_type="text/html")
+        if self.login_page:
+            return web.Response(text="<html><body><form>Sign in to continue</form></body></html>",
+                                content_type="text/html")
         form = await request.post()
         fields = {k: [v for v in form.getall(k) if isinstance(v, str)] for k in set(form)}
         files = {k: [v for v in form.getall(k) if isinstance(v, web.FileField)] for k in set(form)}
@@ -137,6 +142,9 @@ class CentralService:
             return web.json_response(UNAUTHORIZED, status=401)
         answer: dict = {}
         try:
+            if self.database_down:              # a locked or missing database: the same HTML 500
+                self.database_down -= 1
+                raise OSError("database is locked")
             for name in sorted(files):
                 if files[name]:                                 # request.FILES.values(): last per name
                     answer.update(self.handle_file(files[name][-1].file.read(), overwrite, upload))

@@ -161,16 +161,127 @@ async def test_rejected_report_is_quarantined_once_and_the_next_one_still_goes(s
     bad = uploader.outbox.put("20261121T07Z_entrance-north.csv.gz",
                               gzip.compress(b"\xef\xbb\xbfimage_proc,image_capt\n1,2\n"))
     try:
+        assert 5 <= await uploader.run_once() <= 10       # kept for a retry; the next one still went
+        # The service took another report since: this 500 is about our content.
         assert await uploader.run_once() is None
-        assert await uploader.run_once() is None        # not retried in a loop
+        assert await uploader.run_once() is None          # not retried in a loop
     finally:
         await uploader.close()
-    assert [u.status for u in service.uploads] == [500, 200]
+    assert [u.status for u in service.uploads] == [500, 200, 500]
     assert [r.timestamp.hour for r in service.stored()] == [9]
     kept = tmp_path / "outbox" / "quarantine" / bad.name
     assert kept.exists() and "500" in kept.with_name(bad.name + ".why").read_text()
     assert f"moved {bad.name} to {kept}" in caplog.text
+    assert "after the service accepted another report" in caplog.text
     assert sample(uploader, "counterd_upload_quarantined_files") == 1
+
+
+async def test_a_500_from_a_locked_database_is_retried_and_delivered(service, tmp_path, caplog):
+    clock = FakeClock(datetime(2026, 11, 21, 10, 20, tzinfo=UTC))
+    seed_status(tmp_path, datetime(2026, 11, 21, 8, tzinfo=UTC))
+    uploader = make_uploader(upload_config(service.url), busy_store(datetime(2026, 11, 21, 9, tzinfo=UTC), 1),
+                             tmp_path, clock)
+    service.database_down = 2
+    try:
+        waits = [await uploader.run_once() for _ in range(3)]
+    finally:
+        await uploader.close()
+    assert waits[0] is not None and waits[1] is not None and waits[2] is None
+    assert waits[0] < waits[1] * 2                  # backing off: the ceiling doubled (jittered)
+    assert [u.status for u in service.uploads] == [500, 500, 200]
+    assert [r.timestamp.hour for r in service.stored()] == [9]
+    assert uploader.outbox.quarantined() == [] and uploader.outbox.read_status().rejections == {}
+    assert "try 2 of 4" in caplog.text
+
+
+async def test_a_long_database_outage_sets_reports_aside_and_loses_no_hour(service, tmp_path, caplog):
+    clock = FakeClock(datetime(2026, 11, 21, 10, 20, tzinfo=UTC))
+    seed_status(tmp_path, datetime(2026, 11, 21, 8, tzinfo=UTC))
+    store = busy_store(datetime(2026, 11, 21, 9, tzinfo=UTC), 3)
+    uploader = make_uploader(upload_config(service.url, reject_attempts=3), store, tmp_path, clock)
+    service.database_down = 1000
+    try:
+        assert await uploader.run_once() is not None
+        assert await uploader.run_once() is not None
+        assert await uploader.run_once() is None        # third 500: set aside, not retried in a loop
+        assert [p.name for p in uploader.outbox.quarantined()] == ["20261121T09Z_entrance-north.csv.gz"]
+        assert "3 tries: set aside until the service accepts another report" in caplog.text
+        service.database_down = 0
+        clock.advance(hours=1)                          # the next hour's report goes through...
+        assert await uploader.run_once() is not None    # ...and brings the set-aside one back
+        assert await uploader.run_once() is None
+    finally:
+        await uploader.close()
+    assert [(r.timestamp.hour, r.counts["pedestrian"]) for r in service.stored()] == [(9, 0), (10, 1)]
+    assert uploader.outbox.quarantined() == [] and uploader.outbox.pending() == []
+
+
+async def test_a_200_that_is_not_the_services_json_keeps_the_report(service, tmp_path, caplog):
+    seed_status(tmp_path, datetime(2026, 11, 21, 8, tzinfo=UTC))
+    uploader = make_uploader(upload_config(service.url), FakeStore(), tmp_path,
+                             FakeClock(datetime(2026, 11, 21, 10, 20, tzinfo=UTC)))
+    service.login_page = True
+    try:
+        assert await uploader.run_once() == 1800.0
+        refused = [r.getMessage() for r in caplog.records if "UPLOAD REFUSED" in r.getMessage()]
+        assert refused and "Sign in to continue" in refused[0] and 'status "ok"' in refused[0]
+        assert [p.name for p in uploader.outbox.pending()] == ["20261121T09Z_entrance-north.csv.gz"]
+        service.login_page = False
+        assert await uploader.run_once() is None
+    finally:
+        await uploader.close()
+    assert [r.timestamp.hour for r in service.stored()] == [9]
+
+
+async def test_overwrite_never_replaces_delivered_rows_with_an_unanalysed_rebuild(service, tmp_path):
+    """status.json lost and no counts database: the rebuilt horizon is zero rows with
+    warnings 2; with overwrite on they still must not replace the good rows already delivered."""
+    first = datetime(2026, 11, 21, 3, tzinfo=UTC)
+    seed_status(tmp_path, first - HOUR)
+    clock = FakeClock(datetime(2026, 11, 21, 10, 20, tzinfo=UTC))
+    config = upload_config(service.url, overwrite=True, backfill_days=1.0)
+    uploader = make_uploader(config, busy_store(first, 7), tmp_path, clock)
+    try:
+        assert await uploader.run_once() is None
+    finally:
+        await uploader.close()
+    good = [(r.timestamp, r.counts["pedestrian"], r.camera_ok) for r in service.stored()]
+    assert good == [(first + i * HOUR, i, True) for i in range(7)]
+    assert all(u.overwrite for u in service.uploads)          # full hours go with overwrite=t
+    (tmp_path / "outbox" / "status.json").write_text("{lost")
+    rebuilt = make_uploader(config, FakeStore(), tmp_path, clock)
+    try:
+        assert await rebuilt.run_once() is None
+    finally:
+        await rebuilt.close()
+    late = service.uploads[7:]
+    assert len(late) == 23 and not any(u.overwrite for u in late)       # the last day, rebuilt
+    assert [(r.timestamp, r.counts["pedestrian"], r.camera_ok) for r in service.stored()
+            if r.timestamp >= first][:7] == good                 # the service still has the good rows
+
+
+async def test_unknown_camera_warning_is_about_this_camera(service, tmp_path, caplog):
+    seed_status(tmp_path, datetime(2026, 11, 21, 8, tzinfo=UTC))
+    service.cameras["other-box"] = 1              # another box's camera, never registered
+    clock = FakeClock(datetime(2026, 11, 21, 10, 20, tzinfo=UTC))
+    registered = make_uploader(upload_config(service.url, camera_pk=2), FakeStore(), tmp_path, clock)
+    service.complete.add("entrance-north")        # ours gets number 2 and is registered
+    try:
+        assert await registered.run_once() is None
+    finally:
+        await registered.close()
+    assert service.cameras["entrance-north"] == 2
+    assert "does not know camera_ref" not in caplog.text
+    service.complete.discard("entrance-north")
+    clock.advance(hours=2)
+    unregistered = make_uploader(upload_config(service.url, camera_pk=2), FakeStore(), tmp_path, clock)
+    try:
+        assert await unregistered.run_once() is None
+    finally:
+        await unregistered.close()
+    warnings = [r.getMessage() for r in caplog.records if "does not know camera_ref" in r.getMessage()]
+    assert warnings == ["the service does not know camera_ref 'entrance-north' (camera 2) yet: its rows "
+                        "are stored but stay hidden until the camera is registered there (label, lon, lat)"]
 
 
 async def test_unreachable_service_is_retried_with_capped_jittered_backoff(tmp_path):

@@ -39,8 +39,11 @@ def csv_lines(data: bytes) -> list[str]:
     return gzip.decompress(data).decode("utf-8").splitlines()
 
 
+BOTH_LINES = ["door", "pavement"]
+
+
 def test_report_is_one_gzipped_row_with_the_exact_header():
-    report = build_report(busy_hour(), upload_config(), HOUR_10 + timedelta(minutes=59), BUILT)
+    report = build_report(busy_hour(), upload_config(lines=BOTH_LINES), HOUR_10 + timedelta(minutes=59), BUILT)
     assert report.data[:2] == b"\x1f\x8b"
     text = gzip.decompress(report.data)
     assert not text.startswith(b"\xef\xbb\xbf")
@@ -51,6 +54,18 @@ def test_report_is_one_gzipped_row_with_the_exact_header():
     assert report.hour == HOUR_10
 
 
+def test_only_the_primary_line_is_reported_by_default():
+    """Summing every line would count a person who crosses two lines twice."""
+    config = config_from_dict({"upload": {"camera_ref": "cam"}, "counting": {"primary_line": "pavement"},
+                               "lines": [{"name": n, "start": [0, i], "end": [10, i]}
+                                         for i, n in enumerate(BOTH_LINES)]}, "<test>")
+    assert config.upload.lines == ("pavement",)
+    fields = csv_lines(build_report(busy_hour(), config.upload, HOUR_10, BUILT).data)[1].split(",")
+    assert dict(zip(YOLO_HEADER.split(","), fields))["pedestrian"] == "0"        # door's people left out
+    assert dict(zip(YOLO_HEADER.split(","), fields))["lorry"] == "4"
+    assert upload_config().lines == ("door",)                                     # the first line
+
+
 def test_lines_direction_and_tf2_schema_are_configurable():
     config = upload_config(model_name="tf2", lines=["door"], direction="in")
     lines = csv_lines(build_report(busy_hour(), config, HOUR_10, BUILT).data)
@@ -59,7 +74,8 @@ def test_lines_direction_and_tf2_schema_are_configurable():
 
 
 def test_class_map_replaces_the_default_mapping():
-    config = upload_config(class_map=[["person", "pedestrian"], ["truck", "van"], ["bicycle", "van"]])
+    config = upload_config(class_map=[["person", "pedestrian"], ["truck", "van"], ["bicycle", "van"]],
+                           lines=BOTH_LINES)
     fields = dict(zip(YOLO_HEADER.split(","), csv_lines(build_report(busy_hour(), config, HOUR_10, BUILT).data)[1].split(",")))
     assert (fields["pedestrian"], fields["van"], fields["lorry"], fields["cyclist"]) == ("5", "5", "0", "0")
 
@@ -113,7 +129,7 @@ async def service_client(aiohttp_client):
 
 async def test_service_stores_our_report(service_client):
     service, client = service_client
-    status, body = await post(client, build_report(busy_hour(), upload_config(), HOUR_10, BUILT).data)
+    status, body = await post(client, build_report(busy_hour(), upload_config(lines=BOTH_LINES), HOUR_10, BUILT).data)
     assert status == 200
     assert json.loads(body) == {"status": "ok", "message": "Report file was processed successfully",
                                 "have_unknown_cameras": True, "pks_of_unknown_cameras": [1]}
@@ -168,7 +184,9 @@ async def test_service_breaks_on_a_camera_ref_with_a_space(service_client):
 
 
 @pytest.mark.parametrize("status, body, outcome", [
-    (200, b'{"status": "ok"}', Outcome.DELIVERED), (201, b"", Outcome.DELIVERED),
+    (200, b'{"status": "ok"}', Outcome.DELIVERED), (201, b'{"status": "ok"}', Outcome.DELIVERED),
+    (200, b"<html><form>proxy login</form></html>", Outcome.REFUSED), (201, b"", Outcome.REFUSED),
+    (200, b'{"status": "error"}', Outcome.REFUSED), (200, b'["ok"]', Outcome.REFUSED),
     (200, b"{}", Outcome.REFUSED), (401, json.dumps(UNAUTHORIZED).encode(), Outcome.REFUSED),
     (404, b"not found", Outcome.REFUSED), (301, b"", Outcome.REFUSED),
     (500, DJANGO_500.encode(), Outcome.REJECTED),

@@ -34,7 +34,7 @@ def config_from_dict(data: dict, source: str = "<dict>") -> Config:
         _collect_problems(config, "", source, errors)
     if errors:
         raise ConfigError(errors)
-    return config
+    return config.with_derived_defaults()
 
 
 def _collect_problems(obj: Any, prefix: str, source: str, errors: list[str]) -> None:

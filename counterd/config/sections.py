@@ -2,6 +2,7 @@
 with when a key is absent; config/counterd.toml documents every key."""
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -242,7 +243,7 @@ class UploadConfig:
     pin_file: str = ""              # a file holding it (surrounding whitespace ignored)
     model_name: Literal["yolo", "tf2"] = "yolo"     # the service's column schema
     class_map: tuple[tuple[str, str], ...] = ()     # [detector class, column] pairs; empty = default
-    lines: tuple[str, ...] = ()     # lines whose crossings are reported; empty = every line
+    lines: tuple[str, ...] = ()     # lines whose crossings are reported; empty = the primary line (set at load)
     direction: Literal["in", "out", "both"] = "both"
     minute: int = setting(5, min=0, max=59)          # the hourly job runs this many minutes past
     backoff_base_s: float = setting(10.0, above=0.0)     # first retry wait, doubling, with jitter
@@ -252,7 +253,9 @@ class UploadConfig:
     timeout_s: float = setting(60.0, above=0.0)          # a whole upload, answer included
     spool_warn_mb: float = setting(50.0, above=0.0)      # outbox size that raises a warning
     backfill_days: float = setting(7.0, min=0.0)         # oldest missing hour still built and sent
-    overwrite: bool = False         # send overwrite=t: a rebuilt hour replaces the service's row
+    overwrite: bool = False         # send overwrite=t: a rebuilt, fully analysed hour replaces the service's row
+    reject_attempts: int = setting(4, min=1, max=100)    # 500s (with backoff) before a report is set aside
+    camera_pk: int = setting(0, min=0)                   # this camera's number at the service; 0 = unknown
 
     def problems(self) -> list[tuple[str, str]]:
         out = []
@@ -318,6 +321,15 @@ class Config:
             if line.name == self.counting.primary_line:
                 return line
         return self.lines[0] if self.lines else None
+
+    def with_derived_defaults(self) -> Config:
+        """Defaults that depend on other sections, filled in once at load so that check-config
+        shows them: upload.lines defaults to the primary line alone (summing every line would
+        count a person who crosses two lines twice)."""
+        primary = self.primary_line
+        if self.upload.lines or primary is None:
+            return self
+        return dataclasses.replace(self, upload=dataclasses.replace(self.upload, lines=(primary.name,)))
 
     def check_frame_size(self, width: int, height: int) -> None:
         """Refuse lines that leave the actual frame (the file may not have known its size)."""

@@ -31,6 +31,10 @@ class DeliveryStatus:
     last_delivered_hour: str | None = None   # newest hour the service accepted
     last_success: dict | None = None         # {"time", "file"}
     last_error: dict | None = None           # {"time", "file", "message"}
+    # Reports the service answered 500: name -> {"attempts", "delivered_since", "parked"}
+    # (uploader.py: a 500 is retried; quarantined after upload.reject_attempts, or at once when
+    # it comes again after the service accepted another report).
+    rejections: dict = field(default_factory=dict)
     problems: list[str] = field(default_factory=list, repr=False)  # why the file was unreadable
 
     def to_json(self) -> dict:
@@ -134,6 +138,9 @@ class Outbox:
             for key in ("last_success", "last_error"):
                 if not isinstance(getattr(status, key), (dict, type(None))):
                     raise TypeError(f"{key} is not an object")
+            if not isinstance(status.rejections, dict) or not all(
+                    isinstance(v, dict) and isinstance(v.get("attempts"), int) for v in status.rejections.values()):
+                raise TypeError("rejections is not an object of {attempts, ...} objects")
             return status
         except FileNotFoundError:
             return DeliveryStatus()

@@ -83,6 +83,16 @@ def build_report(source: CountSource, config: UploadConfig, hour: datetime, buil
     return Report(hour=start, name=report_name(config.camera_ref, start), data=data)
 
 
+def warning_of(data: bytes) -> int | None:
+    """The warnings code of a report built here (None when it cannot be read: a file we did not
+    make). Decides whether the report may overwrite the service's row."""
+    try:
+        rows = list(csv.DictReader(io.StringIO(gzip.decompress(data).decode("utf-8"))))
+        return max(int(row["warnings"]) for row in rows)
+    except (OSError, EOFError, UnicodeDecodeError, csv.Error, KeyError, TypeError, ValueError):
+        return None
+
+
 def hour_of_name(name: str) -> datetime | None:
     """The hour a report file is for, from its outbox name (None for a name we did not make)."""
     try:

@@ -2,7 +2,10 @@
 
 The service's answers (../shared/spec/central-service.md): 200 JSON with status "ok" when stored
 (duplicates included), 200 `{}` when it saw no file, 401 JSON for a bad PIN, an HTML 500 for any
-content it cannot parse. Proxies in front of it answer 502/503/504 while it is down.
+content it cannot parse -- and also while its database is locked or down, so one 500 does not
+prove the content bad (the uploader decides). Proxies in front of it answer 502/503/504 while it
+is down. Anything else, a 200 HTML page included (a proxy's login page, a wrong url), is not a
+delivery.
 """
 from __future__ import annotations
 
@@ -16,8 +19,8 @@ from yarl import URL
 
 
 class Outcome(enum.Enum):
-    DELIVERED = "delivered"      # 2xx: delete the file
-    REJECTED = "rejected"        # 500: the service cannot parse our content; quarantine, move on
+    DELIVERED = "delivered"      # 2xx with JSON status "ok": delete the file
+    REJECTED = "rejected"        # 500: our content, or the service's database; retried, then quarantined
     REFUSED = "refused"          # 401, wrong url, no file seen: fix the config; keep, retry slowly
     UNREACHABLE = "unreachable"  # timeout, connection error, 502/503/504: retry with backoff
 
@@ -26,7 +29,7 @@ class Outcome(enum.Enum):
 class SendResult:
     outcome: Outcome
     message: str                 # one line for the log; never contains the PIN
-    unknown_cameras: bool = False
+    unknown_cameras: tuple[int, ...] = ()   # the service's numbers (pks) of cameras it cannot show yet
 
 
 def upload_endpoint(base_url: str) -> str:
@@ -62,14 +65,18 @@ def classify(status: int, body: bytes, where: str, location: str | None = None) 
         answer = parse_json(body)
         if answer == {}:
             return SendResult(Outcome.REFUSED, f"{where} answered 200 {{}}: it saw no file in the upload")
-        unknown = isinstance(answer, dict) and bool(answer.get("have_unknown_cameras"))
-        return SendResult(Outcome.DELIVERED, f"{where} answered {status}", unknown_cameras=unknown)
+        if not isinstance(answer, dict) or answer.get("status") != "ok":
+            return SendResult(Outcome.REFUSED, f"{where} answered {status} without the service's JSON "
+                                               f'status "ok" ({snippet(body)}), so nothing was stored: '
+                                               "check upload.url (a proxy's login page? another site?)")
+        unknown = answer.get("pks_of_unknown_cameras")
+        pks = tuple(pk for pk in unknown if isinstance(pk, int)) if isinstance(unknown, list) else ()
+        return SendResult(Outcome.DELIVERED, f"{where} answered {status}", unknown_cameras=pks)
     if status == 401:
         return SendResult(Outcome.REFUSED, f"{where} refused the PIN (401 unauthorized): "
                                            "check upload.pin / pin_env / pin_file")
     if status == 500:
-        return SendResult(Outcome.REJECTED, f"{where} rejected the report's content (500: "
-                                            f"{snippet(body)})")
+        return SendResult(Outcome.REJECTED, f"{where} answered 500 ({snippet(body)})")
     if status in (408, 429) or status >= 500:
         return SendResult(Outcome.UNREACHABLE, f"{where} answered {status} (service unavailable)")
     if 300 <= status < 400:

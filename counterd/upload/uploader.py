@@ -25,7 +25,8 @@ from counterd.config import UploadConfig
 from counterd.upload.metrics import UploadMetrics
 from counterd.upload.outbox import DeliveryStatus, Outbox, iso_utc
 from counterd.upload.pin import PinError, read_pin
-from counterd.upload.report import HOUR, CountSource, Report, build_report, hour_floor, hour_of_name
+from counterd.upload.report import HOUR, CountSource, Report, build_report, hour_floor, hour_of_name, warning_of
+from counterd.upload.schema import WARNING_OK
 from counterd.upload.sender import Outcome, SendResult, display_url, send_report, upload_endpoint
 
 log = logging.getLogger("counterd.upload")
@@ -71,7 +72,7 @@ class Uploader:
         self._failures = 0                   # consecutive unreachable answers, for the backoff
         self._status_lock = threading.Lock()
         self._was_over_limit = False
-        self._warned_unknown_camera = False
+        self._warned_unknown_camera: tuple[str, int] | None = None   # (camera_ref, camera_pk) told about
         self._session: aiohttp.ClientSession | None = None
         self._session_outdated = False
         self._scheduler: AsyncIOScheduler | None = None
@@ -223,7 +224,8 @@ class Uploader:
 
     async def send_pending(self) -> float | None:
         """Send waiting reports oldest first, stopping at the first one that cannot be sent now
-        (order matters to the service's readers; a rejected one is set aside instead)."""
+        (order matters to the service's readers). A report answered 500 is held back for a retry
+        while the next ones still go: their fate tells the service's trouble from our content."""
         pending = await self._blocking(self.outbox.pending)
         retry_in = None
         for i, path in enumerate(pending):
@@ -237,32 +239,42 @@ class Uploader:
                 result = SendResult(Outcome.REFUSED, str(exc))
             else:
                 result = await send_report(await self._client(), self.endpoint, path.name, data,
-                                           pin.reveal(), self.config.overwrite)
+                                           pin.reveal(), self.may_overwrite(path, data))
             self.metrics.attempts.labels(result.outcome.value).inc()
-            retry_in = await self._settle(path, result, waiting=len(pending) - i)
-            if retry_in is not None:
-                break
+            wait = await self._settle(path, result, waiting=len(pending) - i)
+            if wait is not None:
+                retry_in = wait if retry_in is None else min(retry_in, wait)
+                if result.outcome is not Outcome.REJECTED:
+                    break
         await self._blocking(self._refresh_spool_metrics)
         return retry_in
+
+    def may_overwrite(self, path: Path, data: bytes) -> bool:
+        """overwrite=t only for a report of a fully analysed hour. A partly or never analysed
+        hour (rebuilt after a lost status.json or counts database, say) goes without it, so it
+        fills an empty slot at the service but never replaces a row delivered before."""
+        if not self.config.overwrite:
+            return False
+        if warning_of(data) == WARNING_OK:
+            return True
+        log.debug("upload: %s is not a fully analysed hour: sent without overwrite, so it cannot "
+                 "replace a row the service already has", path.name)
+        return False
 
     async def _settle(self, path: Path, result: SendResult, waiting: int) -> float | None:
         """Act on one answer; returns a retry wait when sending must pause."""
         if result.outcome is Outcome.DELIVERED:
             self._failures = 0
-            await self._blocking(self._record_delivery, path)
+            requeued = await self._blocking(self._record_delivery, path)
             log.info("delivered %s (%s)", path.name, result.message)
-            if result.unknown_cameras and not self._warned_unknown_camera:
-                self._warned_unknown_camera = True
-                log.warning("the service does not know camera_ref %r yet: its rows are stored but stay "
-                            "hidden until the camera is registered there (label, lon, lat)",
-                            self.config.camera_ref)
+            self._check_camera_known(result.unknown_cameras)
+            if requeued:
+                log.warning("upload: the service accepts reports again; %s back from quarantine for "
+                            "one more try", ", ".join(requeued))
+                return self.config.backoff_base_s
             return None
         if result.outcome is Outcome.REJECTED:
-            target = await self._blocking(self.outbox.quarantine, path, result.message)
-            await self._blocking(self._record_error, path, result.message)
-            log.error("%s; moved %s to %s, not retried (README: Hourly reports, troubleshooting)",
-                      result.message, path.name, target)
-            return None
+            return await self._rejected(path, result.message)
         if result.outcome is Outcome.REFUSED:
             wait = self.config.unauthorized_retry_s
             log.error("UPLOAD REFUSED: %s; %d report(s) kept in %s, retrying in %g s",
@@ -274,6 +286,47 @@ class Uploader:
                         result.message, waiting, self.outbox.dir, wait)
         await self._blocking(self._record_error, path, result.message)
         return wait
+
+    async def _rejected(self, path: Path, message: str) -> float | None:
+        """A 500 is the service's answer to content it cannot parse, but also to its own locked
+        or missing database. Retry with backoff; set the report aside (quarantine, never
+        deleted) only when it fails again after the service accepted another report, or after
+        upload.reject_attempts tries -- and then bring it back for one more try as soon as
+        another report is accepted."""
+        verdict, attempts = await self._blocking(self._note_rejection, path)
+        await self._blocking(self._record_error, path, message)
+        if verdict == "retry":
+            self._failures += 1
+            wait = self.backoff_delay(self._failures)
+            log.warning("%s for %s (try %d of %d; the service's database may be busy): kept, "
+                        "retrying in %.0f s", message, path.name, attempts, self.config.reject_attempts, wait)
+            return wait
+        if verdict == "park":
+            why = (f"{message}; {attempts} tries: set aside until the service accepts another report, "
+                   "then tried once more")
+        else:
+            why = f"{message} again after the service accepted another report: it rejects this content"
+        target = await self._blocking(self.outbox.quarantine, path, why)
+        log.error("%s; moved %s to %s (README: Hourly reports, troubleshooting)", why, path.name, target)
+        return None
+
+    def _check_camera_known(self, unknown_pks: tuple[int, ...]) -> None:
+        """The service lists every camera it cannot show yet (no label, lon, lat), by number;
+        say so about this camera only when upload.camera_pk says which number is ours."""
+        pk = self.config.camera_pk
+        key = (self.config.camera_ref, pk)
+        if self._warned_unknown_camera == key:
+            return
+        if pk and pk in unknown_pks:
+            self._warned_unknown_camera = key
+            log.warning("the service does not know camera_ref %r (camera %d) yet: its rows are stored "
+                        "but stay hidden until the camera is registered there (label, lon, lat)",
+                        self.config.camera_ref, pk)
+        elif not pk and unknown_pks:
+            self._warned_unknown_camera = key
+            log.info("the service has %d camera(s) it cannot show yet (numbers %s); set upload.camera_pk "
+                     "to this camera's number there to be told whether %r is one of them",
+                     len(unknown_pks), ", ".join(map(str, unknown_pks[:10])), self.config.camera_ref)
 
     def backoff_delay(self, failures: int) -> float:
         """Exponential backoff with jitter: the ceiling doubles per failure up to the cap, and the
@@ -293,11 +346,45 @@ class Uploader:
 
     # -- bookkeeping (blocking) -----------------------------------------------------------------
 
-    def _record_delivery(self, path: Path) -> None:
-        self.outbox.remove(path)
-        now = self.clock.now()
+    def _note_rejection(self, path: Path) -> tuple[str, int]:
+        """Count one more 500 for this report: ("retry" | "park" | "quarantine", attempts)."""
         with self._status_lock:
             status = self.outbox.read_status()
+            entry = status.rejections.get(path.name) or {"attempts": 0, "delivered_since": False}
+            entry["attempts"] += 1
+            if entry.get("delivered_since"):
+                verdict = "quarantine"
+            elif entry["attempts"] >= self.config.reject_attempts:
+                verdict = "park"
+            else:
+                verdict = "retry"
+            entry.update(delivered_since=False, parked=verdict == "park")
+            if verdict == "quarantine":
+                status.rejections.pop(path.name, None)
+            else:
+                status.rejections[path.name] = entry
+            if not status.problems:
+                self.outbox.write_status(status)
+        return verdict, entry["attempts"]
+
+    def _record_delivery(self, path: Path) -> list[str]:
+        """Bookkeeping for a delivered report; returns the reports set aside after repeated 500s
+        that came back from quarantine for one more try (the service works again)."""
+        self.outbox.remove(path)
+        now = self.clock.now()
+        requeued = []
+        with self._status_lock:
+            status = self.outbox.read_status()
+            status.rejections.pop(path.name, None)
+            for name, entry in status.rejections.items():
+                entry["delivered_since"] = True
+                if entry.get("parked"):
+                    try:
+                        self.outbox.requeue(name)
+                        requeued.append(name)
+                    except FileNotFoundError:
+                        pass        # requeued or removed by hand meanwhile
+                    entry["parked"] = False
             status.last_success = {"time": iso_utc(now), "file": path.name}
             hour = hour_of_name(path.name)
             if hour is not None and (status.last_delivered_hour is None
@@ -306,6 +393,7 @@ class Uploader:
             if not status.problems:   # an unreadable file keeps its build cursor for build_due
                 self.outbox.write_status(status)
         self.metrics.last_success.set(now.timestamp())
+        return requeued
 
     def _record_error(self, path: Path, message: str) -> None:
         with self._status_lock:
