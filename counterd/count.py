@@ -118,14 +118,16 @@ class LineCounter(PackedRows):
 
     def reconfigure(self, lines: Sequence[LineConfig], counting: CountingConfig) -> None:
         """Replace lines and settings. Totals of lines kept by name survive; a line whose points
-        changed starts its tracks undecided, so nothing counts from the old geometry."""
+        changed starts its tracks undecided, so nothing counts from the old geometry. A line
+        whose alert settings alone changed keeps its tracks' sides (someone standing on it
+        still counts when they step off)."""
         lines = tuple(lines)
         anchor_kept = self.counting.anchor == counting.anchor
-        old_column = {line: i for i, line in enumerate(self.lines)}
+        old_column = {line.geometry: i for i, line in enumerate(self.lines)}
         side = np.zeros((len(self._ids), len(lines)), np.int8)
         decided_at = np.zeros((len(self._ids), len(lines), 2))
         for j, line in enumerate(lines):
-            i = old_column.get(line)
+            i = old_column.get(line.geometry)
             if i is not None and anchor_kept:
                 side[:, j] = self._side[:, i]
                 decided_at[:, j] = self._decided_at[:, i]

@@ -105,7 +105,10 @@ class Pipeline:
     def reconfigure(self, config: Config) -> None:
         """Apply new lines and thresholds without losing totals or live tracks.
 
-        The detector is kept: a different model, backend or mosaic setting needs a restart."""
+        The detector is kept, and so is the [detector] section it was built from: a different
+        model, backend or mosaic setting needs a restart (pairing frames for a mosaic the
+        detector was not built for would add a frame of latency for nothing)."""
+        config = dataclasses.replace(config, detector=self.config.detector)
         self.tracker.reconfigure(config.tracker)
         self.counter.reconfigure(config.lines, config.counting)
         if config.gating != self.config.gating:

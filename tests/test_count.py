@@ -1,6 +1,7 @@
 """Line counting rules, each one driven by scripted tracks fed straight to LineCounter."""
 from __future__ import annotations
 
+import dataclasses
 import math
 import sys
 
@@ -263,6 +264,17 @@ def test_reconfigure_keeps_totals_and_track_sides_of_unchanged_lines():
     assert counts(c) == (2, 0)
     c.reconfigure([ACROSS], CountingConfig())
     assert set(c.totals) == {"across"}
+
+
+def test_adding_an_alert_setting_on_reload_keeps_the_side_of_someone_standing_on_the_line():
+    """The reload bug: a line whose alert settings alone changed kept no track state, so a
+    person standing inside its band during the reload was never counted stepping off."""
+    c = counter(DOWN)
+    play(c, walk(1, (200, 100), (240, 100), 4))              # from the left onto the line, and stays
+    c.reconfigure([dataclasses.replace(DOWN, tailgate_seconds=2.0, forbidden_direction="out")],
+                  CountingConfig())
+    play(c, walk(1, (240, 100), (280, 100), 4), start=5)     # steps off to the right
+    assert counts(c) == (1, 0)
 
 
 def test_a_moved_line_does_not_count_from_the_old_geometry():

@@ -19,11 +19,11 @@ from aiohttp import web
 
 from counterd.api import tvpc, v1
 from counterd.api.auth import Authenticator
-from counterd.api.params import Settings
 from counterd.api.query import BadRequest
 from counterd.api.replies import refusal
 from counterd.api.site import SITE, Site, serial_number
 from counterd.bus import BatchBus
+from counterd.confighub import ConfigHub, changed_keys, restart_needed
 from counterd.config import Config
 from counterd.store import AsyncStore, LiveTotals, Store
 
@@ -46,19 +46,22 @@ async def error_middleware(request: web.Request, handler):
         raise refusal(503, f"store: {exc}") from None
 
 
-def add_api(app: web.Application, config: Config, store_provider: Callable[[], AsyncStore],
+def add_api(app: web.Application, hub: ConfigHub, store_provider: Callable[[], AsyncStore],
             bus: BatchBus, *, clock=time.time, sleep=asyncio.sleep) -> Site:
-    """Mount the API on `app`. The returned Site's settings.listeners get each new effective
-    Config after a setparams (the daemon reconfigures its pipeline there)."""
+    """Mount the API on `app`. setparams goes through the config hub, which hands the new
+    effective config to every registered component (the daemon's pipeline among them)."""
+    config = hub.effective
     api = config.api
     auth = Authenticator(config.users, api.realm, anonymous_viewer=api.anonymous_viewer,
                          nonce_seconds=api.nonce_seconds, clock=clock, sleep=sleep)
-    site = Site(Settings(config), auth, store_provider, config.daemon.log_path, clock,
+    site = Site(hub, auth, store_provider, config.daemon.log_path, clock,
                 serial_number(config.camera.serial), bus)
     app[SITE] = site
     if not config.users and not api.anonymous_viewer:
         log.warning("the HTTP API has no [[users]] and api.anonymous_viewer is off: it will refuse "
                     "every request (add users with: counterd passwd NAME --role ROLE)")
+    hub.register("api", ("users", "api"), lambda old, new: apply_api(auth, old, new))
+    hub.register("alert webhook", ("alerts",), restart_needed("alerts"))
     app.middlewares.append(error_middleware)
     app.add_routes(tvpc.routes() + v1.routes())
     app.cleanup_ctx.append(settings_ctx)
@@ -66,12 +69,25 @@ def add_api(app: web.Application, config: Config, store_provider: Callable[[], A
     return site
 
 
+API_RELOADED = ("anonymous_viewer", "nonce_seconds")    # [api] keys applied at once
+
+
+def apply_api(auth: Authenticator, old: Config, new: Config) -> str | None:
+    """Users and the keys in API_RELOADED apply to the next request; the rest (address, port,
+    realm) shape the listening socket or every user's ha1, so they wait for a restart."""
+    auth.users = {user.name: user for user in new.users}
+    auth.anonymous_viewer = new.api.anonymous_viewer
+    auth.nonce_seconds = new.api.nonce_seconds
+    waiting = [key for key in changed_keys(old, new, "api") if key.split(".", 1)[1] not in API_RELOADED]
+    return f"{', '.join(waiting)} changed; that takes effect after a restart" if waiting else None
+
+
 def make_app(config: Config, store: Store, bus: BatchBus | None = None, **kwargs) -> web.Application:
     """A standalone API around an open store; its live totals follow `bus` (a new one if None:
     then only what the store held at start-up shows as live)."""
     app = web.Application()
     holder: list[AsyncStore] = []
-    add_api(app, config, lambda: holder[0], bus or BatchBus(), **kwargs)
+    add_api(app, ConfigHub(config), lambda: holder[0], bus or BatchBus(), **kwargs)
 
     async def store_ctx(app: web.Application):
         holder.append(AsyncStore(store))
@@ -86,7 +102,7 @@ async def settings_ctx(app: web.Application):
     """Lay the stored setparams values over the config once the store is open; start today's
     live totals from the store and follow the committed batches from then on."""
     site = app[SITE]
-    site.settings.load(await site.astore.run(site.store.get_params))
+    site.hub.load_stored(await site.astore.run(site.store.get_params))
     site.live = LiveTotals(site.store.tz)
     await site.astore.run(site.live.load, site.store, site.clock())
     unsubscribe = site.bus.subscribe(lambda batch: site.live.add(batch.events))

@@ -1,8 +1,9 @@
 """Axis parameters (params.json, setparams): the settable ones map onto config fields.
 
 Values set through setparams are kept in the store and laid over the config file at every start,
-so they survive restarts. A change takes effect at once: listeners (the daemon's pipeline) get the
-new effective Config; counts are never touched, since every line is always stored.
+so they survive restarts. A change takes effect at once through the config hub
+(counterd/confighub.py), which hands the new effective Config to every component; counts are
+never touched, since every line is always stored.
 """
 from __future__ import annotations
 
@@ -135,7 +136,6 @@ class Settings:
     def __init__(self, base: Config):
         self.base = base
         self.values: dict[str, object] = {}
-        self.listeners: list[Callable[[Config], None]] = []
         self.config = base
 
     def load(self, stored: dict[str, str]) -> None:
@@ -186,8 +186,6 @@ class Settings:
         for name, (value, _) in parsed.items():
             self.values[name] = value
         self.config = self._apply()
-        for listener in self.listeners:
-            listener(self.config)
         return self.config
 
     def as_groups(self, serial: str) -> dict:

@@ -14,6 +14,7 @@ from aiohttp import web
 from counterd.api.auth import Authenticator
 from counterd.api.params import Settings
 from counterd.bus import BatchBus
+from counterd.confighub import ConfigHub
 from counterd.store import AsyncStore, DayBins, LiveTotals, Store
 from counterd.store.wallclock import format_wall, to_wall
 
@@ -22,7 +23,7 @@ PERSON = "person"       # the Axis formats carry people only (spec section 5)
 
 @dataclass
 class Site:
-    settings: Settings
+    hub: ConfigHub                             # the effective config, and the one way to change it
     auth: Authenticator
     store_provider: Callable[[], AsyncStore]   # the store exists only once the app has started
     log_path: str
@@ -43,8 +44,13 @@ class Site:
         return self.store_provider().store
 
     @property
+    def settings(self) -> Settings:
+        """The setparams parameters (parse, params.json)."""
+        return self.hub.overlay
+
+    @property
     def config(self):
-        return self.settings.config
+        return self.hub.effective
 
     @property
     def name(self) -> str:

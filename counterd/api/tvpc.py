@@ -210,8 +210,7 @@ async def setparams(call: Call) -> web.Response:
             pairs.append((key, value))
     site = call.site
     parsed = site.settings.parse(pairs)
-    await site.astore.run(site.store.set_params, {name: text for name, (_, text) in parsed.items()})
-    site.settings.set(parsed)
+    await site.hub.set_params(parsed, lambda texts: site.astore.run(site.store.set_params, texts))
     kept = [name for name in parsed if not PARAMS[name].effect]
     notes = [f"{name}: stored and shown in params.json; it has no meaning for counterd" for name in kept]
     return plain("\n".join(["OK", *notes]))

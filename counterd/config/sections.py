@@ -224,6 +224,12 @@ class LineConfig:
     tailgate_seconds: float | None = setting(None, above=0.0)   # alert: 2+ 'in' crossings this close
     forbidden_direction: Literal["", "in", "out"] = ""          # alert: a crossing this way
 
+    @property
+    def geometry(self) -> tuple:
+        """What a track's side of this line depends on: its name, points and orientation (not
+        its alert settings)."""
+        return (self.name, tuple(self.start), tuple(self.end), self.invert)
+
     def problems(self) -> list[tuple[str, str]]:
         if tuple(self.start) == tuple(self.end):
             return [("end", "a line needs two different points")]

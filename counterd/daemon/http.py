@@ -37,6 +37,8 @@ def add_daemon_routes(app: web.Application, daemon: Daemon) -> None:
             "frames_dropped": camera.dropped if camera else 0,
             "reconnects": camera.reconnects if camera else 0,
             "uptime_s": round(time.time() - daemon.started_at, 1),
+            # The config hub's last answer per component: "applied" or "needs restart: why".
+            "config": dict(daemon.hub.status),
         }
         return web.json_response(body, status=200 if healthy else 503)
 

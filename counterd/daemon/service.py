@@ -30,7 +30,8 @@ from apscheduler.triggers.interval import IntervalTrigger
 from counterd.api.app import add_api
 from counterd.api.site import Site
 from counterd.bus import BatchBus
-from counterd.config import Config, ConfigError, config_to_dict, load_config
+from counterd.config import Config, ConfigError
+from counterd.confighub import ConfigHub, changed_keys, restart_needed
 from counterd.daemon.camera import Camera, LinkState
 from counterd.daemon.flusher import Flusher
 from counterd.daemon.gating import MotionGate
@@ -53,15 +54,15 @@ CHECKPOINT_EVERY_S = 3600.0   # fold the WAL into the database file this often
 STATUS_EVERY_S = 5.0      # STATUS= line for `systemctl status` when systemd has no watchdog
 STOP_WORKER_S = 5.0       # the worker finishes its frame within this on shutdown
 READER_GRACE_S = 2.0      # how long exit waits for a capture thread stuck in a frozen read()
-# Sections whose change needs a restart: they shape objects built once (capture, model, server).
-RESTART_SECTIONS = ("camera", "detector", "source", "daemon", "store", "api", "alerts")
-RELOADED_API_KEYS = ("anonymous_viewer", "nonce_seconds")   # [api] keys a reload applies at once
+# Sections read once at start-up (the capture, the state directory, the database): a change
+# is accepted and waits for a restart, and the config hub says so.
+RESTART_SECTIONS = ("camera", "source", "daemon", "store")
 
 
 @dataclasses.dataclass
 class Daemon:
     """What the daemon's parts share; one per application, under DAEMON."""
-    config: Config
+    hub: ConfigHub
     metrics: Metrics
     notifier: Notifier
     capture_factory: CaptureFactory | None = None   # the demo's synthetic camera; None = config's source
@@ -75,8 +76,6 @@ class Daemon:
     jobs: Jobs | None = None
     site: Site | None = None                        # the HTTP API's shared state
     uploader: Uploader | None = None
-    # Command-line overrides (--state-dir), applied again to each reloaded config file.
-    adjust: Callable[[Config], Config] = lambda config: config
     started_at: float = dataclasses.field(default_factory=time.time)
     _upload_metrics: UploadMetrics | None = None
 
@@ -90,9 +89,14 @@ class Daemon:
         return Path(self.config.store.path or Path(self.config.daemon.state_dir) / "counts.db")
 
     @property
+    def config(self) -> Config:
+        """The config file as loaded (for what setparams never sets: paths, the source)."""
+        return self.hub.base
+
+    @property
     def effective_config(self) -> Config:
         """The config file with the API's stored setparams values laid over it."""
-        return self.site.config if self.site is not None else self.config
+        return self.hub.effective
 
 
 DAEMON = web.AppKey("daemon", Daemon)
@@ -101,19 +105,21 @@ DAEMON = web.AppKey("daemon", Daemon)
 def make_daemon_app(config: Config, *, capture_factory: CaptureFactory | None = None,
                     notifier: Notifier | None = None,
                     adjust: Callable[[Config], Config] | None = None) -> web.Application:
-    daemon = Daemon(config, Metrics(), notifier or Notifier(), capture_factory)
+    hub = ConfigHub(config, adjust=adjust or (lambda config: config))
+    daemon = Daemon(hub, Metrics(), notifier or Notifier(), capture_factory)
     daemon.upload_metrics()      # on /metrics from the start, even while uploads are off
     daemon.jobs = Jobs(daemon.metrics.registry)
     daemon.recorder = Recorder(config.daemon.max_gap_s)
     daemon.bus.subscribe(daemon.metrics.count_committed)
-    if adjust is not None:
-        daemon.adjust = adjust
+    for section in RESTART_SECTIONS:
+        hub.register(section, (section,), restart_needed(section))
+    hub.register("upload", ("upload",), lambda old, new: apply_upload(daemon, new))
+    hub.validators.append(lambda new: check_frame_size(daemon, new))
     app = web.Application()
     app[DAEMON] = daemon
     app.cleanup_ctx.append(store_ctx)
     # The API's own contexts (stored setparams, alert webhook) run once the store is open.
-    daemon.site = add_api(app, config, lambda: daemon.astore, daemon.bus)
-    daemon.site.settings.listeners.append(lambda effective: daemon.worker and daemon.worker.reconfigure(effective))
+    daemon.site = add_api(app, hub, lambda: daemon.astore, daemon.bus)
     # The flusher starts before the worker, so it stops after it: the last batch is flushed.
     app.cleanup_ctx.append(flusher_ctx)
     app.cleanup_ctx.append(worker_ctx)
@@ -176,6 +182,7 @@ async def worker_ctx(app: web.Application):
     name = config.camera.name if daemon.capture_factory is None else "demo"
     camera = Camera(name, source_opener(daemon), config.source)
     daemon.worker = InferenceWorker(camera, pipeline, MotionGate(config.gating), daemon.metrics, daemon.recorder)
+    daemon.hub.register("pipeline", PIPELINE_SECTIONS, lambda old, new: apply_pipeline(daemon.worker, old, new))
     log.info("camera %s: %s; detector %s; %d line(s)", name,
              redact(config.camera.source) if daemon.capture_factory is None else "synthetic scene",
              pipeline.detector.describe(), len(config.lines))
@@ -189,6 +196,8 @@ async def worker_ctx(app: web.Application):
 async def flusher_ctx(app: web.Application):
     daemon = app[DAEMON]
     daemon.alert_rules = AlertRules(daemon.effective_config.lines)
+    daemon.hub.register("alert rules", ("lines",),
+                        lambda old, new: daemon.alert_rules.reconfigure(new.lines))
     daemon.flusher = Flusher(daemon.recorder, daemon.astore, daemon.alert_rules, daemon.bus,
                              daemon.store_path())
 
@@ -286,52 +295,39 @@ async def systemd_ctx(app: web.Application):
 
 
 # ---------------------------------------------------------------------------------------------
-# Reload (SIGHUP)
+# Configuration at run time: each part applies its own sections (counterd/confighub.py)
+
+PIPELINE_SECTIONS = ("lines", "counting", "tracker", "gating", "detector")
+
+
+def apply_pipeline(worker: InferenceWorker, old: Config, new: Config) -> str | None:
+    """Lines, counting, tracker and gating apply before the next frame, live tracks kept. The
+    detector (model, backend, mosaic) is built once: the pipeline keeps the one it has."""
+    worker.reconfigure(new)
+    keys = changed_keys(old, new, "detector")
+    return f"{', '.join(keys)} changed; the detector is built at start-up" if keys else None
+
+
+async def apply_upload(daemon: Daemon, new: Config) -> None:
+    if daemon.uploader is not None and new.upload.enabled:
+        daemon.uploader.reconfigure(new.upload)
+    elif new.upload.enabled:
+        await start_uploader(daemon)
+    else:
+        await stop_uploader(daemon)
+
+
+def check_frame_size(daemon: Daemon, new: Config) -> None:
+    """A reloaded file whose lines leave the camera's picture is refused (ConfigError)."""
+    source = daemon.worker.camera.source if daemon.worker is not None else None
+    if source is not None and source.width:
+        new.check_frame_size(source.width, source.height)
 
 
 async def reload(app: web.Application) -> bool:
-    """Read the config file again and apply lines, thresholds, users and uploads; keep counts.
-    An invalid file is refused with its errors and the running config stays."""
-    daemon = app[DAEMON]
-    old = daemon.config
-    try:
-        new = daemon.adjust(await asyncio.to_thread(load_config, old.path))
-    except ConfigError as exc:
-        for problem in exc.problems:
-            log.error("reload refused: %s", problem)
-        log.error("reload refused: keeping the running configuration")
-        return False
-    try:
-        source = daemon.worker.camera.source
-        if source is not None and source.width:
-            new.check_frame_size(source.width, source.height)
-    except ConfigError as exc:
-        for problem in exc.problems:
-            log.error("reload refused: %s", problem)
-        return False
-    for section in RESTART_SECTIONS:
-        before, after = config_to_dict(getattr(old, section)), config_to_dict(getattr(new, section))
-        if section == "api":
-            for key in RELOADED_API_KEYS:
-                before.pop(key), after.pop(key)
-        if before != after:
-            log.warning("reload: [%s] changed; that takes effect after a restart", section)
-    daemon.config = new
-    effective = daemon.site.settings.rebase(new)      # stored setparams stay on top
-    daemon.site.auth.users = {user.name: user for user in new.users}
-    daemon.site.auth.anonymous_viewer = new.api.anonymous_viewer
-    daemon.site.auth.nonce_seconds = new.api.nonce_seconds
-    daemon.alert_rules.reconfigure(effective.lines)
-    daemon.worker.reconfigure(effective)
-    if new.upload != old.upload:
-        if daemon.uploader is not None and new.upload.enabled:
-            daemon.uploader.reconfigure(new.upload)
-        elif new.upload.enabled:
-            await start_uploader(daemon)
-        else:
-            await stop_uploader(daemon)
-    log.info("reload: %s accepted (%d line(s), %d user(s))", new.path, len(new.lines), len(new.users))
-    return True
+    """SIGHUP: read the config file again and apply it through the hub; keep counts. An invalid
+    file is refused with its errors and the running config stays."""
+    return await app[DAEMON].hub.reload()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -343,7 +339,6 @@ async def serve(app: web.Application, host: str, port: int, *,
     """Run until SIGTERM/SIGINT; SIGHUP reloads. Returns after a graceful shutdown."""
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
-    reloads: set[asyncio.Task] = set()   # strong references until each finishes
     runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=2.0)
     try:
         await runner.setup()   # runs every cleanup_ctx's startup: store, worker, flusher, systemd
@@ -358,7 +353,7 @@ async def serve(app: web.Application, host: str, port: int, *,
             raise UserError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        loop.add_signal_handler(signal.SIGHUP, lambda: reloads.add(asyncio.create_task(reload(app))))
+        loop.add_signal_handler(signal.SIGHUP, app[DAEMON].hub.reload_soon)
         log.info("serving on http://%s:%d", host, port)
         if on_started is not None:
             on_started()
