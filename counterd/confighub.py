@@ -55,7 +55,8 @@ class Component:
 
 def changed_keys(old: Config, new: Config, section: str) -> list[str]:
     """Dotted keys of one section that differ between two configs."""
-    before, after = config_to_dict(getattr(old, section)), config_to_dict(getattr(new, section))
+    # revealed: a changed password in a URL or a new PIN is a change, though both print alike
+    before, after = (config_to_dict(getattr(c, section), reveal=True) for c in (old, new))
     if not isinstance(before, dict) or not isinstance(after, dict):      # [[lines]], [[users]]
         return [section] if before != after else []
     return [f"{section}.{key}" for key in sorted(set(before) | set(after)) if before.get(key) != after.get(key)]

@@ -92,10 +92,10 @@ def resolve_model(spec: str, configured_dir: str = "") -> Path:
         raise UserError("no model given: set detector.model or pass --model")
     direct = Path(spec).expanduser()
     if direct.exists():
-        return direct
+        return _openable(direct)
     directory = models_dir(configured_dir)
     if (directory / spec).exists():
-        return directory / spec
+        return _openable(directory / spec)
     if direct.suffix or "/" in spec:   # meant as a file, not a manifest name
         raise UserError(f"model {spec}: no such file (nor in the models directory {directory})")
     manifest = load_manifest(manifest_path(directory))
@@ -106,6 +106,14 @@ def resolve_model(spec: str, configured_dir: str = "") -> Path:
     path = directory / entry.file
     if not path.exists():
         raise UserError(f"model {spec!r}: {path} is missing; download it with `counterd model fetch {spec}`")
+    return _openable(path)
+
+
+def _openable(path: Path) -> Path:
+    """A model is a regular file (or an exported model's directory): reading a FIFO or a device
+    would block start-up for ever."""
+    if not (path.is_file() or path.is_dir()):
+        raise UserError(f"model {path}: not a regular file (a FIFO, socket or device cannot be a model)")
     return path
 
 

@@ -29,6 +29,7 @@ from typing import Callable, Iterator, Protocol
 import cv2
 import numpy as np
 
+from counterd.config.fields import redact_url
 from counterd.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -88,7 +89,7 @@ def is_live(spec: str) -> bool:
 
 def redact(spec: str) -> str:
     """The source as it may appear in logs: rtsp://user:secret@host -> rtsp://user:***@host."""
-    return re.sub(r"(://[^:/@]+):[^@/]*@", r"\1:***@", spec)
+    return redact_url(spec)
 
 
 _env_lock = threading.Lock()

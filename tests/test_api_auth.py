@@ -43,7 +43,7 @@ async def server(aiohttp_server, tmp_path, clock):
     app = make_app(make_config(tmp_path), store, clock=clock, sleep=record_sleep)
     server = await aiohttp_server(app)
     server.delays = delays
-    server.auth_failures = lambda: dict(app[SITE].auth._failures)
+    server.auth = app[SITE].auth
     yield server
     store.close()
 
@@ -65,7 +65,7 @@ async def test_401_carries_digest_then_basic_challenges(server):
 
 
 @pytest.mark.parametrize("user, path, expected", [
-    ("vera", LIVE, 200), ("vera", CLEAR, 403), ("otto", LIVE, 200), ("otto", ADMIN, 403),
+    ("vera", LIVE, 200), ("vera", CLEAR, 401), ("otto", LIVE, 200), ("otto", ADMIN, 401),
     ("ada", ADMIN, 200), ("ada", CLEAR, 200), (None, LIVE, 401),
 ])
 async def test_roles_with_aiohttp_digest(server, user, path, expected):
@@ -97,16 +97,16 @@ async def test_requests_digest_basic_and_url_credentials(server):
     with_credentials = url.replace("http://", "http://otto:oper-pw@")                                # PHP fopen style
     assert (await asyncio.to_thread(_requests_get, with_credentials)).status_code == 200
     clear = str(server.make_url(CLEAR))
-    assert (await asyncio.to_thread(_requests_get, clear, auth=HTTPDigestAuth("vera", "view-pw"))).status_code == 403
+    assert (await asyncio.to_thread(_requests_get, clear, auth=HTTPDigestAuth("vera", "view-pw"))).status_code == 401
     assert (await asyncio.to_thread(_requests_get, clear, auth=HTTPDigestAuth("otto", "oper-pw"))).status_code == 200
 
 
-def _digest(user: str, nonce: str, nc: int, path: str = LIVE) -> str:
-    md5 = lambda s: hashlib.md5(s.encode()).hexdigest()     # noqa: E731
-    ha1 = md5(f"{user}:counterd:{PASSWORDS[user]}")
-    response = md5(f"{ha1}:{nonce}:{nc:08x}:abc:auth:{md5('GET:' + path)}")
+def _digest(user: str, nonce: str, nc: int, path: str = LIVE, algorithm: str = "MD5") -> str:
+    h = lambda s: hashlib.new(algorithm.replace("-", "").lower(), s.encode()).hexdigest()     # noqa: E731
+    ha1 = h(f"{user}:counterd:{PASSWORDS[user]}")
+    response = h(f"{ha1}:{nonce}:{nc:08x}:abc:auth:{h('GET:' + path)}")
     return (f'Digest username="{user}", realm="counterd", nonce="{nonce}", uri="{path}", '
-            f'response="{response}", qop=auth, nc={nc:08x}, cnonce="abc"')
+            f'response="{response}", qop=auth, nc={nc:08x}, cnonce="abc", algorithm={algorithm}')
 
 
 async def _challenge_nonce(session, server) -> str:
@@ -120,9 +120,11 @@ async def test_nonce_expiry_answers_stale_and_replays_fail(server, clock):
         headers = {"Authorization": _digest("vera", nonce, 1)}
         async with session.get(server.make_url(LIVE), headers=headers) as response:
             assert response.status == 200
+        clock.now += 3
         async with session.get(server.make_url(LIVE), headers=headers) as response:
-            assert response.status == 401                       # the same nc again: a replay
-        clock.now += 301
+            assert response.status == 401                       # the same nc again later: a replay
+            assert "stale=true" in response.headers["WWW-Authenticate"]
+        clock.now += 298
         async with session.get(server.make_url(LIVE), headers={"Authorization": _digest("vera", nonce, 2)}) as response:
             assert response.status == 401 and "stale=true" in response.headers["WWW-Authenticate"]
         fresh = await _challenge_nonce(session, server)
@@ -131,7 +133,7 @@ async def test_nonce_expiry_answers_stale_and_replays_fail(server, clock):
     assert server.delays == []           # stale nonces and the handshake are not failures
 
 
-async def test_repeated_failures_from_one_address_slow_down(server):
+async def test_repeated_failures_of_one_name_slow_down_and_a_login_forgives_only_that_name(server):
     basic = {"Authorization": aiohttp.encode_basic_auth("vera", "wrong")}
     async with aiohttp.ClientSession() as session:
         for _ in range(6):
@@ -144,6 +146,43 @@ async def test_repeated_failures_from_one_address_slow_down(server):
         async with session.get(server.make_url(LIVE), headers=good) as response:
             assert response.status == 200
     assert server.delays == [0.25, 0.5, 1.0, 2.0]
+    assert server.auth.throttle.failures("name", "vera") == 0
+    assert server.auth.throttle.failures("address", "127.0.0.1") == 6     # a success forgives no address
+
+
+async def test_parallel_guesses_are_counted_before_they_are_checked(server):
+    """45 guesses at once: each one sees the others' counts, so most are refused unchecked (429)."""
+    basic = {"Authorization": aiohttp.encode_basic_auth("ada", "guess")}
+    async with aiohttp.ClientSession() as session:
+        async def guess() -> int:
+            async with session.get(server.make_url(ADMIN), headers=basic) as response:
+                return response.status
+        statuses = await asyncio.gather(*(guess() for _ in range(45)))
+    assert statuses.count(401) == 9 and statuses.count(429) == 36      # 3 free + 6 slowed (up to 8 s)
+    assert sorted(server.delays) == [0.25, 0.5, 1.0, 2.0, 4.0, 8.0]
+
+
+async def test_interleaved_valid_logins_do_not_reset_the_guessing(server):
+    """One valid viewer login every 3 guesses used to wipe the count of the address."""
+    guess = {"Authorization": aiohttp.encode_basic_auth("ada", "guess")}
+    viewer = {"Authorization": aiohttp.encode_basic_auth("vera", "view-pw")}
+    statuses = []
+    async with aiohttp.ClientSession() as session:
+        for i in range(24):
+            headers = viewer if i % 4 == 3 else guess
+            async with session.get(server.make_url(ADMIN if headers is guess else LIVE), headers=headers) as r:
+                if headers is guess:
+                    statuses.append(r.status)
+    assert statuses[:9] == [401] * 9 and set(statuses[9:]) == {429}
+
+
+async def test_429_carries_retry_after(server):
+    basic = {"Authorization": aiohttp.encode_basic_auth("ada", "guess")}
+    async with aiohttp.ClientSession() as session:
+        for _ in range(10):
+            async with session.get(server.make_url(ADMIN), headers=basic) as response:
+                last = response
+    assert last.status == 429 and int(last.headers["Retry-After"]) > 0
 
 
 async def test_anonymous_viewer_switch(aiohttp_client, tmp_path, clock):
@@ -171,7 +210,8 @@ def test_passwd_prints_an_entry_the_config_accepts(monkeypatch, capsys):
     config = config_from_dict(tomllib.loads(printed))
     (user,) = config.users
     assert (user.name, user.role) == ("ada", "admin")
-    assert user.ha1 == make_ha1("ada", "counterd", "correct horse")
+    assert user.ha1.reveal() == make_ha1("ada", "counterd", "correct horse")
+    assert user.ha1_sha256.reveal() == make_ha1("ada", "counterd", "correct horse", "SHA-256")
 
 
 async def test_nonce_from_before_a_restart_is_stale_only_with_the_right_password(server):
@@ -182,4 +222,116 @@ async def test_nonce_from_before_a_restart_is_stale_only_with_the_right_password
         wrong = _digest("vera", old_nonce, 2).replace('response="', 'response="0')
         async with session.get(server.make_url(LIVE), headers={"Authorization": wrong}) as r:
             assert r.status == 401 and "stale" not in r.headers["WWW-Authenticate"]
-    assert len(server.auth_failures()) == 1
+    assert server.auth.throttle.failures("name", "vera") == 1
+
+
+async def test_parallel_requests_on_one_nc_are_let_in_without_penalty(server):
+    """digest-fetch counts nc up only after each answer, so parallel requests share one nc."""
+    async with aiohttp.ClientSession() as session:
+        nonce = await _challenge_nonce(session, server)
+        headers = {"Authorization": _digest("vera", nonce, 1)}
+
+        async def fetch() -> int:
+            async with session.get(server.make_url(LIVE), headers=headers) as response:
+                return response.status
+        assert await asyncio.gather(*(fetch() for _ in range(6))) == [200] * 6
+    assert server.delays == [] and server.auth.throttle.failures("address", "127.0.0.1") == 0
+
+
+async def test_a_captured_operator_request_stays_refused_whatever_other_users_do(server, clock):
+    async with aiohttp.ClientSession() as session:
+        nonce = await _challenge_nonce(session, server)
+        captured = {"Authorization": _digest("otto", nonce, 1, CLEAR)}
+        async with session.get(server.make_url(CLEAR), headers=captured) as response:
+            assert response.status == 200
+        viewer_nonce = await _challenge_nonce(session, server)
+        for nc in range(1, 4201):          # a viewer's traffic fills only the viewer's own table
+            server.auth._first_use("vera", viewer_nonce, int(clock.now), nc)
+        clock.now += 5
+        async with session.get(server.make_url(CLEAR), headers=captured) as response:
+            assert response.status == 401 and "stale=true" in response.headers["WWW-Authenticate"]
+
+
+async def test_a_nonce_is_bound_to_the_address_it_was_issued_to(server):
+    async with aiohttp.ClientSession() as session:
+        nonce = await _challenge_nonce(session, server)
+    issued = nonce.rpartition(".")[0]
+    assert server.auth._nonce_issued(nonce, "127.0.0.1") is not None
+    assert server.auth._nonce_issued(nonce, "192.0.2.7") is None                 # replayed from elsewhere
+    forged = f"{int(issued.partition('.')[0]) + 9999}.{issued.partition('.')[2]}.{nonce.rpartition('.')[2]}"
+    assert server.auth._nonce_issued(forged, "127.0.0.1") is None                # a later time, same signature
+
+
+async def test_digest_sha256_with_requests_and_md5_with_aiohttp(aiohttp_server, tmp_path, clock):
+    """Two Digest challenges (RFC 7616): requests answers the SHA-256 one, aiohttp the MD5 one."""
+    store = Store(tmp_path / "counts.db", BERLIN, clock=clock)
+    config = make_config(tmp_path)
+    users = [{"name": u.name, "role": u.role, "ha1": u.ha1.reveal(),
+              "ha1_sha256": make_ha1(u.name, "counterd", PASSWORDS[u.name], "SHA-256")} for u in config.users]
+    config = config_from_dict({"users": users, "daemon": {"log_file": str(tmp_path / "log")}}, "<test>")
+    server = await aiohttp_server(make_app(config, store, clock=clock))
+    async with aiohttp.ClientSession() as session:
+        async with session.get(server.make_url(LIVE)) as response:
+            challenges = response.headers.getall("WWW-Authenticate")
+    assert [c.split("algorithm=")[1].split(",")[0] for c in challenges[:2]] == ["MD5", "SHA-256"]
+    seen: list[str] = []
+    original = server.app[SITE].auth._check_digest
+
+    def spy(request, fields):
+        seen.append(fields.get("algorithm", "MD5").upper())
+        return original(request, fields)
+    server.app[SITE].auth._check_digest = spy
+    url = str(server.make_url(LIVE))
+    answer = await asyncio.to_thread(_requests_get, url, auth=HTTPDigestAuth("vera", "view-pw"))
+    assert answer.status_code == 200 and seen == ["SHA-256"]
+    assert await status_with(server, "vera", LIVE) == 200 and seen[-1] == "MD5"
+    store.close()
+
+
+async def test_sha256_is_not_offered_while_a_user_lacks_its_hash(server):
+    async with aiohttp.ClientSession() as session:
+        async with session.get(server.make_url(LIVE)) as response:
+            challenges = response.headers.getall("WWW-Authenticate")
+    assert [c.split()[0] for c in challenges] == ["Digest", "Basic"]
+    async with aiohttp.ClientSession() as session:
+        nonce = await _challenge_nonce(session, server)
+        headers = {"Authorization": _digest("vera", nonce, 1, algorithm="SHA-256")}
+        async with session.get(server.make_url(LIVE), headers=headers) as response:
+            assert response.status == 401
+
+
+@pytest.mark.parametrize("method, path, body", [
+    ("POST", "/local/people-counter/.apioperator", b""),                 # curl --digest -d: first round
+    ("GET", "/local/people-counter/.api?bogus", b""),
+    ("GET", "/local/people-counter/.api?export-csv&date=garbage", b""),
+    ("POST", "/local/people-counter/.apioperator?setparams", b"x" * 10_000),
+    ("GET", "/api/v1/counts?res=bogus", b""),
+])
+async def test_no_credentials_get_the_challenge_before_any_parsing(server, method, path, body):
+    async with aiohttp.ClientSession() as session:
+        async with session.request(method, server.make_url(path), data=body,
+                                   headers={"Content-Type": "application/x-www-form-urlencoded"}) as response:
+            assert response.status == 401 and response.headers.getall("WWW-Authenticate")
+
+
+async def test_curl_digest_post_setparams(server):
+    """curl sends the body only after the challenge it got for an empty first request."""
+    import shutil
+    import subprocess
+    if shutil.which("curl") is None:
+        pytest.skip("curl is not installed")
+    url = str(server.make_url("/local/people-counter/.apioperator"))
+    done = await asyncio.to_thread(subprocess.run, [
+        "curl", "-s", "-o", "/dev/stderr", "-w", "%{http_code}", "--digest", "-u", "otto:oper-pw",
+        "-d", "setparams&Counter.Name=Door", url], capture_output=True, text=True, timeout=30)
+    assert done.stdout == "200", done.stderr
+
+
+async def test_a_viewer_on_the_operator_cgi_gets_a_fresh_challenge(server):
+    basic = {"Authorization": aiohttp.encode_basic_auth("vera", "view-pw")}
+    async with aiohttp.ClientSession() as session:
+        async with session.get(server.make_url("/local/people-counter/.apioperator?live-sum.json"),
+                               headers=basic) as response:
+            assert response.status == 401 and "Digest" in response.headers["WWW-Authenticate"]
+            assert "viewer role" in await response.text()
+    assert server.auth.throttle.failures("name", "vera") == 0          # right password: no failure

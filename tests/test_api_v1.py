@@ -79,3 +79,32 @@ async def test_alerts_are_posted_to_the_webhook(aiohttp_client, aiohttp_server, 
     await record(client.app, [ev(NOW, "out", line="exit", track=11)])
     alert = await asyncio.wait_for(received.get(), timeout=10)
     assert (alert["kind"], alert["line"], alert["track_id"]) == ("wrong-way", "exit", 11)
+
+
+async def test_a_failing_webhook_never_logs_its_password(aiohttp_client, aiohttp_server, tmp_path, store, clock):
+    import logging
+    sink = web.Application()
+
+    async def hook(request: web.Request) -> web.Response:
+        request.transport.abort()            # the post fails mid-answer
+        return web.Response(text="never")
+
+    sink.router.add_post("/hook", hook)
+    sink_server = await aiohttp_server(sink)
+    url = str(sink_server.make_url("/hook")).replace("http://", "http://alerts:hook-secret-pw@")
+    warned: asyncio.Queue = asyncio.Queue()
+    loop = asyncio.get_running_loop()
+
+    class Catch(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            loop.call_soon_threadsafe(warned.put_nowait, record.getMessage())
+
+    handler = Catch(logging.WARNING)
+    logging.getLogger("counterd.api").addHandler(handler)
+    try:
+        await aiohttp_client(make_app(make_config(tmp_path, webhook_url=url), store, clock=clock))
+        await asyncio.to_thread(store.add_events, [ev(NOW, "out", line="exit", track=12)])
+        text = await asyncio.wait_for(warned.get(), timeout=10)
+    finally:
+        logging.getLogger("counterd.api").removeHandler(handler)
+    assert text.startswith("alert webhook http://alerts:***@") and "hook-secret-pw" not in text

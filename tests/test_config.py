@@ -101,3 +101,93 @@ def test_check_config_command(tmp_path):
                           capture_output=True, text=True)
     assert good.returncode == 0, good.stderr
     assert '"primary_line": "door"' in good.stdout
+
+
+# ---- hostile inputs (issue 13: 10, 17; issue 12: 14) -------------------------------------------
+
+@pytest.mark.parametrize("section, key, value", [
+    ("counting", "hysteresis_px", float("nan")), ("daemon", "flush_interval_s", float("nan")),
+    ("detector", "confidence", float("inf")), ("tracker", "max_coast_seconds", float("-inf")),
+    ("source", "watchdog_s", 1e300),
+])
+def test_nan_and_infinities_are_refused(section, key, value):
+    (problem,) = problems_of({section: {key: value}})
+    assert problem.startswith(f"site.toml: {section}.{key}: must be a finite number")
+
+
+def test_huge_integers_are_refused():
+    (problem,) = problems_of({"detector": {"motion": {"history": 2**63 - 1}}})
+    assert problem == f"site.toml: detector.motion.history: {2**63 - 1} is too large (at most {2**31 - 1})"
+
+
+def test_a_nested_toml_bomb_is_a_config_error(tmp_path):
+    path = tmp_path / "bomb.toml"
+    path.write_text("x = " + "[" * 100_000 + "]" * 100_000 + "\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert "nested too deeply" in info.value.problems[0] or "not valid TOML" in info.value.problems[0]
+
+
+def test_a_fifo_as_model_file_is_refused_at_once(tmp_path):
+    import os
+    from counterd.errors import UserError
+    from counterd.models import resolve_model
+    fifo = tmp_path / "model.onnx"
+    os.mkfifo(fifo)
+    with pytest.raises(UserError, match="not a regular file"):
+        resolve_model(str(fifo))
+
+
+def _users(*entries, realm="counterd"):
+    import hashlib
+    return [{"name": n, "role": "viewer", "ha1": hashlib.md5(f"{n}:{realm}:{pw}".encode()).hexdigest()}
+            for n, pw in entries]
+
+
+def test_empty_password_and_duplicate_users_are_refused():
+    problems = problems_of({"users": _users(("ann", "pw"), ("ann", "other"), ("bob", ""))})
+    assert "site.toml: users: user name 'ann' is used more than once" in problems
+    assert any(p.startswith("site.toml: users[2].ha1: user 'bob' has an empty password") for p in problems)
+
+
+@pytest.mark.parametrize("path", [":memory:", "file::memory:?cache=shared"])
+def test_an_in_memory_store_is_refused(path):
+    (problem,) = problems_of({"store": {"path": path}})
+    assert problem.startswith("site.toml: store.path: an in-memory database loses every count")
+
+
+SECRET_FORMS = '''
+[camera]
+source = "rtsp://cam:rtsp-pw-1@192.0.2.1/stream"
+[alerts]
+webhook_url = "https://hook:hook-pw-2@hooks.example/alert"
+[upload]
+url = "https://up:up-pw-3@central.example"
+pin = """
+pin-4-multiline"""
+[[users]]
+"name" = "ada"
+"role" = "admin"
+"ha1" = "0123456789abcdef0123456789abcdef"
+'ha1_sha256' = "fedcba9876543210fedcba9876543210fedcba9876543210fedcba9876543210"
+'''
+SECRETS = ("rtsp-pw-1", "hook-pw-2", "up-pw-3", "pin-4-multiline", "0123456789abcdef0123456789abcdef",
+           "fedcba9876543210fedcba9876543210fedcba9876543210fedcba9876543210")
+
+
+def test_secrets_are_redacted_by_type_whatever_their_toml_form(tmp_path, capsys):
+    """check-config and generate-logs show the parsed config through one redaction by type."""
+    import io
+    import tarfile
+    from counterd.api.logs import generate_logs
+    from counterd.cli import main
+    path = tmp_path / "site.toml"
+    path.write_text(SECRET_FORMS + f'[daemon]\nlog_file = "{tmp_path / "c.log"}"\n')
+    assert main(["check-config", str(path)]) == 0
+    printed = capsys.readouterr().out
+    bundle = generate_logs(load_config(path), str(tmp_path / "c.log"))
+    with tarfile.open(fileobj=io.BytesIO(bundle), mode="r:gz") as tar:
+        shipped = "".join(tar.extractfile(m).read().decode() for m in tar.getmembers() if m.isfile())
+    for shown in (printed, shipped):
+        assert not [s for s in SECRETS if s in shown]
+        assert "rtsp://cam:***@192.0.2.1/stream" in shown and '"ha1": "<redacted>"' in shown

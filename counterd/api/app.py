@@ -24,7 +24,7 @@ from counterd.api.replies import refusal
 from counterd.api.site import SITE, Site, serial_number
 from counterd.bus import BatchBus
 from counterd.confighub import ConfigHub, changed_keys, restart_needed
-from counterd.config import Config
+from counterd.config import Config, redact_url
 from counterd.store import AsyncStore, LiveTotals, Store
 
 log = logging.getLogger("counterd.api")
@@ -137,4 +137,5 @@ async def _post_alerts(session: aiohttp.ClientSession, url: str, batches) -> Non
                     if response.status >= 300:
                         log.warning("alert webhook answered HTTP %d for a %s alert", response.status, alert.kind)
             except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
-                log.warning("alert webhook %s failed: %s", url.split("?")[0], exc or type(exc).__name__)
+                log.warning("alert webhook %s failed: %s", redact_url(url.split("?")[0]),
+                            redact_url(str(exc)) or type(exc).__name__)

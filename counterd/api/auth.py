@@ -1,15 +1,19 @@
-"""HTTP authentication as an Axis device does it: Digest (MD5, qop=auth) and Basic, users with
-roles viewer < operator < admin, and an optional anonymous viewer.
+"""HTTP authentication as an Axis device does it: Digest (MD5 and SHA-256, qop=auth) and Basic,
+users with roles viewer < operator < admin, and an optional anonymous viewer.
 
-The config keeps each user's HA1 = md5("name:realm:password"), never the password: Digest needs
-exactly that, and Basic is checked by hashing the offered password the same way. Nonces are
-stateless (a timestamp signed with a per-process key), expire after api.nonce_seconds and are
-answered with stale=true so clients retry silently; nonce counts must grow (no replays).
-Comparisons of secrets are constant-time; an address that keeps failing waits longer each time.
+The config keeps each user's HA1 = md5("name:realm:password") (and, for Digest SHA-256, its
+SHA-256 twin), never the password: Digest needs exactly that, and Basic is checked by hashing
+the offered password the same way.
+
+Nonces are stateless and unforgeable: an issue time and random bits signed (HMAC) together with
+the client's address by a per-process key. They expire after api.nonce_seconds and are answered
+with stale=true, so clients retry silently. Replays: each user's used (nonce, nc) pairs are kept
+until their nonce expires, in that user's own table, so no other user's traffic can push them
+out. A repeat of a used nc is accepted only within REPEAT_WINDOW_S of its first use (digest-fetch
+sends parallel requests with one nc); later it is answered stale, never let in.
 """
 from __future__ import annotations
 
-import asyncio
 import base64
 import hashlib
 import hmac
@@ -17,29 +21,35 @@ import os
 import re
 import time
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import unquote
 
+import asyncio
 from aiohttp import web
 from multidict import CIMultiDict
 
 from counterd.api.replies import refusal
+from counterd.api.throttle import MAX_DELAY_S, Attempt, Throttle
 
 ROLES = {"viewer": 1, "operator": 2, "admin": 3}
-FREE_FAILURES = 3            # failures from one address before responses slow down
-MAX_DELAY_S = 8.0
-FAILURE_MEMORY_S = 900.0     # an address's failures are forgotten after this quiet time
-MAX_TRACKED = 4096           # addresses (failures) and nonces (counts) remembered at most
+REPEAT_WINDOW_S = 2.0        # a used nc may come again this soon (parallel requests on one nc)
+MAX_NONCE_USES = 4096        # per user; beyond it the user's oldest nonces are retired (stale)
+HASHES = {"MD5": hashlib.md5, "SHA-256": hashlib.sha256}
+UNKNOWN_USER_HASH = {"MD5": "0" * 32, "SHA-256": "0" * 64}
 
 _PARAM_RE = re.compile(r'(\w+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,]+))')
 
 
+def digest_hex(algorithm: str, text: str) -> str:
+    return HASHES[algorithm](text.encode("utf-8")).hexdigest()
+
+
 def md5_hex(text: str) -> str:
-    return hashlib.md5(text.encode("utf-8")).hexdigest()
+    return digest_hex("MD5", text)
 
 
-def make_ha1(name: str, realm: str, password: str) -> str:
-    return md5_hex(f"{name}:{realm}:{password}")
+def make_ha1(name: str, realm: str, password: str, algorithm: str = "MD5") -> str:
+    return digest_hex(algorithm, f"{name}:{realm}:{password}")
 
 
 @dataclass(frozen=True)
@@ -51,6 +61,15 @@ class Identity:
 ANONYMOUS = Identity("anonymous", "viewer")
 
 
+@dataclass
+class _Uses:
+    """One user's used nonces: nonce -> {nc: first use}, oldest nonce first, and the issue time
+    at or before which this user's nonces are retired."""
+    nonces: OrderedDict[str, dict[int, float]] = field(default_factory=OrderedDict)
+    size: int = 0
+    retired_upto: int = -1
+
+
 class Authenticator:
     def __init__(self, users, realm: str, *, anonymous_viewer: bool = False,
                  nonce_seconds: float = 300.0, clock=time.time, sleep=asyncio.sleep):
@@ -60,115 +79,136 @@ class Authenticator:
         self.nonce_seconds = nonce_seconds
         self.clock = clock
         self.sleep = sleep                      # replaceable so tests see delays without waiting
+        self.throttle = Throttle(clock)
         self._key = os.urandom(32)
         self._opaque = os.urandom(16).hex()
-        self._failures: OrderedDict[str, tuple[int, float]] = OrderedDict()
-        self._nonce_counts: OrderedDict[str, int] = OrderedDict()
+        self._uses: dict[str, _Uses] = {}
 
-    # ---- entry point ----------------------------------------------------------------------------
+    # ---- entry points ---------------------------------------------------------------------------
 
-    async def require(self, request: web.Request, role: str, what: str) -> Identity:
-        """The caller's identity if it holds `role`; otherwise raises the 401/403 response."""
+    async def identify(self, request: web.Request, role: str, what: str) -> Identity:
+        """The caller, who holds at least `role`; otherwise raises 401 (or 429 while throttled).
+        Runs before anything of the request is parsed, so an unauthenticated client always gets
+        the challenge first."""
         header = request.headers.get("Authorization", "")
         if not header:
             if self.anonymous_viewer and role == "viewer":
                 return ANONYMOUS
-            raise self.unauthorized(f"{what} needs a login with the {role} role")
-        address = request.remote or "?"
-        delay = self.delay(address)
-        if delay:
-            await self.sleep(delay)
+            raise self.unauthorized(request, f"{what} needs a login with the {role} role")
         scheme, _, credentials = header.partition(" ")
+        scheme = scheme.lower()
+        fields = _digest_fields(credentials) if scheme == "digest" else {}
+        basic = _basic_pair(credentials) if scheme == "basic" else None
+        name = fields.get("username") if scheme == "digest" else basic[0] if basic else None
+        attempt = self.throttle.begin(request.remote or "?", name)
+        if attempt.wait is None:
+            raise refusal(429, "too many failed logins; try again later",
+                          {"Retry-After": str(int(MAX_DELAY_S))})
+        if attempt.wait:
+            await self.sleep(attempt.wait)
         identity, stale = None, False
-        if scheme.lower() == "digest":
-            identity, stale = self._check_digest(request, credentials)
-        elif scheme.lower() == "basic":
-            identity = self._check_basic(credentials)
+        if scheme == "digest":
+            identity, stale = self._check_digest(request, fields)
+        elif basic is not None:
+            identity = self._match(basic[0], make_ha1(basic[0], self.realm, basic[1]), "MD5")
         if identity is None:
             if stale:
-                raise self.unauthorized("the Digest nonce has expired or is from before a restart", stale=True)
-            self._record_failure(address)
-            raise self.unauthorized("wrong user name or password")
-        self._failures.pop(address, None)
-        if ROLES[identity.role] < ROLES[role]:
-            raise refusal(403, f"user {identity.name!r} has the {identity.role} role; "
-                             f"{what} needs {role}")
+                self.throttle.cancelled(attempt)
+                raise self.unauthorized(request, "the Digest nonce has expired, was used already or "
+                                                 "is from before a restart", stale=True)
+            raise self.unauthorized(request, "wrong user name or password")
+        self.throttle.succeeded(attempt)
+        self.need(request, identity, role, what)
         return identity
 
-    def unauthorized(self, reason: str, stale: bool = False) -> web.HTTPException:
-        nonce = self._new_nonce()
-        digest = (f'Digest realm="{self.realm}", qop="auth", algorithm=MD5, nonce="{nonce}", '
-                  f'opaque="{self._opaque}"' + (", stale=true" if stale else ""))
-        headers = CIMultiDict([("WWW-Authenticate", digest),   # Digest first: clients take the first
-                               ("WWW-Authenticate", f'Basic realm="{self.realm}", charset="UTF-8"')])
-        return refusal(401, reason, headers)
+    def need(self, request: web.Request, identity: Identity, role: str, what: str) -> None:
+        """A login whose role is too low gets a fresh challenge, as a device does, so a client
+        holding several users' passwords can answer with the right one."""
+        if ROLES[identity.role] < ROLES[role]:
+            raise self.unauthorized(request, f"user {identity.name!r} has the {identity.role} role; "
+                                             f"{what} needs {role}")
 
-    # ---- slowing down guessing ------------------------------------------------------------------
+    def unauthorized(self, request: web.Request, reason: str, stale: bool = False) -> web.HTTPException:
+        nonce = self._new_nonce(request.remote or "?")
+        # MD5 first: older clients take the first challenge and know no other. Both carry the
+        # same nonce, so a client that mixes their fields still answers correctly.
+        challenges = [("WWW-Authenticate",
+                       f'Digest realm="{self.realm}", qop="auth", algorithm={algorithm}, nonce="{nonce}", '
+                       f'opaque="{self._opaque}"' + (", stale=true" if stale else ""))
+                      for algorithm in self.algorithms()]
+        challenges.append(("WWW-Authenticate", f'Basic realm="{self.realm}", charset="UTF-8"'))
+        return refusal(401, reason, CIMultiDict(challenges))
 
-    def delay(self, address: str) -> float:
-        count, last = self._failures.get(address, (0, 0.0))
-        if self.clock() - last > FAILURE_MEMORY_S:
-            return 0.0
-        return 0.0 if count < FREE_FAILURES else min(MAX_DELAY_S, 0.25 * 2 ** (count - FREE_FAILURES))
+    def algorithms(self) -> list[str]:
+        """SHA-256 is offered when every user has its hash (a user without one could not answer)."""
+        users = self.users.values()
+        return ["MD5", "SHA-256"] if users and all(u.ha1_sha256 for u in users) else ["MD5"]
 
-    def _record_failure(self, address: str) -> None:
-        now = self.clock()
-        count, last = self._failures.pop(address, (0, 0.0))
-        if now - last > FAILURE_MEMORY_S:
-            count = 0
-        self._failures[address] = (count + 1, now)
-        while len(self._failures) > MAX_TRACKED:
-            self._failures.popitem(last=False)
+    # ---- hashes ---------------------------------------------------------------------------------
 
-    # ---- Basic ----------------------------------------------------------------------------------
-
-    def _check_basic(self, credentials: str) -> Identity | None:
-        try:
-            decoded = base64.b64decode(credentials.strip(), validate=True)
-        except ValueError:
-            return None
-        try:
-            text = decoded.decode("utf-8")
-        except UnicodeDecodeError:
-            text = decoded.decode("latin-1")
-        name, sep, password = text.partition(":")
-        if not sep:
-            return None
-        return self._match(name, make_ha1(name, self.realm, password))
-
-    def _match(self, name: str, offered_ha1: str) -> Identity | None:
+    def _match(self, name: str, offered_ha1: str, algorithm: str) -> Identity | None:
         user = self.users.get(name)
-        expected = user.ha1 if user else "0" * 32       # compare anyway: same time for unknown names
-        ok = hmac.compare_digest(expected.encode(), offered_ha1.encode())
+        expected = self._ha1(user, algorithm)
+        ok = hmac.compare_digest(expected.encode(), offered_ha1.encode())   # same time for unknown names
         return Identity(user.name, user.role) if ok and user else None
+
+    @staticmethod
+    def _ha1(user, algorithm: str) -> str:
+        secret = None if user is None else user.ha1 if algorithm == "MD5" else user.ha1_sha256
+        return secret.reveal() if secret else UNKNOWN_USER_HASH[algorithm]
+
+    # ---- nonces ---------------------------------------------------------------------------------
+
+    def _new_nonce(self, address: str) -> str:
+        # Random part: two clients challenged in the same second must not share a nonce.
+        issued = f"{int(self.clock())}.{os.urandom(8).hex()}"
+        return f"{issued}.{self._sign(issued, address)}"
+
+    def _sign(self, issued: str, address: str) -> str:
+        return hmac.new(self._key, f"{issued}|{address}".encode(), hashlib.sha256).hexdigest()[:32]
+
+    def _nonce_issued(self, nonce: str, address: str) -> int | None:
+        """The nonce's issue time if this process signed it for this address and it has not
+        expired; None otherwise."""
+        issued, _, signature = nonce.rpartition(".")
+        stamp = issued.partition(".")[0]
+        if not stamp.isdigit() or not hmac.compare_digest(signature.encode(), self._sign(issued, address).encode()):
+            return None
+        return int(stamp) if -5 <= self.clock() - int(stamp) <= self.nonce_seconds else None
+
+    def _first_use(self, user: str, nonce: str, issued: int, nc: int) -> bool:
+        """Record (nonce, nc) for this user; False for a replay (a retired nonce, or a used nc
+        outside the repeat window)."""
+        uses = self._uses.setdefault(user, _Uses())
+        now = self.clock()
+        while uses.nonces:                      # forget expired nonces: they are refused anyway
+            oldest, counts = next(iter(uses.nonces.items()))
+            if int(oldest.partition(".")[0]) >= now - self.nonce_seconds - 5:
+                break
+            uses.size -= len(uses.nonces.pop(oldest))
+        if issued <= uses.retired_upto:
+            return False
+        counts = uses.nonces.setdefault(nonce, {})
+        if nc in counts:
+            return now - counts[nc] <= REPEAT_WINDOW_S
+        counts[nc] = now
+        uses.size += 1
+        while uses.size > MAX_NONCE_USES:       # only this user's own traffic gets here
+            oldest, counts = uses.nonces.popitem(last=False)
+            uses.size -= len(counts)
+            uses.retired_upto = max(uses.retired_upto, int(oldest.partition(".")[0]))
+        return True
 
     # ---- Digest ---------------------------------------------------------------------------------
 
-    def _new_nonce(self) -> str:
-        # Random part: two clients challenged in the same second must not share a nonce, or
-        # the second one's nc=1 would look like a replay of the first's.
-        issued = f"{int(self.clock())}.{os.urandom(8).hex()}"
-        return f"{issued}.{self._sign(issued)}"
-
-    def _sign(self, issued: str) -> str:
-        return hmac.new(self._key, issued.encode(), hashlib.sha256).hexdigest()[:32]
-
-    def _nonce_fresh(self, nonce: str) -> bool:
-        """Issued by this process (a restart changes the key) and not older than nonce_seconds."""
-        issued, _, signature = nonce.rpartition(".")
-        stamp = issued.partition(".")[0]
-        if not stamp.isdigit() or not hmac.compare_digest(signature.encode(), self._sign(issued).encode()):
-            return False
-        return -5 <= self.clock() - int(stamp) <= self.nonce_seconds
-
-    def _check_digest(self, request: web.Request, credentials: str) -> tuple[Identity | None, bool]:
-        """(identity, stale). Stale: the password was right but the nonce is old or from before a
-        restart; the client retries with the new nonce without asking anyone, and it is no failure."""
-        fields = {m.group(1).lower(): m.group(2).replace('\\"', '"') if m.group(2) is not None else m.group(3)
-                  for m in _PARAM_RE.finditer(credentials)}
+    def _check_digest(self, request: web.Request, fields: dict[str, str]) -> tuple[Identity | None, bool]:
+        """(identity, stale). Stale: the password was right but the nonce is old, used, or from
+        before a restart; the client retries with the new nonce without asking anyone, and it is
+        no failure."""
         need = ("username", "realm", "nonce", "uri", "response", "qop", "nc", "cnonce")
+        algorithm = fields.get("algorithm", "MD5").upper()
         if any(k not in fields for k in need) or fields["qop"] != "auth" \
-                or fields.get("algorithm", "MD5").upper() != "MD5" or fields["realm"] != self.realm:
+                or algorithm not in self.algorithms() or fields["realm"] != self.realm:
             return None, False
         if not _same_target(fields["uri"], request.raw_path):
             return None, False
@@ -177,20 +217,33 @@ class Authenticator:
         except ValueError:
             return None, False
         user = self.users.get(fields["username"])
-        ha1 = user.ha1 if user else "0" * 32        # compare anyway: same time for unknown names
-        ha2 = md5_hex(f"{request.method}:{fields['uri']}")
-        expected = md5_hex(f"{ha1}:{fields['nonce']}:{fields['nc']}:{fields['cnonce']}:auth:{ha2}")
+        ha2 = digest_hex(algorithm, f"{request.method}:{fields['uri']}")
+        expected = digest_hex(algorithm, f"{self._ha1(user, algorithm)}:{fields['nonce']}:{fields['nc']}:"
+                                         f"{fields['cnonce']}:auth:{ha2}")
         if not hmac.compare_digest(expected.encode(), fields["response"].lower().encode()) or user is None:
             return None, False
-        if not self._nonce_fresh(fields["nonce"]):
+        issued = self._nonce_issued(fields["nonce"], request.remote or "?")
+        if issued is None or not self._first_use(user.name, fields["nonce"], issued, nc):
             return None, True
-        if nc <= self._nonce_counts.get(fields["nonce"], 0):
-            return None, False                  # a replayed request
-        self._nonce_counts[fields["nonce"]] = nc
-        self._nonce_counts.move_to_end(fields["nonce"])
-        while len(self._nonce_counts) > MAX_TRACKED:
-            self._nonce_counts.popitem(last=False)
         return Identity(user.name, user.role), False
+
+
+def _digest_fields(credentials: str) -> dict[str, str]:
+    return {m.group(1).lower(): m.group(2).replace('\\"', '"') if m.group(2) is not None else m.group(3)
+            for m in _PARAM_RE.finditer(credentials)}
+
+
+def _basic_pair(credentials: str) -> tuple[str, str] | None:
+    try:
+        decoded = base64.b64decode(credentials.strip(), validate=True)
+    except ValueError:
+        return None
+    try:
+        text = decoded.decode("utf-8")
+    except UnicodeDecodeError:
+        text = decoded.decode("latin-1")
+    name, sep, password = text.partition(":")
+    return (name, password) if sep else None
 
 
 def _same_target(uri: str, raw_path: str) -> bool:

@@ -2,7 +2,9 @@
 
 Axis log lines carry `<LEVEL>` tokens that clients scan for (`<CRITICAL>`); the daemon's file has
 `2026-01-31T12:00:00+0000 WARNING counterd.camera: ...`, so show-logs marks the level on the way out.
-The bundle holds the recent log files and the config with every secret removed.
+The bundle holds the recent log files and the parsed config with every secret redacted by its
+type (config.redact), never by patterns over the file's text: a secret written in any TOML form
+(multi-line string, quoted key) is still a Secret once parsed.
 """
 from __future__ import annotations
 
@@ -17,10 +19,6 @@ from counterd.config import Config, config_to_dict
 
 SHOW_LINES = 2000
 _LEVEL_RE = re.compile(r"^(\S+) (DEBUG|INFO|WARNING|ERROR|CRITICAL) ")
-SECRET_KEYS = r"ha1|pin|password|passwd|secret|token|api_key|apikey|webhook_url"
-_SECRET_ASSIGN_RE = re.compile(rf"""(?i)(?<![\w.-])({SECRET_KEYS})(\s*=\s*)("(?:[^"\\]|\\.)*"|'[^']*'|[^,}}\s#]+)""")
-_URL_USER_RE = re.compile(r"(?i)([a-z][a-z0-9+.-]*://)[^/@\s\"']+@")
-REDACTED = "<removed>"
 
 
 def log_files(log_path: str) -> list[Path]:
@@ -46,28 +44,8 @@ def show_logs(log_path: str, lines: int = SHOW_LINES) -> str:
     return "\n".join(_LEVEL_RE.sub(r"\1 <\2> ", line) for line in tail) + "\n"
 
 
-def redact_text(text: str) -> str:
-    """A config file's text with secret values and URL credentials replaced."""
-    text = _SECRET_ASSIGN_RE.sub(lambda m: f'{m.group(1)}{m.group(2)}"{REDACTED}"', text)
-    return _URL_USER_RE.sub(rf"\1{REDACTED}@", text)
-
-
-def redact_value(value, key: str = ""):
-    if re.fullmatch(SECRET_KEYS, key, re.I):
-        return REDACTED
-    if isinstance(value, dict):
-        return {k: redact_value(v, k) for k, v in value.items()}
-    if isinstance(value, list):
-        return [redact_value(v, key) for v in value]
-    if isinstance(value, str):
-        return _URL_USER_RE.sub(rf"\1{REDACTED}@", value)
-    if isinstance(value, (int, float, bool)) or value is None:
-        return value
-    return REDACTED         # an object such as a Secret: never shown
-
-
 def generate_logs(config: Config, log_path: str) -> bytes:
-    """tar.gz: logs/<files>, config/counterd.toml (if read from a file), config/resolved.json."""
+    """tar.gz: logs/<files> and config/resolved.json (the parsed config, secrets redacted)."""
     buffer = io.BytesIO()
     now = time.time()
     with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
@@ -77,15 +55,9 @@ def generate_logs(config: Config, log_path: str) -> bytes:
                 tar.add(str(path), arcname=f"logs/{path.name}", recursive=False)
             except OSError as exc:
                 problems.append(f"{path}: {exc.strerror or exc}")
-        source = Path(config.path)
-        try:
-            if source.is_file():
-                _add_bytes(tar, "config/counterd.toml", redact_text(source.read_text(encoding="utf-8")), now)
-        except (OSError, UnicodeDecodeError) as exc:
-            problems.append(f"{source}: {exc}")
         if problems:
             _add_bytes(tar, "problems.txt", "\n".join(problems) + "\n", now)
-        resolved = json.dumps(redact_value(config_to_dict(config)), indent=2, default=str)
+        resolved = json.dumps({"path": config.path, **config_to_dict(config)}, indent=2)
         _add_bytes(tar, "config/resolved.json", resolved, now)
     return buffer.getvalue()
 

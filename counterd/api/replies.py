@@ -12,5 +12,6 @@ def plain(text: str, status: int = 200) -> web.Response:
 def refusal(status: int, text: str, headers=None) -> web.HTTPException:
     """A one-line text/plain error to raise."""
     cls = {400: web.HTTPBadRequest, 401: web.HTTPUnauthorized, 403: web.HTTPForbidden,
-           501: web.HTTPNotImplemented, 503: web.HTTPServiceUnavailable}[status]
+           429: web.HTTPTooManyRequests, 501: web.HTTPNotImplemented,
+           503: web.HTTPServiceUnavailable}[status]
     return cls(text=text + "\n", content_type="text/plain", headers=headers)

@@ -13,7 +13,6 @@ from typing import Awaitable, Callable
 from aiohttp import web
 
 from counterd.api import formats
-from counterd.api.auth import ROLES
 from counterd.api.detail import detail_csv, detail_json
 from counterd.api.logs import generate_logs, show_logs
 from counterd.api.params import PARAMS
@@ -281,24 +280,30 @@ def find_command(pairs: list[tuple[str, str]]) -> str:
 def cgi_handler(cgi_role: str) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
     async def handle(request: web.Request) -> web.StreamResponse:
         site = request.app[SITE]
+        # Credentials before anything else: a client that sends none (curl --digest's first
+        # request, with an empty body) must get the challenge, not a complaint about its query.
+        identity = await site.auth.identify(request, cgi_role, request.path.rpartition("/")[2])
         pairs = parse_query(request.rel_url.raw_query_string)
         if request.method == "POST" and request.content_type == "application/x-www-form-urlencoded":
-            if (request.content_length or 0) > MAX_FORM_BYTES:
-                raise BadRequest(f"body: too long (at most {MAX_FORM_BYTES} bytes)")
-            form = await request.read()
-            if len(form) > MAX_FORM_BYTES:
-                raise BadRequest(f"body: too long (at most {MAX_FORM_BYTES} bytes)")
-            pairs += parse_query(form)
+            pairs += parse_query(await read_form(request))
         command = find_command(pairs)
         params = one_value_each(pairs, may_repeat=command)
         role_needed, handler = COMMANDS[command]
-        role = max(cgi_role, role_needed, key=ROLES.__getitem__)
-        await site.auth.require(request, role, command)
+        site.auth.need(request, identity, role_needed, command)
         if request.method == "HEAD" and command in CHANGES_STATE:
             raise web.HTTPMethodNotAllowed("HEAD", ["GET", "POST"], content_type="text/plain",
                                            text=f"{command}: changes data, so only GET or POST runs it, never HEAD\n")
         return await handler(Call(request, site, command, pairs, params))
     return handle
+
+
+async def read_form(request: web.Request) -> bytes:
+    if (request.content_length or 0) > MAX_FORM_BYTES:
+        raise BadRequest(f"body: too long (at most {MAX_FORM_BYTES} bytes)")
+    form = await request.read()
+    if len(form) > MAX_FORM_BYTES:
+        raise BadRequest(f"body: too long (at most {MAX_FORM_BYTES} bytes)")
+    return form
 
 
 async def appdata_dtd(request: web.Request) -> web.Response:

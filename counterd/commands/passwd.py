@@ -1,5 +1,5 @@
 """`counterd passwd NAME`: make an HTTP API user's config entry. The password is read without
-echo (or from stdin) and only its HA1 = md5("name:realm:password") is printed, which is what
+echo (or from stdin) and only its HA1 = md5("name:realm:password") (and the SHA-256 twin) is printed, which is what
 Digest needs and what Basic logins are checked against; the password never goes in the config."""
 from __future__ import annotations
 
@@ -34,5 +34,6 @@ def run(args) -> int:
     if not password:
         raise UserError("empty password; nothing printed")
     print(f'[[users]]\nname = "{args.name}"\nrole = "{args.role}"\n'
-          f'ha1 = "{make_ha1(args.name, realm, password)}"   # realm "{realm}"')
+          f'ha1 = "{make_ha1(args.name, realm, password)}"   # realm "{realm}"\n'
+          f'ha1_sha256 = "{make_ha1(args.name, realm, password, "SHA-256")}"   # for Digest SHA-256')
     return 0

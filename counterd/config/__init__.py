@@ -4,7 +4,7 @@ Each section is a dataclass; its fields carry their type, default and limits, an
 checks every key against them. An error names the file and the dotted key, e.g.
 ``counterd.toml: detector.confidence: must be <= 1, got 1.5``.
 """
-from counterd.config.fields import ConfigError, Secret, setting
+from counterd.config.fields import ConfigError, CredentialUrl, Secret, redact, redact_url, setting
 from counterd.config.load import config_from_dict, config_to_dict, load_config
 from counterd.config.sections import (
     CameraConfig, MotionConfig, DetectorConfig, TrackerConfig, CountingConfig, SourceConfig,
@@ -13,7 +13,7 @@ from counterd.config.sections import (
 )
 
 __all__ = [
-    'ConfigError', 'Secret', 'setting', 'config_from_dict', 'config_to_dict', 'load_config',
+    'ConfigError', 'CredentialUrl', 'Secret', 'redact', 'redact_url', 'setting', 'config_from_dict', 'config_to_dict', 'load_config',
     'CameraConfig', 'MotionConfig', 'DetectorConfig', 'TrackerConfig', 'CountingConfig',
     'SourceConfig', 'GatingConfig', 'DaemonConfig', 'StoreConfig', 'UserConfig', 'ApiConfig',
     'OccupancyConfig', 'AlertsConfig', 'LineConfig', 'UploadConfig', 'Config', 'frame_problems',

@@ -66,3 +66,30 @@ def xml_unsafe(text: str) -> str:
 def xml_safe(text: str) -> str:
     """text without the characters XML cannot carry (for output built from older stored data)."""
     return _NOT_XML.sub("", text)
+
+
+class CredentialUrl(str):
+    """A URL that may carry a user and password (rtsp://user:pw@cam/, https://user:pw@hook/):
+    a plain str to the code that connects, shown only through redact_url."""
+    __slots__ = ()
+
+
+_URL_PASSWORD_RE = re.compile(r"(://[^:/@\s]+):[^@/\s]*@")
+
+
+def redact_url(text: str) -> str:
+    """Every URL password in `text` replaced: rtsp://user:secret@host -> rtsp://user:***@host."""
+    return _URL_PASSWORD_RE.sub(r"\1:***@", text)
+
+
+REDACTED = "<redacted>"
+
+
+def redact(value: Any) -> Any:
+    """How a config value may be shown anywhere (check-config, generate-logs, params, logs):
+    decided by its type, in this one place. Secrets are replaced whole, URLs lose their password."""
+    if isinstance(value, Secret):
+        return REDACTED if value else ""
+    if isinstance(value, CredentialUrl):
+        return redact_url(value)
+    return value

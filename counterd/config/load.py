@@ -2,14 +2,19 @@
 from __future__ import annotations
 
 import dataclasses
+import math
+import reprlib
 import tomllib
 import types
 import typing
 from pathlib import Path
 from typing import Any, Literal
 
-from counterd.config.fields import ConfigError, Secret
+from counterd.config.fields import ConfigError, CredentialUrl, Secret, redact
 from counterd.config.sections import Config
+
+MAX_INT = 2**31 - 1
+MAX_FLOAT = 1e15            # no setting means more; larger values only overflow timers and sizes
 
 
 def load_config(path: str | Path) -> Config:
@@ -23,6 +28,8 @@ def load_config(path: str | Path) -> Config:
         raise ConfigError([f"{path}: cannot read: {exc}"]) from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError([f"{path}: not valid TOML: {exc}"]) from None
+    except RecursionError:
+        raise ConfigError([f"{path}: not valid TOML: arrays or tables nested too deeply"]) from None
     return config_from_dict(data, str(path))
 
 
@@ -114,17 +121,27 @@ def _convert(tp: Any, value: Any, key: str, source: str, errors: list[str]) -> A
     if tp is int:
         if isinstance(value, bool) or not isinstance(value, int):
             errors.append(f"{source}: {key}: expected an integer, got {_kind(value)}")
+        elif abs(value) > MAX_INT:      # beyond what C libraries (OpenCV, SQLite) take as int
+            errors.append(f"{source}: {key}: {value} is too large (at most {MAX_INT})")
         return value
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             errors.append(f"{source}: {key}: expected a number, got {_kind(value)}")
             return value
+        if not math.isfinite(value) or abs(value) > MAX_FLOAT:
+            # nan passes every comparison, so no range check would catch it
+            errors.append(f"{source}: {key}: must be a finite number, got {value!r}")
         return float(value)
     if tp is Secret:  # never echo the value: it is the secret
         if not isinstance(value, str):
             errors.append(f"{source}: {key}: expected a string")
             return Secret()
         return Secret(value)
+    if tp is CredentialUrl:
+        if not isinstance(value, str):
+            errors.append(f"{source}: {key}: expected a string, got {_kind(value)}")
+            return value
+        return CredentialUrl(value)
     if tp is str:
         if not isinstance(value, str):
             errors.append(f"{source}: {key}: expected a string, got {_kind(value)}")
@@ -146,16 +163,18 @@ def _check_limits(f: dataclasses.Field, value: Any, key: str, source: str, error
 
 def _kind(value: Any) -> str:
     return {bool: "a boolean", int: "an integer", float: "a number", str: "a string",
-            list: "an array", dict: "a table"}.get(type(value), type(value).__name__) + f" ({value!r})"[:60]
+            list: "an array", dict: "a table"}.get(type(value), type(value).__name__) + \
+        f" ({reprlib.repr(value)})"[:60]
 
 
-def config_to_dict(config: Any) -> Any:
-    """The resolved config as plain TOML-shaped data (for check-config and params)."""
+def config_to_dict(config: Any, *, reveal: bool = False) -> Any:
+    """The resolved config as plain TOML-shaped data, secrets redacted by type (check-config,
+    generate-logs); reveal=True only to compare two configs."""
     if dataclasses.is_dataclass(config):
-        return {f.name: config_to_dict(getattr(config, f.name)) for f in dataclasses.fields(config)
+        return {f.name: config_to_dict(getattr(config, f.name), reveal=reveal) for f in dataclasses.fields(config)
                 if not f.metadata.get("internal")}
     if isinstance(config, tuple):
-        return [config_to_dict(v) for v in config]
-    if isinstance(config, Secret):
-        return "<redacted>" if config else ""
-    return config
+        return [config_to_dict(v, reveal=reveal) for v in config]
+    if reveal:
+        return config.reveal() if isinstance(config, Secret) else config
+    return redact(config)

@@ -3,13 +3,14 @@ with when a key is absent; config/counterd.toml documents every key."""
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
 from counterd.classes import CLASS_IDS, DEFAULT_CLASSES
-from counterd.config.fields import ConfigError, Secret, setting, xml_unsafe
+from counterd.config.fields import ConfigError, CredentialUrl, Secret, setting, xml_unsafe
 from counterd.upload.schema import CAMERA_REF_PATTERN, COUNT_COLUMNS
 
 
@@ -17,7 +18,7 @@ from counterd.upload.schema import CAMERA_REF_PATTERN, COUNT_COLUMNS
 class CameraConfig:
     name: str = "counterd"          # the counter's name in the Axis API and in reports
     serial: str = ""                # 12 hex digits; empty = derived from the machine id
-    source: str = ""                # file path, rtsp:// URL, USB index ("0") or /dev/videoN
+    source: CredentialUrl = CredentialUrl("")   # file path, rtsp:// URL, USB index ("0") or /dev/videoN
     width: int | None = setting(None, min=1)   # expected frame size, to check lines at load
     height: int | None = setting(None, min=1)
     timezone: str = ""              # IANA name for local-time bins and reports; empty = the system's
@@ -158,20 +159,33 @@ class StoreConfig:
     path: str = ""                  # SQLite file; empty = <daemon.state_dir>/counts.db
     retention_days: int = setting(400, min=1)   # older bins, events and alerts are pruned daily
 
+    def problems(self) -> list[tuple[str, str]]:
+        if self.path.strip() == ":memory:" or self.path.startswith("file::memory:"):
+            return [("path", "an in-memory database loses every count at exit; give a file path "
+                             "(or leave it empty for <daemon.state_dir>/counts.db)")]
+        return []
+
 
 @dataclass(frozen=True)
 class UserConfig:
-    """An HTTP API user. ha1 = md5("name:realm:password") in hex: `counterd passwd` prints it."""
+    """An HTTP API user. ha1 = md5("name:realm:password") in hex, ha1_sha256 the same with
+    SHA-256 (for Digest SHA-256): `counterd passwd` prints both. Login-equivalent: secrets."""
     name: str
     role: Literal["viewer", "operator", "admin"]
-    ha1: str
+    ha1: Secret
+    ha1_sha256: Secret = Secret()
 
     def problems(self) -> list[tuple[str, str]]:
-        if not re.fullmatch(r"[0-9a-f]{32}", self.ha1):
+        if not re.fullmatch(r"[0-9a-f]{32}", self.ha1.reveal()):
             return [("ha1", "must be 32 lower-case hex digits (make it with: counterd passwd NAME)")]
+        if self.ha1_sha256 and not re.fullmatch(r"[0-9a-f]{64}", self.ha1_sha256.reveal()):
+            return [("ha1_sha256", "must be 64 lower-case hex digits (make it with: counterd passwd NAME)")]
         if not self.name or ":" in self.name:
             return [("name", f"must be non-empty without ':', got {self.name!r}")]
         return []
+
+    def password_is_empty(self, realm: str) -> bool:
+        return self.ha1.reveal() == hashlib.md5(f"{self.name}:{realm}:".encode()).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -198,7 +212,7 @@ class OccupancyConfig:
 @dataclass(frozen=True)
 class AlertsConfig:
     """Where alerts (lines' tailgate_seconds, forbidden_direction) go besides the log and the store."""
-    webhook_url: str = ""           # each alert is POSTed here as JSON; empty = none
+    webhook_url: CredentialUrl = CredentialUrl("")   # each alert is POSTed here as JSON; empty = none
 
     def problems(self) -> list[tuple[str, str]]:
         if self.webhook_url and not re.match(r"https?://[^/\s]+", self.webhook_url):
@@ -242,7 +256,7 @@ class LineConfig:
 class UploadConfig:
     """Hourly reports pushed to the central CCTV GCC API service (README: Hourly reports)."""
     enabled: bool = False
-    url: str = ""                   # the service's base URL; reports are POSTed to <url>/upload_report
+    url: CredentialUrl = CredentialUrl("")   # the service's base URL; reports are POSTed to <url>/upload_report
     camera_ref: str = ""            # this camera at the service: [a-z0-9_-]+ (it breaks on spaces)
     pin: Secret = Secret()          # the upload PIN itself; or, better:
     pin_env: str = ""               # the name of an environment variable holding it; or
@@ -337,6 +351,19 @@ class Config:
             return self
         return dataclasses.replace(self, upload=dataclasses.replace(self.upload, lines=(primary.name,)))
 
+    def user_problems(self) -> list[tuple[str, str]]:
+        """Two entries for one name would make the login depend on their order; an empty
+        password is no password."""
+        out = []
+        names = [user.name for user in self.users]
+        for name in sorted({n for n in names if names.count(n) > 1}):
+            out.append(("users", f"user name {name!r} is used more than once"))
+        for i, user in enumerate(self.users):
+            if user.password_is_empty(self.api.realm):
+                out.append((f"users[{i}].ha1", f"user {user.name!r} has an empty password "
+                                               f"(set one with: counterd passwd {user.name})"))
+        return out
+
     def check_frame_size(self, width: int, height: int) -> None:
         """Refuse lines that leave the actual frame (the file may not have known its size)."""
         problems = frame_problems(self.lines, width, height)
@@ -348,6 +375,7 @@ class Config:
         names = [line.name for line in self.lines]
         for name in sorted({n for n in names if names.count(n) > 1}):
             out.append(("lines", f"line name {name!r} is used more than once"))
+        out += self.user_problems()
         if self.counting.primary_line and self.counting.primary_line not in names:
             out.append(("counting.primary_line", f"no line is named {self.counting.primary_line!r}"))
         out += self.upload.line_problems(names)
