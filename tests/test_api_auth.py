@@ -264,7 +264,7 @@ async def test_a_nonce_is_bound_to_the_address_it_was_issued_to(server):
 
 async def test_digest_sha256_with_requests_and_md5_with_aiohttp(aiohttp_server, tmp_path, clock):
     """Two Digest challenges (RFC 7616): requests answers the SHA-256 one, aiohttp the MD5 one."""
-    store = Store(tmp_path / "counts.db", BERLIN, clock=clock)
+    store = Store(tmp_path / "counts.db", BERLIN)
     config = make_config(tmp_path)
     users = [{"name": u.name, "role": u.role, "ha1": u.ha1.reveal(),
               "ha1_sha256": make_ha1(u.name, "counterd", PASSWORDS[u.name], "SHA-256")} for u in config.users]
