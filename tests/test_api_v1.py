@@ -102,8 +102,8 @@ async def test_a_failing_webhook_never_logs_its_password(aiohttp_client, aiohttp
     handler = Catch(logging.WARNING)
     logging.getLogger("counterd.api").addHandler(handler)
     try:
-        await aiohttp_client(make_app(make_config(tmp_path, webhook_url=url), store, clock=clock))
-        await asyncio.to_thread(store.add_events, [ev(NOW, "out", line="exit", track=12)])
+        client = await aiohttp_client(make_app(make_config(tmp_path, webhook_url=url), store, clock=clock))
+        await record(client.app, [ev(NOW, "out", line="exit", track=12)])
         text = await asyncio.wait_for(warned.get(), timeout=10)
     finally:
         logging.getLogger("counterd.api").removeHandler(handler)

@@ -285,7 +285,7 @@ def cgi_handler(cgi_role: str) -> Callable[[web.Request], Awaitable[web.StreamRe
         identity = await site.auth.identify(request, cgi_role, request.path.rpartition("/")[2])
         pairs = parse_query(request.rel_url.raw_query_string)
         if request.method == "POST" and request.content_type == "application/x-www-form-urlencoded":
-            pairs += parse_query(await read_form(request))
+            pairs += parse_query(await read_form(request, site.config.api.header_timeout_s))
         command = find_command(pairs)
         params = one_value_each(pairs, may_repeat=command)
         role_needed, handler = COMMANDS[command]
@@ -297,10 +297,14 @@ def cgi_handler(cgi_role: str) -> Callable[[web.Request], Awaitable[web.StreamRe
     return handle
 
 
-async def read_form(request: web.Request) -> bytes:
+async def read_form(request: web.Request, timeout_s: float) -> bytes:
     if (request.content_length or 0) > MAX_FORM_BYTES:
         raise BadRequest(f"body: too long (at most {MAX_FORM_BYTES} bytes)")
-    form = await request.read()
+    try:
+        async with asyncio.timeout(timeout_s):      # a body trickled byte by byte holds a connection
+            form = await request.read()
+    except TimeoutError:
+        raise BadRequest(f"body: not received within {timeout_s:g} s (api.header_timeout_s)") from None
     if len(form) > MAX_FORM_BYTES:
         raise BadRequest(f"body: too long (at most {MAX_FORM_BYTES} bytes)")
     return form

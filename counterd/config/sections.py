@@ -196,6 +196,8 @@ class ApiConfig:
     realm: str = "counterd"         # part of every user's ha1: changing it invalidates them
     anonymous_viewer: bool = False  # viewer commands without credentials (wget-style clients)
     nonce_seconds: float = setting(300.0, above=0.0)   # a Digest nonce is stale after this
+    max_connections: int = setting(256, min=8, max=100_000)   # open HTTP connections at most
+    header_timeout_s: float = setting(10.0, above=0.0, max=300.0)   # to send a request's headers (and its body)
 
 
 @dataclass(frozen=True)

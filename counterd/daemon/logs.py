@@ -11,7 +11,10 @@ import logging
 import logging.handlers
 import os
 import sys
+import time
 from pathlib import Path
+
+from aiohttp.http_exceptions import HttpProcessingError
 
 from counterd.errors import UserError
 
@@ -50,9 +53,66 @@ def setup_logging(log_file: str | None, *, verbose: bool = False, max_bytes: int
                             f"(set daemon.log_file or daemon.state_dir)") from None
         rotating.setFormatter(logging.Formatter(FILE_FORMAT, FILE_DATEFMT))
         handlers.append(rotating)
+    limit = RateLimit()
     for handler in handlers:
+        handler.addFilter(limit)
         root.addHandler(handler)
+    server = logging.getLogger("aiohttp.server")
+    for old in [f for f in server.filters if isinstance(f, ClientErrorsAtDebug)]:
+        server.removeFilter(old)
+    server.addFilter(ClientErrorsAtDebug())
     root.setLevel(logging.DEBUG if verbose else logging.INFO)
     # aiohttp's access log is one line per request: noise in a year-long journal.
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
     return handlers
+
+
+class ClientErrorsAtDebug(logging.Filter):
+    """A malformed request is the client's mistake, not a server error: aiohttp logs each one as
+    ERROR with a traceback, which one client can use to replace the whole log in a minute."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if not isinstance(exc, HttpProcessingError) or record.levelno < logging.ERROR:
+            return True
+        if not logging.getLogger().isEnabledFor(logging.DEBUG):
+            return False
+        record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+        record.msg, record.exc_info, record.exc_text = f"{record.msg}: {exc}", None, None
+        return True
+
+
+class RateLimit(logging.Filter):
+    """At most BURST lines of one message template a minute; what is held back is counted and
+    said on the first line of that template in the next minute. One instance serves every
+    handler: its decision is kept on the record, so the second handler does not count it again."""
+    BURST = 20
+    WINDOW_S = 60.0
+
+    def __init__(self, clock=time.monotonic):
+        super().__init__()
+        self.clock = clock
+        self._windows: dict[tuple[str, str], list] = {}    # key -> [window start, lines, held back]
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        allowed = getattr(record, "counterd_rate_limited", None)
+        if allowed is None:
+            allowed = record.counterd_rate_limited = self._decide(record)
+        return allowed
+
+    def _decide(self, record: logging.LogRecord) -> bool:
+        key = (record.name, str(record.msg))
+        now = self.clock()
+        window = self._windows.get(key)
+        if window is None or now - window[0] >= self.WINDOW_S:
+            held = window[2] if window else 0
+            window = self._windows[key] = [now, 0, 0]
+            if len(self._windows) > 10_000:            # templates are few; a flood of distinct ones is not
+                self._windows = {key: window}
+            if held:
+                record.msg = f"{record.msg} [{held} more like this in the last minute were not logged]"
+        window[1] += 1
+        if window[1] > self.BURST:
+            window[2] += 1
+            return False
+        return True

@@ -28,6 +28,9 @@ class Metrics:
                                  ["line", "direction", "class"], registry=r)
         self.coverage = Counter("counterd_coverage_seconds", "Seconds of video actually analysed",
                                 registry=r)
+        self.http_refused = Counter("counterd_http_connections_refused",
+                                    "HTTP connections closed for being beyond api.max_connections",
+                                    registry=r)
         for stage in ("decode", "detect", "track", "count"):
             self.stage_seconds.labels(stage)
 

@@ -35,6 +35,7 @@ from counterd.confighub import ConfigHub, changed_keys, restart_needed
 from counterd.daemon.camera import Camera, LinkState
 from counterd.daemon.flusher import Flusher
 from counterd.daemon.gating import MotionGate
+from counterd.daemon.guard import ConnectionGuard, raise_open_files_limit
 from counterd.daemon.http import add_daemon_routes
 from counterd.daemon.jobs import Jobs
 from counterd.daemon.metrics import Metrics
@@ -74,6 +75,7 @@ class Daemon:
     bus: BatchBus = dataclasses.field(default_factory=BatchBus)
     alert_rules: AlertRules | None = None
     jobs: Jobs | None = None
+    guard: ConnectionGuard | None = None            # bounds on HTTP connections (slowloris)
     site: Site | None = None                        # the HTTP API's shared state
     uploader: Uploader | None = None
     started_at: float = dataclasses.field(default_factory=time.time)
@@ -115,7 +117,9 @@ def make_daemon_app(config: Config, *, capture_factory: CaptureFactory | None = 
         hub.register(section, (section,), restart_needed(section))
     hub.register("upload", ("upload",), lambda old, new: apply_upload(daemon, new))
     hub.validators.append(lambda new: check_frame_size(daemon, new))
-    app = web.Application()
+    api = config.api
+    daemon.guard = ConnectionGuard(api.max_connections, api.header_timeout_s, daemon.metrics.http_refused.inc)
+    app = web.Application(middlewares=[daemon.guard.middleware])
     app[DAEMON] = daemon
     app.cleanup_ctx.append(store_ctx)
     # The API's own contexts (stored setparams, alert webhook) run once the store is open.
@@ -345,6 +349,9 @@ async def serve(app: web.Application, host: str, port: int, *,
     except BaseException:
         await runner.cleanup()   # unwinds whatever had started (a bad model after the store opened)
         raise
+    guard = app[DAEMON].guard
+    guard.max_connections = raise_open_files_limit(guard.max_connections)
+    guard.attach(runner.server)
     try:
         site = web.TCPSite(runner, host, port)
         try:
@@ -362,6 +369,7 @@ async def serve(app: web.Application, host: str, port: int, *,
     finally:
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             loop.remove_signal_handler(sig)
+        await guard.close()
         await runner.cleanup()
     log.info("stopped")
 

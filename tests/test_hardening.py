@@ -1,0 +1,169 @@
+"""Issue 13 against a real `counterd run` on 127.0.0.1: slowloris, heavy exports, clock steps,
+a failing store, exit codes. Bounded in requests and time."""
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+from rtsp_server import free_port
+
+LIVE_SUM = "/local/tvpc/.api?live-sum.json"
+
+
+class Daemon:
+    """`counterd run` with an unreachable camera (it serves stored data while it reconnects)."""
+
+    def __init__(self, tmp_path: Path, api: str = "", extra: str = "", env: dict | None = None):
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.state = tmp_path / "state"
+        self.log = self.state / "counterd.log"
+        self.config = tmp_path / "counterd.toml"
+        self.config.write_text(f"""
+[camera]
+source = "rtsp://127.0.0.1:1/cam"
+timezone = "UTC"
+[detector]
+type = "motion"
+[source]
+backoff_base_s = 0.5
+backoff_cap_s = 1.0
+[daemon]
+state_dir = "{self.state}"
+[api]
+host = "127.0.0.1"
+port = {self.port}
+anonymous_viewer = true
+{api}
+[[lines]]
+name = "door"
+start = [100, 0]
+end = [100, 200]
+{extra}
+""")
+        self.proc = subprocess.Popen([sys.executable, "-m", "counterd", "run", "--config", str(self.config)],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                                     env={**os.environ, **(env or {})})
+
+    def wait_ready(self, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"counterd run exited {self.proc.returncode}: {self.proc.stderr.read()}")
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=1):
+                    return
+            except OSError:
+                time.sleep(0.1)
+        raise AssertionError("counterd run did not listen within its time")
+
+    def get(self, path: str, **kwargs) -> requests.Response:
+        return requests.get(self.base + path, timeout=10, **kwargs)
+
+    def stop(self, sig=signal.SIGTERM) -> tuple[int, str]:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        try:
+            _, err = self.proc.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            _, err = self.proc.communicate()
+        return self.proc.returncode, err
+
+
+@pytest.fixture
+def daemon_factory(tmp_path):
+    started: list[Daemon] = []
+
+    def start(**kwargs) -> Daemon:
+        d = Daemon(tmp_path, **kwargs)
+        started.append(d)
+        d.wait_ready()
+        return d
+    yield start
+    for d in started:
+        d.stop(signal.SIGKILL)
+
+
+def metric(daemon: Daemon, name: str) -> float:
+    found = re.search(rf"^{name} (\S+)$", daemon.get("/metrics").text, re.M)
+    return float(found.group(1)) if found else 0.0
+
+
+# ---- 13.1 slowloris ---------------------------------------------------------------------------
+
+def test_slowloris_connections_neither_block_the_api_nor_flood_the_log(daemon_factory):
+    daemon = daemon_factory(api="max_connections = 40\nheader_timeout_s = 1.0")
+    slow = []
+    for _ in range(120):                    # three times the limit, each with half its headers
+        s = socket.create_connection(("127.0.0.1", daemon.port), timeout=10)
+        s.sendall(b"GET /local/tvpc/.api?live-sum.json HTTP/1.1\r\nHost: x\r\n")
+        slow.append(s)
+    for _ in range(5):
+        answer = daemon.get(LIVE_SUM)
+        assert answer.status_code == 200 and "in" in answer.json()
+    for s in slow:                           # every half-open one is closed by the server
+        s.settimeout(10)
+        try:
+            assert s.recv(100) == b""
+        except ConnectionResetError:
+            pass
+        s.close()
+    assert metric(daemon, "counterd_http_connections_refused_total") >= 80
+    lines = daemon.log.read_text().splitlines()
+    assert len([line for line in lines if "refused" in line or "Error" in line]) <= 2
+
+
+# ---- 13.8 malformed requests, 13.19 repeated failures: the log stays readable -------------------
+
+def test_malformed_requests_are_not_logged_as_errors(daemon_factory):
+    daemon = daemon_factory()
+    for i in range(150):
+        with socket.create_connection(("127.0.0.1", daemon.port), timeout=10) as s:
+            s.sendall(b"GET /local/tvpc/.api?live-sum.json HTTP/1.1\r\nHost: x\r\nBad\x01Header: " +
+                      str(i).encode() + b"\r\n\r\n")
+            assert s.recv(200).split(b" ")[1] == b"400"
+    assert daemon.get(LIVE_SUM).status_code == 200
+    text = daemon.log.read_text()
+    assert "Error handling request" not in text and "Traceback" not in text
+    assert len(text) < 20_000
+
+
+def test_one_repeated_message_is_held_back_and_counted():
+    import logging
+    from counterd.daemon.logs import RateLimit
+    now = [0.0]
+    limit = RateLimit(clock=lambda: now[0])
+    shown = []
+
+    class Keep(logging.Handler):
+        def emit(self, record):
+            shown.append(record.getMessage())
+
+    a, b = Keep(), Keep()                     # two handlers (stderr and the file) share one decision
+    for h in (a, b):
+        h.addFilter(limit)
+    logger = logging.getLogger("counterd.test-ratelimit")
+    logger.propagate = False
+    for h in (a, b):
+        logger.addHandler(h)
+    try:
+        for _ in range(120):                  # a failing store at flush_interval_s = 0.5 for a minute
+            logger.error("writing counts to %s failed, will retry: %s", "/x/counts.db", "disk I/O error")
+        logger.warning("something else")
+        now[0] += 61
+        logger.error("writing counts to %s failed, will retry: %s", "/x/counts.db", "disk I/O error")
+    finally:
+        for h in (a, b):
+            logger.removeHandler(h)
+    assert len(shown) == 2 * (RateLimit.BURST + 2)
+    assert shown[-1].endswith(f"[{120 - RateLimit.BURST} more like this in the last minute were not logged]")
