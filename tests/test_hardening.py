@@ -167,3 +167,58 @@ def test_one_repeated_message_is_held_back_and_counted():
             logger.removeHandler(h)
     assert len(shown) == 2 * (RateLimit.BURST + 2)
     assert shown[-1].endswith(f"[{120 - RateLimit.BURST} more like this in the last minute were not logged]")
+
+
+# ---- 13.2 heavy exports: streamed, bounded in number -------------------------------------------
+
+@pytest.fixture
+def long_store(tmp_path):
+    """60 days of analysed video with a crossing every hour: 5760 bins at 15 min, a heavy export."""
+    from api_support import BERLIN, ev, local
+    from counterd.store import Store
+    store = Store(tmp_path / "counts.db", BERLIN)
+    start = local(2019, 1, 1)
+    for day in range(60):
+        t0 = start + day * 86400
+        store.write([ev(t0 + h * 3600 + 60, "in" if h % 3 else "out", track=h) for h in range(24)], (),
+                    [(t0, t0 + 86400)])
+    yield store
+    store.close()
+
+
+async def _heavy_client(aiohttp_client, tmp_path, store, **api):
+    from api_support import make_config
+    from counterd.api.app import make_app
+    return await aiohttp_client(make_app(make_config(tmp_path, anonymous_viewer=True, **api), store))
+
+
+@pytest.mark.parametrize("command", ["export-csv", "export-json", "export-xml", "occupancy-export-json",
+                                     "export-detail-csv", "export-detail-json"])
+async def test_a_heavy_export_streams_the_same_bytes_as_a_whole_one(aiohttp_client, tmp_path, long_store,
+                                                                   command, monkeypatch):
+    client = await _heavy_client(aiohttp_client, tmp_path, long_store)
+    streamed = await client.get(f"/local/tvpc/.api?{command}&date=all&res=15m")
+    assert streamed.status == 200 and "Content-Length" not in streamed.headers   # sent in parts
+    body = await streamed.read()
+    monkeypatch.setattr("counterd.api.tvpc.HEAVY_BINS", 10**9)                  # now made whole
+    whole = await client.get(f"/local/tvpc/.api?{command}&date=all&res=15m")
+    assert whole.headers["Content-Length"] == str(len(body)) and await whole.read() == body
+    if command == "export-csv":
+        assert body.count(b"\n") == 1 + 60 * 96
+
+
+async def test_heavy_exports_beyond_the_limit_get_429(aiohttp_client, tmp_path, long_store):
+    client = await _heavy_client(aiohttp_client, tmp_path, long_store, max_heavy_exports=1)
+    url = "/local/tvpc/.api?export-detail-csv&date=all&res=15m"
+    first = await client.get(url)                         # about 7 MB: it waits on the socket
+    assert first.status == 200
+    await first.content.readexactly(1000)
+    second = await client.get(url)
+    assert second.status == 429 and int(second.headers["Retry-After"]) > 0
+    assert "max_heavy_exports" in await second.text()
+    short = await client.get("/local/tvpc/.api?export-csv&date=20190105&res=15m")   # one day: not heavy
+    assert short.status == 200
+    rest = await first.read()
+    assert rest.endswith(b"\n")
+    third = await client.get(url)
+    assert third.status == 200 and len(await third.read()) == 1000 + len(rest)

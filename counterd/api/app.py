@@ -19,6 +19,7 @@ from aiohttp import web
 
 from counterd.api import tvpc, v1
 from counterd.api.auth import Authenticator
+from counterd.api.exports import Exports
 from counterd.api.query import BadRequest
 from counterd.api.replies import refusal
 from counterd.api.site import SITE, Site, serial_number
@@ -56,6 +57,7 @@ def add_api(app: web.Application, hub: ConfigHub, store_provider: Callable[[], A
                          nonce_seconds=api.nonce_seconds, clock=clock, sleep=sleep)
     site = Site(hub, auth, store_provider, config.daemon.log_path, clock,
                 serial_number(config.camera.serial), bus)
+    site.exports = Exports(api.max_heavy_exports)
     app[SITE] = site
     if not config.users and not api.anonymous_viewer:
         log.warning("the HTTP API has no [[users]] and api.anonymous_viewer is off: it will refuse "
@@ -66,6 +68,7 @@ def add_api(app: web.Application, hub: ConfigHub, store_provider: Callable[[], A
     app.add_routes(tvpc.routes() + v1.routes())
     app.cleanup_ctx.append(settings_ctx)
     app.cleanup_ctx.append(webhook_ctx)
+    app.on_cleanup.append(lambda app: asyncio.to_thread(app[SITE].exports.shutdown))
     return site
 
 

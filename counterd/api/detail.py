@@ -6,7 +6,7 @@ Every bin of a day with data has a row (or entry) for every configured line and 
 zeros included, plus any other line or class found in the data."""
 from __future__ import annotations
 
-from counterd.api.formats import Stamps, csv_field, compact_json
+from counterd.api.formats import DataEntries, Stamps, csv_field, compact_json
 from counterd.config import Config
 from counterd.store import DayBins
 
@@ -14,44 +14,77 @@ HEADER = ("Interval start,Interval stop,Camera serial number,Counter name,Line,C
           "Coming in,Going out,Analysed seconds")
 
 
-def _axes(config: Config, days: list[DayBins]) -> tuple[list[str], list[str]]:
+def axes(config: Config, found: list[tuple[str, str]]) -> tuple[list[str], list[str]]:
+    """The configured lines and classes, then any other (line, class) found in the data."""
     lines = [line.name for line in config.lines]
     classes = list(config.detector.classes)
-    for day in days:
-        for _, line, _, class_name in day.counts:
-            if line not in lines:
-                lines.append(line)
-            if class_name not in classes:
-                classes.append(class_name)
+    for line, class_name in found:
+        if line not in lines:
+            lines.append(line)
+        if class_name not in classes:
+            classes.append(class_name)
     return lines, classes
 
 
-def detail_csv(days: list[DayBins], res: int, config: Config, serial: str) -> str:
-    lines, classes = _axes(config, days)
-    prefix = f"{csv_field(serial)},{csv_field(config.camera.name)}"
-    stamp = Stamps("%Y-%m-%d", " {h:02d}:{m:02d}:{s:02d}")
-    out = [HEADER]
-    for day in days:
-        for s in day.starts:
-            head = f"{stamp(s)},{stamp(s + res)},{prefix}"
-            coverage = round(day.coverage.get(s, 0.0), 1)
-            for line in lines:
-                for cls in classes:
-                    out.append(f"{head},{csv_field(line)},{cls},{day.count(s, line, 'in', cls)},"
-                               f"{day.count(s, line, 'out', cls)},{coverage:g}")
-    return "\n".join(out) + "\n"
+class DetailWriter:
+    """Written in parts like formats.Writer: begin(), part(days) per run of days, end()."""
+
+    def __init__(self, res: int, config: Config, serial: str, found: list[tuple[str, str]]):
+        self.res, self.config, self.serial = res, config, serial
+        self.lines, self.classes = axes(config, found)
+
+    def begin(self) -> str:
+        return ""
+
+    def end(self) -> str:
+        return ""
 
 
-def detail_json(days: list[DayBins], res: int, config: Config, serial: str) -> str:
+class DetailCsv(DetailWriter):
+    def __init__(self, *args):
+        super().__init__(*args)
+        self.prefix = f"{csv_field(self.serial)},{csv_field(self.config.camera.name)}"
+        self.stamp = Stamps("%Y-%m-%d", " {h:02d}:{m:02d}:{s:02d}")
+
+    def begin(self) -> str:
+        return HEADER + "\n"
+
+    def part(self, days: list[DayBins]) -> str:
+        out = []
+        res, stamp = self.res, self.stamp
+        for day in days:
+            for s in day.starts:
+                head = f"{stamp(s)},{stamp(s + res)},{self.prefix}"
+                coverage = round(day.coverage.get(s, 0.0), 1)
+                for line in self.lines:
+                    for cls in self.classes:
+                        out.append(f"{head},{csv_field(line)},{cls},{day.count(s, line, 'in', cls)},"
+                                   f"{day.count(s, line, 'out', cls)},{coverage:g}\n")
+        return "".join(out)
+
+
+class DetailJson(DetailWriter):
     """{"counter": {...}, "data": {"<bin end>": {"coverage": s, "counts": {line: {class: [in, out]}}}}}"""
-    lines, classes = _axes(config, days)
-    stamp = Stamps("%Y%m%d", "{h:02d}{m:02d}{s:02d}")
-    data = {}
-    for day in days:
-        for s in day.starts:
-            data[stamp(s + res)] = {
-                "coverage": round(day.coverage.get(s, 0.0), 1),
-                "counts": {line: {cls: [day.count(s, line, "in", cls), day.count(s, line, "out", cls)]
-                                  for cls in classes} for line in lines}}
-    return compact_json({"counter": {"name": config.camera.name, "serial": serial, "delta": res,
-                                     "lines": lines, "classes": classes}, "data": data})
+
+    def __init__(self, *args):
+        super().__init__(*args)
+        self.stamp = Stamps("%Y%m%d", "{h:02d}{m:02d}{s:02d}")
+        self.data = DataEntries()
+
+    def begin(self) -> str:
+        counter = {"name": self.config.camera.name, "serial": self.serial, "delta": self.res,
+                   "lines": self.lines, "classes": self.classes}
+        return self.data.begin(counter)
+
+    def part(self, days: list[DayBins]) -> str:
+        entries = []
+        for day in days:
+            for s in day.starts:
+                entry = {"coverage": round(day.coverage.get(s, 0.0), 1),
+                         "counts": {line: {cls: [day.count(s, line, "in", cls), day.count(s, line, "out", cls)]
+                                           for cls in self.classes} for line in self.lines}}
+                entries.append(f'"{self.stamp(s + self.res)}":{compact_json(entry)}')
+        return self.data.join(entries)
+
+    def end(self) -> str:
+        return self.data.end()

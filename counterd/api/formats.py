@@ -48,16 +48,45 @@ class Table:
     days: tuple[tuple[int, tuple[Row, ...]], ...]   # (wall midnight, rows), oldest first
 
 
+class Writer:
+    """A format written in parts, so an export of any length streams in bounded memory:
+    begin() once, part(table) for each run of days (oldest first), end() once. Every part shares
+    the first table's name, serial, delta and types."""
+
+    def __init__(self, table: Table):
+        self.table = table
+
+    def begin(self) -> str:
+        return ""
+
+    def part(self, table: Table) -> str:
+        raise NotImplementedError
+
+    def end(self) -> str:
+        return ""
+
+    def whole(self) -> str:
+        return self.begin() + self.part(self.table) + self.end()
+
+
+class CsvWriter(Writer):
+    def __init__(self, table: Table):
+        super().__init__(table)
+        self.prefix = f"{csv_field(table.serial)},{csv_field(table.name)}"
+        self.stamp = Stamps("%Y-%m-%d", " {h:02d}:{m:02d}:{s:02d}")
+
+    def begin(self) -> str:
+        return ",".join(["Interval start", "Interval stop", "Camera serial number", "Counter name",
+                         *(name for _, name in self.table.types)]) + "\n"
+
+    def part(self, table: Table) -> str:
+        stamp, prefix = self.stamp, self.prefix
+        return "".join(f"{stamp(row.start)},{stamp(row.end)},{prefix}," + ",".join(map(str, row.values)) + "\n"
+                       for _, rows in table.days for row in rows)
+
+
 def to_csv(table: Table) -> str:
-    header = ["Interval start", "Interval stop", "Camera serial number", "Counter name",
-              *(name for _, name in table.types)]
-    prefix = f"{csv_field(table.serial)},{csv_field(table.name)}"
-    lines = [",".join(header)]
-    stamp = Stamps("%Y-%m-%d", " {h:02d}:{m:02d}:{s:02d}")
-    for _, rows in table.days:
-        for row in rows:
-            lines.append(f"{stamp(row.start)},{stamp(row.end)},{prefix}," + ",".join(map(str, row.values)))
-    return "\n".join(lines) + "\n"
+    return CsvWriter(table).whole()
 
 
 class Stamps:
@@ -83,34 +112,86 @@ def csv_field(text: str) -> str:
     return text
 
 
+class DataEntries:
+    """The "data" object of a JSON export written in parts: '"key":value' entries joined by
+    commas across parts; begin() and end() open and close the document around it."""
+
+    def __init__(self):
+        self.first = True
+
+    def join(self, entries: list[str]) -> str:
+        if not entries:
+            return ""
+        text = ("" if self.first else ",") + ",".join(entries)
+        self.first = False
+        return text
+
+    @staticmethod
+    def begin(counter: dict) -> str:
+        return '{"counter":' + compact_json(counter) + ',"data":{'
+
+    @staticmethod
+    def end() -> str:
+        return "}}"
+
+
+class JsonWriter(Writer):
+    """The same bytes as compact_json of the whole document: "data" is its last key."""
+
+    def __init__(self, table: Table):
+        super().__init__(table)
+        self.stamp = Stamps("%Y%m%d", "{h:02d}{m:02d}{s:02d}")
+        self.data = DataEntries()
+
+    def begin(self) -> str:
+        t = self.table
+        counter = {"name": t.name, "serial": t.serial, "delta": t.delta,
+                   "types": {name: typeid for typeid, name in t.types}}
+        return self.data.begin(counter)
+
+    def part(self, table: Table) -> str:
+        return self.data.join([f'"{self.stamp(row.end)}":[{",".join(map(str, row.values))}]'
+                               for _, rows in table.days for row in rows])
+
+    def end(self) -> str:
+        return self.data.end()
+
+
 def to_json(table: Table) -> str:
-    stamp = Stamps("%Y%m%d", "{h:02d}{m:02d}{s:02d}")
-    data = {stamp(row.end): list(row.values) for _, rows in table.days for row in rows}
-    doc = {"counter": {"name": table.name, "serial": table.serial, "delta": table.delta,
-                       "types": {name: typeid for typeid, name in table.types}},
-           "data": data}
-    return compact_json(doc)
+    return JsonWriter(table).whole()
+
+
+class XmlWriter(Writer):
+    """Text goes through xml_safe as well as escaping: a name holding a character XML cannot
+    carry (U+FFFF, a control character) would make the whole document ill-formed."""
+
+    def begin(self) -> str:
+        return "\n".join(['<?xml version="1.0" encoding="UTF-8"?>',
+                          '<!DOCTYPE countdata SYSTEM "appdata.dtd">',
+                          '<countdata version="1">',
+                          "  <typedesc>" + "".join(f'<type typeid="{typeid}">{escape(xml_safe(name))}</type>'
+                                                   for typeid, name in self.table.types) + "</typedesc>"]) + "\n"
+
+    def part(self, table: Table) -> str:
+        out = []
+        name = quoteattr(xml_safe(table.name))
+        for day, rows in table.days:
+            out.append(f"  <cntset name={name} date=\"{format_wall(day, '%Y-%m-%d')}\" "
+                       f'starttime="{day}" delta="{table.delta}">')
+            for row in rows:
+                cnts = "".join(f'<cnt typeid="{typeid}">{value}</cnt>'
+                               for (typeid, _), value in zip(table.types, row.values))
+                out.append(f'    <cntgroup endtime="{row.end}" time="{format_wall(row.end, "%H:%M")}">'
+                           f"{cnts}</cntgroup>")
+            out.append("  </cntset>")
+        return "".join(line + "\n" for line in out)
+
+    def end(self) -> str:
+        return "</countdata>\n"
 
 
 def to_xml(table: Table) -> str:
-    """Text goes through xml_safe as well as escaping: a name holding a character XML cannot
-    carry (U+FFFF, a control character) would make the whole document ill-formed."""
-    out = ['<?xml version="1.0" encoding="UTF-8"?>',
-           '<!DOCTYPE countdata SYSTEM "appdata.dtd">',
-           '<countdata version="1">',
-           "  <typedesc>" + "".join(f'<type typeid="{typeid}">{escape(xml_safe(name))}</type>'
-                                    for typeid, name in table.types) + "</typedesc>"]
-    for day, rows in table.days:
-        out.append(f"  <cntset name={quoteattr(xml_safe(table.name))} date=\"{format_wall(day, '%Y-%m-%d')}\" "
-                   f'starttime="{day}" delta="{table.delta}">')
-        for row in rows:
-            cnts = "".join(f'<cnt typeid="{typeid}">{value}</cnt>'
-                           for (typeid, _), value in zip(table.types, row.values))
-            out.append(f'    <cntgroup endtime="{row.end}" time="{format_wall(row.end, "%H:%M")}">'
-                       f"{cnts}</cntgroup>")
-        out.append("  </cntset>")
-    out.append("</countdata>")
-    return "\n".join(out) + "\n"
+    return XmlWriter(table).whole()
 
 
 def compact_json(doc) -> str:
@@ -122,3 +203,4 @@ RENDERERS = {
     "json": (to_json, "application/json"),
     "xml": (to_xml, "application/xml"),
 }
+WRITERS = {"csv": CsvWriter, "json": JsonWriter, "xml": XmlWriter}

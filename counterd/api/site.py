@@ -12,6 +12,7 @@ from typing import Callable
 from aiohttp import web
 
 from counterd.api.auth import Authenticator
+from counterd.api.exports import Exports
 from counterd.api.params import Settings
 from counterd.bus import BatchBus
 from counterd.confighub import ConfigHub
@@ -31,6 +32,7 @@ class Site:
     serial: str = ""
     bus: BatchBus | None = None                # committed batches (counterd/bus.py)
     live: LiveTotals | None = None             # today's totals, fed by the bus once the store is open
+    exports: Exports | None = None             # slots and threads for heavy exports
 
     @property
     def astore(self) -> AsyncStore:

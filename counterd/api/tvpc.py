@@ -6,14 +6,17 @@ A request names one command as a bare query key. The CGI (.api viewer, .apiopera
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
+import sqlite3
 from dataclasses import dataclass
 from typing import Awaitable, Callable
 
 from aiohttp import web
 
 from counterd.api import formats
-from counterd.api.detail import detail_csv, detail_json
+from counterd.api.detail import DetailCsv, DetailJson
+from counterd.api.exports import HEAVY_BINS, chunks
 from counterd.api.logs import generate_logs, show_logs
 from counterd.api.params import PARAMS
 from counterd.api.query import (BadRequest, check_bin_count, one_value_each, parse_dates, parse_int, parse_query,
@@ -22,7 +25,9 @@ from counterd.api.replies import plain, refusal
 from counterd.api.site import PERSON, SITE, Site, started_bins
 from counterd.store import Store
 from counterd.store.occupancy import replay, reset_offset
-from counterd.store.wallclock import format_wall, from_wall, real_range_of_days
+from counterd.store.wallclock import DAY, format_wall, from_wall, real_range_of_days
+
+log = logging.getLogger("counterd.api")
 
 PREFIXES = ("/local/tvpc/", "/local/people-counter/", "/local/occupancy-estimator/",
             "/tvpc/", "/people-counter/", "/occupancy-estimator/")
@@ -101,40 +106,68 @@ def occupancy_table(store: Store, site: Site, days: list[int], res: int, now: fl
     return formats.Table(site.name, site.serial, res, formats.OCCUPANCY_TYPES, tuple(out))
 
 
-def exporter(render, content_type: str, allowed_res: tuple[str, ...] = EXPORT_RES) -> Handler:
-    """A `date`/`res` export: render(store, site, days, res, now) -> text, run off the loop."""
+def exporter(open_writer, piece, content_type: str, allowed_res: tuple[str, ...] = EXPORT_RES) -> Handler:
+    """A `date`/`res` export. open_writer(store, site, days, res, now) -> a writer (begin, part,
+    end); piece(store, site, days, res, now) -> what its part() takes for a run of days. Short
+    exports are made whole in the store's pool; heavy ones stream (counterd/api/exports.py)."""
 
-    async def export(call: Call) -> web.Response:
+    async def export(call: Call) -> web.StreamResponse:
         site = call.site
         selection = parse_dates(call.get("date"))
         res = parse_res(call.get("res"), allowed_res)
         now = site.clock()
+        store = site.store
+        days = selection.pick(store.days_with_data())
+        check_bin_count(len(days), res, call.get("res") or "15m")
 
-        def build() -> str:
-            store = site.store
-            days = selection.pick(store.days_with_data())
-            check_bin_count(len(days), res, call.get("res") or "15m")
-            return render(store, site, days, res, now)
+        def write(writer, run: list[int]) -> str:
+            return writer.part(piece(store, site, run, res, now))
 
-        return web.Response(text=await site.astore.run(build), content_type=content_type)
+        if len(days) * DAY // res <= HEAVY_BINS:
+            def whole() -> str:
+                writer = open_writer(store, site, days, res, now)
+                return writer.begin() + write(writer, days) + writer.end()
+            return web.Response(text=await site.astore.run(whole), content_type=content_type)
+        with site.exports.slot(call.command):
+            writer = await site.exports.run(open_writer, store, site, days, res, now)
+            response = web.StreamResponse()
+            response.content_type, response.charset = content_type, "utf-8"
+            await response.prepare(call.request)
+            await response.write(writer.begin().encode())
+            try:
+                for run in chunks(days):
+                    await response.write((await site.exports.run(write, writer, run)).encode())
+            except sqlite3.Error as exc:       # too late for a 503: end the answer short
+                log.error("%s stopped part-way: the counts store failed: %s", call.command, exc)
+                call.request.transport and call.request.transport.abort()
+                return response
+            await response.write(writer.end().encode())
+            await response.write_eof()
+            return response
     return export
 
 
 def people_export(kind: str) -> Handler:
-    render, content_type = formats.RENDERERS[kind]
-    return exporter(lambda store, site, days, res, now: render(people_table(store, site, days, res, now)),
-                    content_type)
+    _, content_type = formats.RENDERERS[kind]
+    return exporter(lambda store, site, days, res, now: formats.WRITERS[kind](
+        _table_head(site, res, formats.PEOPLE_TYPES)), people_table, content_type)
 
 
 def occupancy_export(kind: str) -> Handler:
-    render, content_type = formats.RENDERERS[kind]
-    return exporter(lambda store, site, days, res, now: render(occupancy_table(store, site, days, res, now)),
-                    content_type, OCCUPANCY_RES)
+    _, content_type = formats.RENDERERS[kind]
+    return exporter(lambda store, site, days, res, now: formats.WRITERS[kind](
+        _table_head(site, res, formats.OCCUPANCY_TYPES)), occupancy_table, content_type, OCCUPANCY_RES)
 
 
-def detail_export(render, content_type: str) -> Handler:
-    return exporter(lambda store, site, days, res, now: render(started_bins(store.binned(days, res), store.tz, now),
-                                                               res, site.config, site.serial), content_type)
+def _table_head(site: Site, res: int, types) -> formats.Table:
+    return formats.Table(site.name, site.serial, res, types, ())
+
+
+def detail_export(writer_class, content_type: str) -> Handler:
+    return exporter(lambda store, site, days, res, now: writer_class(res, site.config, site.serial,
+                                                                     store.lines_and_classes(days)),
+                    lambda store, site, days, res, now: started_bins(store.binned(days, res), store.tz, now),
+                    content_type)
 
 
 async def export_cnt(call: Call) -> web.Response:
@@ -241,8 +274,8 @@ COMMANDS: dict[str, tuple[str, Handler]] = {
     "export-csv": ("viewer", people_export("csv")),
     "export-json": ("viewer", people_export("json")),
     "export-xml": ("viewer", people_export("xml")),
-    "export-detail-csv": ("viewer", detail_export(detail_csv, "text/csv")),
-    "export-detail-json": ("viewer", detail_export(detail_json, "application/json")),
+    "export-detail-csv": ("viewer", detail_export(DetailCsv, "text/csv")),
+    "export-detail-json": ("viewer", detail_export(DetailJson, "application/json")),
     "export-cnt": ("viewer", export_cnt),
     "cntpos.json": ("viewer", cntpos),
     "params.json": ("viewer", params_json),

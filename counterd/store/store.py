@@ -228,6 +228,15 @@ class Store:
         wall = WallMap(self.tz, quarters[0], quarters[-1] + 900)
         return {day_of(wall.wall(q)) for q in quarters}
 
+    def lines_and_classes(self, days: list[int]) -> list[tuple[str, str]]:
+        """Every (line, class) with counts on the given local days, so an export written in
+        parts can name its columns before its first part."""
+        if not days:
+            return []
+        start, end = real_range_of_days(self.tz, min(days), max(days))
+        return self._query("SELECT DISTINCT line, class_name FROM counts_q WHERE quarter >= ? AND quarter < ? "
+                           "ORDER BY line, class_name", (start // 900, (end + 899) // 900))
+
     def binned(self, days: list[int], res: int, line: str | None = None,
                class_name: str | None = None) -> list[DayBins]:
         """Counts and coverage of the given local days in wall-clock bins of `res` seconds,

@@ -1,0 +1,64 @@
+"""Heavy exports (a year at 15 min, every line and class) in bounded memory and bounded numbers.
+
+An export longer than HEAVY_BINS bins is written in parts of EXPORT_CHUNK_DAYS days, each read
+and rendered in its own thread and sent as it is made, so the daemon holds one part at a time
+whatever the range. At most api.max_heavy_exports run at once (429 with Retry-After beyond), in
+threads of their own at a lower CPU priority: they never queue in front of the flusher's writes
+in the store's pool, and the inference worker wins the CPU when both want it.
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+from counterd.api.replies import refusal
+
+log = logging.getLogger("counterd.api")
+
+HEAVY_BINS = 3000            # about a month at 15 min: beyond this an export streams and needs a slot
+EXPORT_CHUNK_DAYS = 7
+RETRY_AFTER_S = 30
+NICENESS = 10
+
+
+def _lower_priority() -> None:
+    try:        # Linux: a thread is a task with its own nice value
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), NICENESS)
+    except (AttributeError, OSError):
+        pass
+
+
+class Exports:
+    def __init__(self, limit: int):
+        self.limit = limit
+        self.running = 0
+        self._pool = ThreadPoolExecutor(max_workers=limit, thread_name_prefix="counterd-export",
+                                        initializer=_lower_priority)
+
+    @contextlib.contextmanager
+    def slot(self, what: str):
+        """One of the heavy-export slots, or 429 when all are taken."""
+        if self.running >= self.limit:
+            raise refusal(429, f"{what}: {self.running} long exports are running already "
+                               f"(api.max_heavy_exports); try again shortly or ask for fewer days",
+                          {"Retry-After": str(RETRY_AFTER_S)})
+        self.running += 1
+        try:
+            yield
+        finally:
+            self.running -= 1
+
+    async def run(self, fn, *args):
+        return await asyncio.get_running_loop().run_in_executor(self._pool, functools.partial(fn, *args))
+
+    def shutdown(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+def chunks(days: list[int], size: int = EXPORT_CHUNK_DAYS) -> list[list[int]]:
+    return [days[i:i + size] for i in range(0, len(days), size)]
