@@ -31,7 +31,20 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(subparsers)
+    add_verbose_everywhere(parser)
     return parser
+
+
+def add_verbose_everywhere(parser: argparse.ArgumentParser) -> None:
+    """`-v` after the subcommand too (`counterd run --config F -v`). SUPPRESS as the default
+    keeps a -v given before the subcommand from being reset by the subparser."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                if "-v" not in sub._option_string_actions:
+                    sub.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
+                                     help="debug logging")
+                add_verbose_everywhere(sub)
 
 
 def main(argv: list[str] | None = None) -> int:

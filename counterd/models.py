@@ -2,7 +2,8 @@
 
 A detector's `model` setting is a file path or a manifest name. Names resolve to a file in the
 models directory: detector.models_dir if set, else $COUNTERD_MODELS_DIR, else the checkout's
-models/ folder (see models/README.md). Weights are never committed; `counterd model fetch NAME`
+models/ folder when counterd runs from a source checkout, else /var/lib/counterd/models, the
+service's state directory (see models/README.md). Weights are never committed; `counterd model fetch NAME`
 downloads one and checks its sha256 before it is used.
 """
 from __future__ import annotations
@@ -17,7 +18,11 @@ from pathlib import Path
 
 from counterd.errors import UserError
 
-CHECKOUT_MODELS = Path(__file__).resolve().parents[1] / "models"
+CHECKOUT = Path(__file__).resolve().parents[1]
+CHECKOUT_MODELS = CHECKOUT / "models"
+# An installed copy lives in site-packages, where nothing should be written and the service user
+# cannot write: its models go to the state directory the systemd unit owns.
+INSTALLED_MODELS = Path("/var/lib/counterd/models")
 MANIFEST_NAME = "manifest.toml"
 HEADS = ("ultralytics", "end2end", "yolox")
 CHUNK = 1 << 20
@@ -40,7 +45,15 @@ def models_dir(configured: str = "") -> Path:
         return Path(configured).expanduser()
     if os.environ.get("COUNTERD_MODELS_DIR"):
         return Path(os.environ["COUNTERD_MODELS_DIR"]).expanduser()
-    return CHECKOUT_MODELS
+    return default_models_dir(CHECKOUT)
+
+
+def default_models_dir(package_parent: Path) -> Path:
+    """models/ of a source checkout (it has pyproject.toml beside the package), else the
+    installed copy's INSTALLED_MODELS."""
+    if (package_parent / "pyproject.toml").is_file() and (package_parent / "models").is_dir():
+        return package_parent / "models"
+    return INSTALLED_MODELS
 
 
 # models/manifest.toml, shipped inside the package (counterd/manifest.toml links to it in a

@@ -83,6 +83,18 @@ def source_kind(spec: str) -> str:
     return "file"
 
 
+def check_video_file(spec: str) -> Path:
+    """The path of a file source that exists and can be read; SourceError says what is wrong."""
+    path = Path(spec).expanduser()
+    if path.is_dir():
+        raise SourceError(f"video file {spec}: is a directory; give one video file in it")
+    if not path.is_file():
+        raise SourceError(f"video file {spec}: no such file")
+    if not os.access(path, os.R_OK):
+        raise SourceError(f"video file {spec}: not readable (permission denied)")
+    return path
+
+
 def is_live(spec: str) -> bool:
     return source_kind(spec) != "file"
 
@@ -111,11 +123,7 @@ def open_capture(spec: str, *, open_timeout_s: float = 5.0, read_timeout_s: floa
     """Build and open an OpenCV capture for a source string, or raise SourceError naming it."""
     kind = source_kind(spec)
     if kind == "file":
-        path = Path(spec)
-        if not path.is_file():
-            raise SourceError(f"video file {spec}: no such file")
-        if not os.access(path, os.R_OK):
-            raise SourceError(f"video file {spec}: not readable (permission denied)")
+        path = check_video_file(spec)
         cap = cv2.VideoCapture(str(path))
         what = f"video file {spec}: cannot be decoded (not a video, or an unsupported codec)"
     elif kind == "usb":

@@ -1,12 +1,14 @@
 """Config loading: typed values, and one error per problem naming the file and the key."""
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from conftest import SHARED_MODELS, need_shared
 from counterd.config import ConfigError, config_from_dict, config_to_dict, load_config
 
 REPO = Path(__file__).resolve().parents[1]
@@ -97,8 +99,11 @@ def test_check_config_command(tmp_path):
     assert out.returncode == 2
     assert f"{bad}: detector.confidence: must be <= 1, got 2" in out.stderr
     assert "Traceback" not in out.stderr
+    # The example config names yolox_nano: found where the shared models are (see
+    # test_first_deployment.py for the model and source checks themselves).
+    env = {**os.environ, "COUNTERD_MODELS_DIR": str(need_shared(SHARED_MODELS["yolox_nano"]).parent)}
     good = subprocess.run([sys.executable, "-m", "counterd", "check-config", str(REPO / "config" / "counterd.toml")],
-                          capture_output=True, text=True)
+                          capture_output=True, text=True, env=env)
     assert good.returncode == 0, good.stderr
     assert '"primary_line": "door"' in good.stdout
 

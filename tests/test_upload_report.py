@@ -228,7 +228,8 @@ def test_pin_never_shows_in_repr_check_config_or_type_errors(tmp_path, capsys):
     assert config_to_dict(config)["pin"] == "<redacted>"
     assert read_pin(config) == Secret("93751")
     toml = tmp_path / "c.toml"
-    toml.write_text('[upload]\npin = "93751"\ncamera_ref = "x"\n')
+    toml.write_text('[upload]\npin = "93751"\ncamera_ref = "x"\n[detector]\ntype = "motion"\n'
+                    '[camera]\nsource = "rtsp://127.0.0.1:9/cam"\n')
     assert main(["check-config", str(toml)]) == 0
     assert "93751" not in capsys.readouterr().out
     with pytest.raises(ConfigError) as err:

@@ -23,7 +23,10 @@ REALM = "counterd"
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser("demo", help="run the whole daemon on a built-in synthetic scene")
+    p = subparsers.add_parser("demo", help="run the whole daemon on a built-in synthetic scene",
+                              description="Run the whole daemon (motion detector, store, HTTP API on "
+                                          "127.0.0.1) on a built-in synthetic scene of people crossing a "
+                                          "line: no camera, no model weights. Prints the URLs to try.")
     p.add_argument("--port", type=int, default=8080, help="HTTP port on 127.0.0.1 (default 8080)")
     p.add_argument("--state", metavar="DIR", help="keep counts and logs here (default: a temporary directory)")
     p.set_defaults(func=run)

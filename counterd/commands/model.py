@@ -9,15 +9,19 @@ from counterd.models import fetch_model, load_manifest, manifest_path, models_di
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser("model", help="list known models or download one")
+    p = subparsers.add_parser("model", help="list known models or download one",
+                              description="The detection models counterd knows (models/manifest.toml) and "
+                                          "downloading them, checked against their sha256, into the models "
+                                          "directory.")
     actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")
     for name, text in (("list", "the models in the manifest and whether each is downloaded"),
                        ("fetch", "download a model into the models directory, verifying its sha256")):
-        a = actions.add_parser(name, help=text)
+        a = actions.add_parser(name, help=text, description=text[0].upper() + text[1:] + ".")
         if name == "fetch":
             a.add_argument("name", help="model name from the manifest (see `counterd model list`)")
             a.add_argument("--force", action="store_true", help="download again even if present")
-        a.add_argument("--dir", default="", help="models directory (default: $COUNTERD_MODELS_DIR or models/)")
+        a.add_argument("--dir", default="", help="models directory (default: $COUNTERD_MODELS_DIR, else models/ "
+                                                 "in a source checkout, else /var/lib/counterd/models)")
         a.add_argument("--manifest", default="", help="manifest file (default: the models directory's, "
                                                       "else models/manifest.toml)")
     p.set_defaults(func=run)

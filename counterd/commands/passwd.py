@@ -12,7 +12,10 @@ from counterd.errors import UserError
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser("passwd", help="print a [[users]] config entry for an HTTP API user")
+    p = subparsers.add_parser("passwd", help="print a [[users]] config entry for an HTTP API user",
+                              description="Ask for a password (twice) and print the [[users]] entry to paste "
+                                          "into the config: the name, the role and the Digest HA1 for "
+                                          "api.realm. The password itself is never stored.")
     p.add_argument("name", help="user name (no ':')")
     p.add_argument("--role", choices=tuple(ROLES), default="viewer", help="default: viewer")
     p.add_argument("--config", help="take api.realm from this config file")

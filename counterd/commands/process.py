@@ -14,7 +14,7 @@ from counterd.errors import UserError
 def register(subparsers) -> None:
     p = subparsers.add_parser("process", help="count line crossings in a video file",
                               description="Run detect -> track -> count over a video and print totals.")
-    p.add_argument("video", help="video file (or any source counterd can open)")
+    p.add_argument("video", help="video file (or any source counterd can open; not a directory)")
     p.add_argument("--config", help="TOML config (detector, tracker, lines...); defaults otherwise")
     p.add_argument("--detector", choices=("onnx", "ultralytics", "motion"), help="override detector.type")
     p.add_argument("--model", help="override detector.model (a file path or a manifest name)")
@@ -68,17 +68,23 @@ def run(args) -> int:
         events_file = _open_events(args.events)
         pipeline = Pipeline(config)
         progress = Progress(source.frame_count) if sys.stderr.isatty() else None
-        frames, started = 0, time.perf_counter()
+        frames, started, interrupted = 0, time.perf_counter(), False
         try:
-            for frame in source:
-                write_events(events_file, pipeline.step(frame))
-                frames += 1
-                if progress:
-                    progress.update(frames, time.perf_counter() - started)
-            write_events(events_file, pipeline.finish())
+            try:
+                for frame in source:
+                    write_events(events_file, pipeline.step(frame))
+                    frames += 1
+                    if progress:
+                        progress.update(frames, time.perf_counter() - started)
+            except KeyboardInterrupt:
+                # Ctrl-C: the totals so far are still worth printing. The stream did not end, so
+                # tracks near a line are not counted as crossed (pipeline.finish is skipped).
+                interrupted = True
+            else:
+                write_events(events_file, pipeline.finish())
         finally:
             if progress:
-                progress.finish()
+                progress.finish(frames, time.perf_counter() - started, ended=not interrupted)
             if events_file is not None:
                 events_file[0].close()
             pipeline.close()
@@ -86,11 +92,14 @@ def run(args) -> int:
     result = {"frames": frames, "seconds": round(seconds, 3),
               "fps": round(frames / seconds, 2) if seconds > 0 else 0.0,
               "lines": pipeline.totals}
+    if interrupted:
+        result["interrupted"] = True
+        print(f"counterd: interrupted after {frames} frames: partial totals follow", file=sys.stderr)
     if args.json:
         print(json.dumps(result))
     else:
         print(format_totals(result, pipeline.times.mean_ms()))
-    return 0
+    return 130 if interrupted else 0
 
 
 def _open_events(path: str | None):
@@ -134,8 +143,8 @@ class Progress:
         self.total = total if total and total > 0 else None
         self.drawn_at = 0.0
 
-    def update(self, frames: int, elapsed: float) -> None:
-        if elapsed - self.drawn_at < 0.2:
+    def update(self, frames: int, elapsed: float, force: bool = False) -> None:
+        if elapsed - self.drawn_at < 0.2 and not force:
             return
         self.drawn_at = elapsed
         fps = frames / elapsed if elapsed else 0.0
@@ -147,6 +156,11 @@ class Progress:
             sys.stderr.write(f"\r{frames} frames, {fps:.1f} fps")
         sys.stderr.flush()
 
-    def finish(self) -> None:
+    def finish(self, frames: int, elapsed: float, ended: bool) -> None:
+        """Draw the last state. When the video ended, the bar is full at the last frame read: a
+        container's frame count is only an estimate, often off by a few frames."""
+        if ended and self.total:
+            self.total = frames
+        self.update(frames, elapsed, force=True)
         sys.stderr.write("\n")
         sys.stderr.flush()

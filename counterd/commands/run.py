@@ -10,7 +10,11 @@ from counterd.daemon.service import leave, make_daemon_app, serve
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser("run", help="run the counting daemon: camera, HTTP API, uploads")
+    p = subparsers.add_parser("run", help="run the counting daemon: camera, HTTP API, uploads",
+                              description="Run the counting daemon for one camera: read camera.source, count "
+                                          "line crossings into the counts store, serve the Axis and /api/v1 "
+                                          "HTTP API and push hourly reports when [upload] is enabled. "
+                                          "SIGHUP reloads the config; systemd's unit runs this.")
     p.add_argument("--config", required=True, metavar="FILE", help="TOML config file")
     p.add_argument("--state-dir", metavar="DIR",
                    help="override daemon.state_dir (counts database, outbox, log); the systemd units pass it")

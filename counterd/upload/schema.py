@@ -3,7 +3,9 @@ default mapping from COCO detector classes, and the warning codes counterd write
 from __future__ import annotations
 
 # Count columns per schema, in the contract's order. The service picks the schema from the
-# first row's model_name and matches columns by name.
+# first row's model_name and matches columns by name. The names are the service's; what counterd
+# puts in them is different from the service's own engine (objects visible in one still every
+# 30 min or so): crossings of upload.lines during the whole hour (README: Hourly reports).
 COUNT_COLUMNS: dict[str, tuple[str, ...]] = {
     "yolo": ("car", "pedestrian", "cyclist", "motorcycle", "bus", "lorry", "van", "taxi"),
     "tf2": ("car", "person", "bicycle", "motorcycle", "bus", "truck"),

@@ -1,0 +1,59 @@
+"""What `counterd check-config` checks beyond the config file's own validation: the things a
+first deployment trips over (a model that is not there or does not load, a video file that is
+missing) are errors; upload columns this configuration can never fill are warnings."""
+from __future__ import annotations
+
+from counterd.config import Config
+from counterd.errors import UserError
+from counterd.upload.schema import COUNT_COLUMNS, DEFAULT_CLASS_MAP
+
+
+def deployment_errors(config: Config) -> list[str]:
+    """One line per problem that would stop `counterd run` at start-up."""
+    from counterd.detect import make_detector       # heavy: only once the config itself is good
+    from counterd.source import check_video_file, source_kind
+
+    errors = []
+    if config.detector.type != "motion":
+        try:
+            make_detector(config.detector).close()   # found, and the engine can open it
+        except UserError as exc:
+            errors.append(f"detector.model: {exc}")
+    source = config.camera.source
+    if not source:
+        errors.append("camera.source: empty: give a file, an rtsp:// URL or a USB camera")
+    elif source_kind(source) == "file":
+        try:
+            check_video_file(source)
+        except UserError as exc:
+            errors.append(f"camera.source: {exc}")
+    return errors
+
+
+def upload_warnings(config: Config) -> list[str]:
+    """Report columns a class is mapped to but that stay 0 whatever passes the camera, because
+    the detector never produces that class."""
+    upload = config.upload
+    if not upload.enabled:
+        return []
+    class_map = upload.class_map or DEFAULT_CLASS_MAP[upload.model_name]
+    if config.detector.type == "motion":
+        detected = {config.detector.motion.class_name}
+        why = f"the motion detector counts every object as {config.detector.motion.class_name!r}"
+    else:
+        detected = set(config.detector.classes)
+        why = "detector.classes does not include"
+    mapped = {column for _, column in class_map}
+    fillable = {column for cls, column in class_map if cls in detected}
+    out = []
+    starved = [c for c in COUNT_COLUMNS[upload.model_name] if c in mapped and c not in fillable]
+    if starved:
+        if config.detector.type == "motion":
+            out.append(f"upload: column(s) {', '.join(starved)} can never be filled: {why}")
+        else:
+            classes = sorted({cls for cls, column in class_map if column in starved})
+            out.append(f"upload: column(s) {', '.join(starved)} can never be filled: {why} "
+                       f"{', '.join(classes)}")
+    # Columns no class maps to (van and taxi for a COCO detector) are documented as always 0;
+    # warning about them would fire on every yolo-schema box and teach people to skip warnings.
+    return out
