@@ -9,12 +9,12 @@ from counterd.config.load import config_from_dict, config_to_dict, load_config
 from counterd.config.sections import (
     CameraConfig, MotionConfig, DetectorConfig, TrackerConfig, CountingConfig, SourceConfig,
     GatingConfig, DaemonConfig, StoreConfig, UserConfig, ApiConfig, OccupancyConfig,
-    AlertsConfig, LineConfig, UploadConfig, Config, frame_problems,
+    AlertsConfig, LineConfig, UploadConfig, MqttConfig, Config, frame_problems,
 )
 
 __all__ = [
     'ConfigError', 'CredentialUrl', 'Secret', 'redact', 'redact_url', 'setting', 'config_from_dict', 'config_to_dict', 'load_config',
     'CameraConfig', 'MotionConfig', 'DetectorConfig', 'TrackerConfig', 'CountingConfig',
     'SourceConfig', 'GatingConfig', 'DaemonConfig', 'StoreConfig', 'UserConfig', 'ApiConfig',
-    'OccupancyConfig', 'AlertsConfig', 'LineConfig', 'UploadConfig', 'Config', 'frame_problems',
+    'OccupancyConfig', 'AlertsConfig', 'LineConfig', 'UploadConfig', 'MqttConfig', 'Config', 'frame_problems',
 ]

@@ -223,6 +223,69 @@ class AlertsConfig:
         return []
 
 
+TOPIC_LEVEL_FORBIDDEN = ("+", "#", "\x00")   # MQTT wildcards and NUL may not appear in a topic name
+
+
+def _topic_problems(key: str, topic: str) -> list[tuple[str, str]]:
+    """An MQTT topic name to publish under: no wildcards, no empty levels at its ends."""
+    if any(c in topic for c in TOPIC_LEVEL_FORBIDDEN):
+        return [(key, f"must not contain '+', '#' or NUL (MQTT wildcards), got {topic!r}")]
+    if topic.startswith("/") or topic.endswith("/") or "//" in topic:
+        return [(key, f"must not start or end with '/' or hold an empty level, got {topic!r}")]
+    return []
+
+
+@dataclass(frozen=True)
+class MqttConfig:
+    """Crossings, today's totals, occupancy, alerts and health on an MQTT broker, with optional
+    Home Assistant discovery (README: Building systems)."""
+    enabled: bool = False
+    host: str = "localhost"
+    port: int = setting(1883, min=1, max=65535)
+    tls: bool = False
+    ca_file: str = ""               # CA that signed the broker's certificate; empty = the system's CAs
+    cert_file: str = ""             # client certificate, for brokers that ask for one
+    key_file: str = ""              # its private key (empty = inside cert_file)
+    username: str = ""
+    password: Secret = Secret()     # the password itself; or, better:
+    password_env: str = ""          # the name of an environment variable holding it; or
+    password_file: str = ""         # a file holding it (surrounding whitespace ignored)
+    client_id: str = ""             # empty = counterd-<camera.name>
+    topic_prefix: str = ""          # empty = counterd/<camera.name>
+    qos: int = setting(1, min=0, max=2)
+    retain: bool = True             # state topics (totals, occupancy, health) are retained
+    queue_size: int = setting(10_000, min=1)   # events and alerts held while the broker is away
+    keepalive_s: int = setting(60, min=5, max=65535)
+    backoff_base_s: float = setting(1.0, above=0.0)    # first reconnect wait, doubling, with jitter
+    backoff_cap_s: float = setting(60.0, above=0.0)    # longest wait between reconnect attempts
+    health_interval_s: float = setting(60.0, min=1.0)
+    discovery: bool = False         # Home Assistant MQTT discovery
+    discovery_prefix: str = "homeassistant"
+
+    def problems(self) -> list[tuple[str, str]]:
+        out = _topic_problems("topic_prefix", self.topic_prefix)
+        out += _topic_problems("discovery_prefix", self.discovery_prefix)
+        if not self.discovery_prefix:
+            out.append(("discovery_prefix", "must not be empty"))
+        if self.enabled and not self.host:
+            out.append(("host", "required when mqtt is enabled"))
+        files = [k for k in ("ca_file", "cert_file", "key_file") if getattr(self, k)]
+        if files and not self.tls:
+            out.append((files[0], "is only used with TLS: set mqtt.tls = true (or empty it)"))
+        if self.key_file and not self.cert_file:
+            out.append(("key_file", "needs cert_file (the certificate that goes with the key)"))
+        password_sources = [k for k in ("password", "password_env", "password_file") if getattr(self, k)]
+        if len(password_sources) > 1:
+            out.append(("password", f"give only one of password, password_env, password_file "
+                                    f"(got {', '.join(password_sources)})"))
+        if password_sources and not self.username:
+            out.append(("username", "required when a password is given"))
+        if self.backoff_cap_s < self.backoff_base_s:
+            out.append(("backoff_cap_s", f"must be >= backoff_base_s ({self.backoff_base_s:g}), "
+                                         f"got {self.backoff_cap_s:g}"))
+        return out
+
+
 def _is_zone(name: str) -> bool:
     import zoneinfo
     try:
@@ -336,6 +399,7 @@ class Config:
     occupancy: OccupancyConfig = field(default_factory=OccupancyConfig)
     alerts: AlertsConfig = field(default_factory=AlertsConfig)
     upload: UploadConfig = field(default_factory=UploadConfig)
+    mqtt: MqttConfig = field(default_factory=MqttConfig)
     path: str = field(default="<defaults>", metadata={"internal": True})
 
     @property

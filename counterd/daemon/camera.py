@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import enum
 import logging
+import random
 import threading
 import time
 from typing import Callable, Protocol
@@ -45,15 +46,20 @@ class Source(Protocol):
 
 
 class Backoff:
-    """base, 2*base, 4*base, ... capped; reset once a connection delivers frames again."""
+    """base, 2*base, 4*base, ... capped; reset once a connection delivers frames again. With an
+    rng, each wait is drawn from the upper half of that ceiling, so many clients that lost one
+    server together do not come back in lockstep."""
 
-    def __init__(self, base: float, cap: float):
+    def __init__(self, base: float, cap: float, rng: random.Random | None = None):
         self.base, self.cap = base, cap
+        self.rng = rng
         self.attempt = 0
 
     def next_delay(self) -> float:
         delay = min(self.cap, self.base * 2 ** min(self.attempt, 32))
         self.attempt += 1
+        if self.rng is not None:
+            delay = delay / 2 + self.rng.uniform(0, delay / 2)
         return delay
 
     def reset(self) -> None:

@@ -22,7 +22,7 @@ import time
 from datetime import datetime, timezone, tzinfo
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from aiohttp import web
 from apscheduler.triggers.interval import IntervalTrigger
@@ -47,6 +47,9 @@ from counterd.source import CaptureFactory, VideoSource, open_source, redact, wa
 from counterd.store import AlertRules, AsyncStore, Store
 from counterd.upload.metrics import UploadMetrics
 from counterd.upload.uploader import Uploader
+
+if TYPE_CHECKING:
+    from counterd.mqtt.bridge import MqttBridge
 
 log = logging.getLogger("counterd.daemon")
 
@@ -78,6 +81,7 @@ class Daemon:
     guard: ConnectionGuard | None = None            # bounds on HTTP connections (slowloris)
     site: Site | None = None                        # the HTTP API's shared state
     uploader: Uploader | None = None
+    mqtt: MqttBridge | None = None
     started_at: float = dataclasses.field(default_factory=time.time)
     _upload_metrics: UploadMetrics | None = None
 
@@ -124,6 +128,7 @@ def make_daemon_app(config: Config, *, capture_factory: CaptureFactory | None = 
     app.cleanup_ctx.append(store_ctx)
     # The API's own contexts (stored setparams, alert webhook) run once the store is open.
     daemon.site = add_api(app, hub, lambda: daemon.astore, daemon.bus)
+    app.cleanup_ctx.append(mqtt_ctx)         # stops after the flusher: it publishes the last batch
     # The flusher starts before the worker, so it stops after it: the last batch is flushed.
     app.cleanup_ctx.append(flusher_ctx)
     app.cleanup_ctx.append(worker_ctx)
@@ -238,6 +243,23 @@ async def jobs_ctx(app: web.Application):
     daemon.jobs.start()
     yield
     daemon.jobs.shutdown()
+
+
+async def mqtt_ctx(app: web.Application):
+    """Events, totals and health on an MQTT broker (counterd.mqtt), when mqtt.enabled."""
+    daemon = app[DAEMON]
+    unsubscribe = None
+    if daemon.config.mqtt.enabled:
+        from counterd.mqtt.bridge import MQTT_SECTIONS, MqttBridge   # aiomqtt is imported only when used
+        daemon.mqtt = MqttBridge(daemon, daemon.config.mqtt)
+        await daemon.mqtt.start()
+        unsubscribe = daemon.bus.subscribe(daemon.mqtt.on_batch)
+        daemon.hub.register("mqtt", MQTT_SECTIONS, lambda old, new: daemon.mqtt and daemon.mqtt.apply(old, new))
+    yield
+    if daemon.mqtt is not None:
+        unsubscribe()
+        await daemon.mqtt.stop()
+        daemon.mqtt = None
 
 
 async def uploader_ctx(app: web.Application):
