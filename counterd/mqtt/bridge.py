@@ -125,7 +125,7 @@ class MqttBridge:
 
     async def _publish_state(self) -> None:
         config, store, now = self._config, self.daemon.store, time.time()
-        day, totals = store.live.today(now)
+        day, totals = self.daemon.site.live.today(now)     # followed from the bus by the API
         date = datetime.fromtimestamp(day, timezone.utc).date().isoformat()   # day is wall time
         retain = self.settings.retain
         for (line, class_name), topic in self.topics.totals_of(config).items():
