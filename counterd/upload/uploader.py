@@ -258,7 +258,7 @@ class Uploader:
         if warning_of(data) == WARNING_OK:
             return True
         log.debug("upload: %s is not a fully analysed hour: sent without overwrite, so it cannot "
-                 "replace a row the service already has", path.name)
+                  "replace a row the service already has", path.name)
         return False
 
     async def _settle(self, path: Path, result: SendResult, waiting: int) -> float | None:
