@@ -15,6 +15,7 @@ import time
 from counterd.config import Config
 from counterd.count import CrossingEvent, LineCounter
 from counterd.detect import Detector, make_detector
+from counterd.detections import Detections
 from counterd.source import Frame
 from counterd.stride import DetectionStride
 from counterd.track import Tracker
@@ -52,6 +53,7 @@ class Pipeline:
         self.times = StageTimes()
         self.stride = self._stride_for(config)
         self._held: list[Frame] = []      # mosaic: frames waiting for a partner to share an inference
+        self.last_tracks = Detections.empty()   # the tracker's output for the newest analysed frame
 
     def step(self, frame: Frame) -> list[CrossingEvent]:
         self.times.fresh = False
@@ -77,7 +79,7 @@ class Pipeline:
         events = []
         for frame, detections in zip(frames, detected):
             t1 = time.perf_counter()
-            tracks = self.tracker.update(detections, frame.timestamp)
+            tracks = self.last_tracks = self.tracker.update(detections, frame.timestamp)
             t2 = time.perf_counter()
             events += self.counter.update(tracks, frame.timestamp)
             t3 = time.perf_counter()

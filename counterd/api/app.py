@@ -18,6 +18,7 @@ import aiohttp
 from aiohttp import web
 
 from counterd.api import tvpc, v1
+from counterd.api.console import add_console
 from counterd.api.auth import Authenticator
 from counterd.api.exports import Exports
 from counterd.api.query import BadRequest
@@ -66,13 +67,14 @@ def add_api(app: web.Application, hub: ConfigHub, store_provider: Callable[[], A
     hub.register("alert webhook", ("alerts",), restart_needed("alerts"))
     app.middlewares.append(error_middleware)
     app.add_routes(tvpc.routes() + v1.routes())
+    add_console(app)
     app.cleanup_ctx.append(settings_ctx)
     app.cleanup_ctx.append(webhook_ctx)
     app.on_cleanup.append(lambda app: asyncio.to_thread(app[SITE].exports.shutdown))
     return site
 
 
-API_RELOADED = ("anonymous_viewer", "nonce_seconds")    # [api] keys applied at once
+API_RELOADED = ("anonymous_viewer", "nonce_seconds", "live_view")    # [api] keys applied at once
 
 
 def apply_api(auth: Authenticator, old: Config, new: Config) -> str | None:

@@ -33,11 +33,13 @@ from counterd.bus import BatchBus
 from counterd.config import Config, ConfigError
 from counterd.confighub import ConfigHub, changed_keys, restart_needed
 from counterd.daemon.camera import Camera, LinkState
+from counterd.daemon.console import lend_console
 from counterd.daemon.flusher import Flusher
 from counterd.daemon.gating import MotionGate
 from counterd.daemon.guard import ConnectionGuard, raise_open_files_limit
 from counterd.daemon.http import add_daemon_routes
 from counterd.daemon.jobs import Jobs
+from counterd.daemon.liveview import LiveView
 from counterd.daemon.metrics import Metrics
 from counterd.daemon.notify import Notifier
 from counterd.daemon.worker import InferenceWorker, Recorder
@@ -83,6 +85,8 @@ class Daemon:
     uploader: Uploader | None = None
     mqtt: MqttBridge | None = None
     started_at: float = dataclasses.field(default_factory=time.time)
+    started_monotonic: float = dataclasses.field(default_factory=time.monotonic)
+    live_view: LiveView = dataclasses.field(default_factory=LiveView)   # the console's picture
     _upload_metrics: UploadMetrics | None = None
 
     def upload_metrics(self) -> UploadMetrics:
@@ -128,6 +132,7 @@ def make_daemon_app(config: Config, *, capture_factory: CaptureFactory | None = 
     app.cleanup_ctx.append(store_ctx)
     # The API's own contexts (stored setparams, alert webhook) run once the store is open.
     daemon.site = add_api(app, hub, lambda: daemon.astore, daemon.bus)
+    lend_console(app, daemon)
     app.cleanup_ctx.append(mqtt_ctx)         # stops after the flusher: it publishes the last batch
     # The flusher starts before the worker, so it stops after it: the last batch is flushed.
     app.cleanup_ctx.append(flusher_ctx)
@@ -190,7 +195,8 @@ async def worker_ctx(app: web.Application):
     pipeline = await asyncio.to_thread(Pipeline, config)
     name = config.camera.name if daemon.capture_factory is None else "demo"
     camera = Camera(name, source_opener(daemon), config.source)
-    daemon.worker = InferenceWorker(camera, pipeline, MotionGate(config.gating), daemon.metrics, daemon.recorder)
+    daemon.worker = InferenceWorker(camera, pipeline, MotionGate(config.gating), daemon.metrics, daemon.recorder,
+                                    live_view=daemon.live_view)
     daemon.hub.register("pipeline", PIPELINE_SECTIONS, lambda old, new: apply_pipeline(daemon.worker, old, new))
     log.info("camera %s: %s; detector %s; %d line(s)", name,
              redact(config.camera.source) if daemon.capture_factory is None else "synthetic scene",

@@ -17,6 +17,7 @@ from counterd.config import Config
 from counterd.count import CrossingEvent
 from counterd.daemon.camera import Camera, LinkState
 from counterd.daemon.gating import MotionGate
+from counterd.daemon.liveview import LiveView
 from counterd.daemon.metrics import Metrics
 from counterd.errors import UserError
 from counterd.pipeline import STAGES, Pipeline
@@ -97,12 +98,14 @@ class Recorder:
 
 class InferenceWorker:
     def __init__(self, camera: Camera, pipeline: Pipeline, gate: MotionGate, metrics: Metrics,
-                 recorder: Recorder, *, wall_clock: Callable[[], float] = time.time):
+                 recorder: Recorder, *, wall_clock: Callable[[], float] = time.time,
+                 live_view: LiveView | None = None):
         self.camera = camera
         self.pipeline = pipeline
         self.gate = gate
         self.metrics = metrics
         self.recorder = recorder
+        self.live_view = live_view
         self._wall = wall_clock
         self._stop = threading.Event()
         self._pending: Config | None = None
@@ -203,6 +206,8 @@ class InferenceWorker:
             offset = wall - frame.timestamp
             events = [dataclasses.replace(e, timestamp=e.timestamp + offset) for e in events]
         self.recorder.add(events, wall)
+        if self.live_view is not None:      # references only: the console encodes on request
+            self.live_view.update(frame.image, self.pipeline.last_tracks, wall)
         self.frames_processed += 1
         self.metrics.frames_processed.inc()
 

@@ -1,0 +1,286 @@
+"""The installer's console: the page at `/` (static files shipped inside the package) and the
+JSON, JPEG and event-stream endpoints it uses.
+
+Viewers see everything read-only; operators may change the lines. Pixels leave the box only
+while api.live_view is on: otherwise every picture endpoint answers 403 saying how to turn it
+on, and the page draws the lines on a blank frame of the right size. What the console needs
+from a running daemon (the live view, saving lines, health) comes through `Console`; an API
+without a daemon (tests, `make_app`) serves the page and says there is no camera.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+from dataclasses import dataclass, field
+from importlib import resources
+from typing import Awaitable, Callable
+
+from aiohttp import web
+
+from counterd.api.auth import ROLES
+from counterd.api.logs import show_logs
+from counterd.api.query import BadRequest
+from counterd.api.replies import refusal
+from counterd.api.site import SITE, Site
+from counterd.daemon.liveview import LiveView, tracks_json
+
+STATIC = {"index.html": "text/html", "console.css": "text/css", "console.js": "text/javascript"}
+MAX_LINES_BODY = 64 * 1024
+MAX_LINES = 64
+HEALTH_LOG_LINES = 50
+STREAM_POLL_S = 0.5          # live totals are checked this often for the event stream
+STREAM_KEEPALIVE_S = 15.0    # a comment line keeps proxies from closing a quiet stream
+LIVE_VIEW_OFF = ("the live view is off on this box (api.live_view = false): no picture leaves it. "
+                 "To turn it on, set live_view = true under [api] in the config file and restart "
+                 "counterd (or send it SIGHUP)")
+
+
+@dataclass
+class Console:
+    """What a running daemon lends the console; each is None without one."""
+    live_view: LiveView | None = None
+    # lines (validated shape) -> a one-line result; raises BadRequest / HTTPException on refusal
+    save_lines: Callable[[list[dict]], Awaitable[str]] | None = None
+    health: Callable[[], Awaitable[dict]] | None = None
+    stopping: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+CONSOLE = web.AppKey("console", Console)
+
+
+def static_files() -> dict[str, bytes]:
+    """The page's files, read from the installed package (not the source tree)."""
+    folder = resources.files("counterd").joinpath("console")
+    return {name: folder.joinpath(name).read_bytes() for name in STATIC}
+
+
+# ---- page --------------------------------------------------------------------------------------
+
+
+def page_handlers(files: dict[str, bytes]):
+    async def index(request: web.Request) -> web.Response:
+        # A login is asked for here (unless anonymous viewers are allowed), so the browser holds
+        # the credentials for the page's own requests.
+        await request.app[SITE].auth.require(request, "viewer", "the console")
+        return _static_response("index.html", files)
+
+    async def login(request: web.Request) -> web.Response:
+        """Log in as an operator (the browser asks for the password), then back to the page."""
+        await request.app[SITE].auth.require(request, "operator", "editing in the console")
+        raise web.HTTPSeeOther("/")
+
+    async def asset(request: web.Request) -> web.Response:
+        name = request.match_info["name"]
+        if name not in files or name == "index.html":
+            raise web.HTTPNotFound(text=f"no console file {name[:60]!r}\n")
+        return _static_response(name, files)
+
+    return index, login, asset
+
+
+def _static_response(name: str, files: dict[str, bytes]) -> web.Response:
+    return web.Response(body=files[name], content_type=STATIC[name], charset="utf-8",
+                        headers={"Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff"})
+
+
+# ---- who, lines -------------------------------------------------------------------------------
+
+
+def frame_size(site: Site, console: Console) -> tuple[int, int] | None:
+    """The camera's frame size: the newest frame's, else the config's camera.width/height."""
+    view = console.live_view.latest() if console.live_view else None
+    if view is not None:
+        return view.size
+    camera = site.config.camera
+    return (camera.width, camera.height) if camera.width else None
+
+
+async def whoami(request: web.Request) -> web.Response:
+    site = request.app[SITE]
+    identity = await site.auth.require(request, "viewer", "/api/v1/whoami")
+    return web.json_response({"name": identity.name, "role": identity.role,
+                              "can_edit": ROLES[identity.role] >= ROLES["operator"],
+                              "live_view": site.config.api.live_view})
+
+
+def lines_json(site: Site, console: Console) -> dict:
+    config = site.config
+    size = frame_size(site, console)
+    primary = config.primary_line
+    return {"width": size[0] if size else None, "height": size[1] if size else None,
+            "band_px": config.counting.hysteresis_px, "primary_line": primary.name if primary else "",
+            "config_path": config.path,
+            "lines": [{"name": line.name, "start": list(line.start), "end": list(line.end),
+                       "invert": line.invert, "tailgate_seconds": line.tailgate_seconds,
+                       "forbidden_direction": line.forbidden_direction} for line in config.lines]}
+
+
+async def get_lines(request: web.Request) -> web.Response:
+    site = request.app[SITE]
+    await site.auth.require(request, "viewer", "/api/v1/lines")
+    return web.json_response(lines_json(site, request.app[CONSOLE]))
+
+
+async def put_lines(request: web.Request) -> web.Response:
+    """Replace every line: applied at once (counts and live tracks kept) and written to the
+    config file, so a restart keeps them."""
+    site, console = request.app[SITE], request.app[CONSOLE]
+    await site.auth.require(request, "operator", "changing lines")
+    if console.save_lines is None:
+        raise refusal(503, "lines: no counting pipeline runs in this process")
+    if (request.content_length or 0) > MAX_LINES_BODY:
+        raise BadRequest(f"body: too long (at most {MAX_LINES_BODY} bytes)")
+    raw = await request.content.read(MAX_LINES_BODY + 1)
+    if len(raw) > MAX_LINES_BODY:
+        raise BadRequest(f"body: too long (at most {MAX_LINES_BODY} bytes)")
+    try:
+        body = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise BadRequest(f"body: not JSON ({exc})") from None
+    lines = parse_lines(body)
+    message = await console.save_lines(lines)
+    return web.json_response({"status": "OK", "message": message, **lines_json(site, console)})
+
+
+def parse_lines(body) -> list[dict]:
+    """The body's lines, each checked for shape; the config's own checks follow when saving."""
+    if not isinstance(body, dict) or not isinstance(body.get("lines"), list):
+        raise BadRequest('body: expected {"lines": [...]}')
+    items = body["lines"]
+    if not 1 <= len(items) <= MAX_LINES:
+        raise BadRequest(f"lines: give 1 to {MAX_LINES} lines, got {len(items)}")
+    return [_parse_line(i, item) for i, item in enumerate(items)]
+
+
+def _parse_line(i: int, item) -> dict:
+    where = f"lines[{i}]"
+    if not isinstance(item, dict):
+        raise BadRequest(f"{where}: expected an object")
+    name = item.get("name")
+    if not isinstance(name, str) or not 1 <= len(name.strip()) <= 64 or any(ord(c) < 32 for c in name):
+        raise BadRequest(f"{where}.name: must be 1-64 printable characters")
+    line = {"name": name.strip(), "was": item.get("was") if isinstance(item.get("was"), str) else None}
+    for key in ("start", "end"):
+        point = item.get(key)
+        if (not isinstance(point, list) or len(point) != 2
+                or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+                           for v in point)):
+            raise BadRequest(f"{where}.{key}: must be [x, y] in pixels")
+        line[key] = [round(float(v), 1) for v in point]
+    invert = item.get("invert", False)
+    if not isinstance(invert, bool):
+        raise BadRequest(f"{where}.invert: must be true or false")
+    line["invert"] = invert
+    tailgate = item.get("tailgate_seconds")
+    if tailgate is not None and (isinstance(tailgate, bool) or not isinstance(tailgate, (int, float))):
+        raise BadRequest(f"{where}.tailgate_seconds: must be a number of seconds or null")
+    line["tailgate_seconds"] = tailgate
+    forbidden = item.get("forbidden_direction", "")
+    if forbidden not in ("", "in", "out"):
+        raise BadRequest(f'{where}.forbidden_direction: must be "", "in" or "out"')
+    line["forbidden_direction"] = forbidden
+    return line
+
+
+# ---- pictures ------------------------------------------------------------------------------------
+
+
+async def view(request: web.Request) -> web.Response:
+    """The newest analysed frame's tracks and size: no pixels, so served with live view off too."""
+    site, console = request.app[SITE], request.app[CONSOLE]
+    await site.auth.require(request, "viewer", "/api/v1/view")
+    latest = console.live_view.latest() if console.live_view else None
+    size = frame_size(site, console)
+    return web.json_response({
+        "live_view": site.config.api.live_view, "camera": console.live_view is not None,
+        "width": size[0] if size else None, "height": size[1] if size else None,
+        "seq": latest.seq if latest else None, "timestamp": latest.timestamp if latest else None,
+        "tracks": tracks_json(latest.tracks) if latest else []})
+
+
+def picture_handler(role: str, what: str, with_tracks: bool):
+    async def handle(request: web.Request) -> web.Response:
+        site, console = request.app[SITE], request.app[CONSOLE]
+        await site.auth.require(request, role, what)
+        if not site.config.api.live_view:
+            raise refusal(403, LIVE_VIEW_OFF)
+        if console.live_view is None:
+            raise refusal(503, f"{what}: no camera runs in this process")
+        picture = await console.live_view.picture()
+        if picture is None:
+            raise refusal(503, f"{what}: no frame analysed yet (is the camera up? see /healthz)")
+        headers = {"Cache-Control": "no-store", "X-Frame-Seq": str(picture.seq),
+                   "X-Frame-Timestamp": f"{picture.timestamp:.3f}"}
+        if with_tracks:      # the boxes of this very frame, for the page's overlay
+            headers["X-Frame-Tracks"] = json.dumps(picture.tracks, separators=(",", ":"))
+        return web.Response(body=picture.jpeg, content_type="image/jpeg", headers=headers)
+    return handle
+
+
+# ---- counts stream, health ------------------------------------------------------------------
+
+
+def live_totals(site: Site) -> dict:
+    day, totals = site.store.live.today(site.clock())
+    return {"counts": [{"line": ln, "direction": d, "class": c, "count": n}
+                       for (ln, d, c), n in sorted(totals.items())]}
+
+
+async def live_stream(request: web.Request) -> web.StreamResponse:
+    """Server-sent events: `totals` with today's counts per line, direction and class, sent at
+    once and then whenever they change."""
+    site, console = request.app[SITE], request.app[CONSOLE]
+    await site.auth.require(request, "viewer", "/api/v1/live/stream")
+    response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-store",
+                                           "X-Accel-Buffering": "no"})
+    await response.prepare(request)
+    last, quiet = None, 0.0
+    try:
+        while not console.stopping.is_set():
+            totals = live_totals(site)
+            if totals != last:
+                await response.write(f"event: totals\ndata: {json.dumps(totals)}\n\n".encode())
+                last, quiet = totals, 0.0
+            elif quiet >= STREAM_KEEPALIVE_S:
+                await response.write(b": still here\n\n")
+                quiet = 0.0
+            try:
+                await asyncio.wait_for(console.stopping.wait(), STREAM_POLL_S)
+            except asyncio.TimeoutError:
+                quiet += STREAM_POLL_S
+    except (ConnectionResetError, ConnectionError):
+        pass            # the browser went away
+    return response
+
+
+async def health(request: web.Request) -> web.Response:
+    site, console = request.app[SITE], request.app[CONSOLE]
+    identity = await site.auth.require(request, "viewer", "/api/v1/health")
+    body = await console.health() if console.health else {"camera": None}
+    if ROLES[identity.role] >= ROLES["operator"]:
+        text = await asyncio.to_thread(show_logs, site.log_path, HEALTH_LOG_LINES)
+        body["log"] = text.splitlines()
+    return web.json_response(body)
+
+
+def add_console(app: web.Application) -> Console:
+    console = Console()
+    app[CONSOLE] = console
+    index, login, asset = page_handlers(static_files())
+    app.on_shutdown.append(_stop_streams)
+    app.add_routes([
+        web.get("/", index), web.get("/login", login), web.get("/console/{name}", asset),
+        web.get("/api/v1/whoami", whoami),
+        web.get("/api/v1/lines", get_lines), web.put("/api/v1/lines", put_lines),
+        web.get("/api/v1/view", view),
+        web.get("/api/v1/frame.jpg", picture_handler("viewer", "/api/v1/frame.jpg", True)),
+        web.get("/api/v1/snapshot.jpg", picture_handler("operator", "/api/v1/snapshot.jpg", False)),
+        web.get("/api/v1/live/stream", live_stream),
+        web.get("/api/v1/health", health),
+    ])
+    return console
+
+
+async def _stop_streams(app: web.Application) -> None:
+    app[CONSOLE].stopping.set()     # event streams end now, not at the shutdown timeout
