@@ -21,6 +21,7 @@ COMMAND_MODULES = (
     "counterd.commands.model",
     "counterd.commands.report",
     "counterd.commands.passwd",
+    "counterd.commands.snapshot",
 )
 
 

@@ -127,8 +127,6 @@ async def put_lines(request: web.Request) -> web.Response:
     config file, so a restart keeps them."""
     site, console = request.app[SITE], request.app[CONSOLE]
     await site.auth.require(request, "operator", "changing lines")
-    if console.save_lines is None:
-        raise refusal(503, "lines: no counting pipeline runs in this process")
     if (request.content_length or 0) > MAX_LINES_BODY:
         raise BadRequest(f"body: too long (at most {MAX_LINES_BODY} bytes)")
     raw = await request.content.read(MAX_LINES_BODY + 1)
@@ -139,6 +137,8 @@ async def put_lines(request: web.Request) -> web.Response:
     except (ValueError, UnicodeDecodeError) as exc:
         raise BadRequest(f"body: not JSON ({exc})") from None
     lines = parse_lines(body)
+    if console.save_lines is None:
+        raise refusal(503, "lines: no counting pipeline runs in this process")
     message = await console.save_lines(lines)
     return web.json_response({"status": "OK", "message": message, **lines_json(site, console)})
 

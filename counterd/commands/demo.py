@@ -63,6 +63,7 @@ def write_config(path: Path, data: dict) -> Config:
         kept = None
     if kept:
         text = replace_lines(text, [{**line, "was": line.get("name")} for line in kept])
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text, encoding="utf-8")
     return load_config(path)
 

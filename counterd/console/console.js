@@ -28,8 +28,12 @@ function el(tag, attrs = {}, parent = null) {
   return node;
 }
 
+// Absolute URLs: a page opened as http://user:pw@box/ resolves relative ones with the login in
+// them, which fetch() refuses; the browser sends the login it holds for the box either way.
+const at = (path) => location.origin + path;
+
 async function getJSON(url) {
-  const response = await fetch(url, {cache: "no-store"});
+  const response = await fetch(at(url), {cache: "no-store"});
   if (!response.ok) throw new Error(`${url}: ${response.status} ${(await response.text()).trim()}`);
   return response.json();
 }
@@ -75,6 +79,8 @@ function setSize(width, height) {
     $(id).setAttribute("width", width);
     $(id).setAttribute("height", height);
   }
+  $("scene-note").setAttribute("y", height - 12);
+  $("scene-note").setAttribute("font-size", Math.max(12, width / 40));
   drawLines();
 }
 
@@ -103,7 +109,7 @@ async function refreshView() {
 }
 
 async function loadFrame() {
-  const response = await fetch("/api/v1/frame.jpg", {cache: "no-store"});
+  const response = await fetch(at("/api/v1/frame.jpg"), {cache: "no-store"});
   if (!response.ok) {
     setStatus("view-status", (await response.text()).trim(), "error");
     return;
@@ -113,12 +119,17 @@ async function loadFrame() {
   state.lastSeq = Number(response.headers.get("X-Frame-Seq"));
   const url = URL.createObjectURL(blob);
   const image = $("frame");
-  await new Promise((resolve) => {
+  const decoded = await new Promise((resolve) => {
     const probe = new Image();
-    probe.onload = () => { setSize(probe.naturalWidth, probe.naturalHeight); resolve(); };
-    probe.onerror = resolve;
+    probe.onload = () => { setSize(probe.naturalWidth, probe.naturalHeight); resolve(true); };
+    probe.onerror = () => resolve(false);
     probe.src = url;
   });
+  if (!decoded) {
+    URL.revokeObjectURL(url);
+    setStatus("view-status", "The frame could not be decoded.", "error");
+    return;
+  }
   image.setAttribute("href", url);
   image.dataset.loaded = String(state.lastSeq);
   if (state.frameUrl) URL.revokeObjectURL(state.frameUrl);
@@ -335,7 +346,7 @@ function addLine() {
 async function saveLines() {
   $("save-lines").disabled = true;
   setStatus("lines-status", "Saving…");
-  const response = await fetch("/api/v1/lines", {method: "PUT", headers: {"Content-Type": "application/json"},
+  const response = await fetch(at("/api/v1/lines"), {method: "PUT", headers: {"Content-Type": "application/json"},
                                                  body: JSON.stringify({lines: state.draft})});
   const text = await response.text();
   if (!response.ok) {
@@ -390,7 +401,7 @@ function renderTotals(totals) {
 }
 
 function watchTotals() {
-  const stream = new EventSource("/api/v1/live/stream");
+  const stream = new EventSource(at("/api/v1/live/stream"));
   let chartDue = 0;
   stream.addEventListener("totals", (event) => {
     renderTotals(JSON.parse(event.data));
