@@ -106,7 +106,7 @@ def test_demo_serves_the_printed_urls_and_credentials(tmp_path):
     try:
         banner = "".join(demo.banner)
         urls = re.findall(r"^  [a-z ()A-Z]+ +(http://\S+)$", banner, re.M)
-        assert len(urls) == 4
+        assert len(urls) == 5 and urls[0] == demo.base + "/"     # the console first
         for url in urls:
             assert demo.get(url[len(demo.base):]).status_code == 200, url
         password = re.search(r'operator: user "operator", password "(\S+)"', banner).group(1)

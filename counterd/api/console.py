@@ -284,3 +284,58 @@ def add_console(app: web.Application) -> Console:
 
 async def _stop_streams(app: web.Application) -> None:
     app[CONSOLE].stopping.set()     # event streams end now, not at the shutdown timeout
+
+
+# ---- OpenAPI (merged into /api/v1/openapi.json) ------------------------------------------------
+
+_AUTH = [{"digest": []}, {"basic": []}]
+_LINE = {"type": "object", "required": ["name", "start", "end"], "properties": {
+    "name": {"type": "string"}, "was": {"type": "string", "nullable": True,
+                                        "description": "PUT: the line's name before this edit (keeps its comments in the file)"},
+    "start": {"type": "array", "items": {"type": "number"}, "minItems": 2, "maxItems": 2},
+    "end": {"type": "array", "items": {"type": "number"}, "minItems": 2, "maxItems": 2},
+    "invert": {"type": "boolean"}, "tailgate_seconds": {"type": "number", "nullable": True},
+    "forbidden_direction": {"type": "string", "enum": ["", "in", "out"]}}}
+_LINES = {"type": "object", "properties": {
+    "width": {"type": "integer", "nullable": True}, "height": {"type": "integer", "nullable": True},
+    "band_px": {"type": "number"}, "primary_line": {"type": "string"}, "config_path": {"type": "string"},
+    "lines": {"type": "array", "items": _LINE}}}
+
+
+def _op(summary: str, role: str, content_type: str, schema: dict, extra: dict | None = None) -> dict:
+    return {"summary": summary + f" ({role} role)", "security": _AUTH, "responses": {
+        "200": {"description": "OK", "content": {content_type: {"schema": schema}}},
+        "401": {"description": "login needed"}, "403": {"description": "role too low"}, **(extra or {})}}
+
+
+_NO_PIXELS = {"403": {"description": "role too low, or api.live_view is off (the text says how to turn it on)"},
+              "503": {"description": "no frame analysed yet, or no camera in this process"}}
+_JPEG = {"type": "string", "format": "binary"}
+
+OPENAPI_PATHS = {
+    "/api/v1/lines": {
+        "get": _op("The counting lines in frame pixels, and the frame size", "viewer", "application/json", _LINES),
+        "put": {**_op("Replace every line: applied at once (counts and live tracks kept) and written to the "
+                      "config file atomically, the previous file kept as <file>.bak", "operator",
+                      "application/json", _LINES,
+                      {"400": {"description": "a bad line: one text/plain line naming it"},
+                       "503": {"description": "the config file cannot be written"}}),
+                "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                    "type": "object", "properties": {"lines": {"type": "array", "items": _LINE}}}}}}},
+    },
+    "/api/v1/view": {"get": _op("The newest analysed frame's number, size and tracked boxes (no pixels)", "viewer",
+                                "application/json", {"type": "object"})},
+    "/api/v1/frame.jpg": {"get": _op("The newest analysed frame as JPEG (made at most once a second); "
+                                     "X-Frame-Tracks holds that frame's boxes as JSON", "viewer",
+                                     "image/jpeg", _JPEG, _NO_PIXELS)},
+    "/api/v1/snapshot.jpg": {"get": _op("The live view's picture, for scripts", "operator", "image/jpeg", _JPEG,
+                                        _NO_PIXELS)},
+    "/api/v1/live/stream": {"get": _op("Server-sent events: `totals` with today's counts per line, direction and "
+                                       "class, at once and on every change", "viewer", "text/event-stream",
+                                       {"type": "string"})},
+    "/api/v1/health": {"get": _op("Frames/s, stage times, camera, model, coverage of the last hour, uploads; "
+                                  "the last 50 log lines for operators", "viewer", "application/json",
+                                  {"type": "object"})},
+    "/api/v1/whoami": {"get": _op("The caller's name and role, and whether the live view is on", "viewer",
+                                  "application/json", {"type": "object"})},
+}

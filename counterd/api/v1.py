@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from counterd import __version__
+from counterd.api.console import OPENAPI_PATHS as CONSOLE_PATHS
 from counterd.api.query import (MAX_FIELDS, MAX_QUERY_BYTES, BadRequest, check_bin_count, one_value_each, parse_dates, parse_epoch, parse_int,
                                 parse_query, parse_res)
 from counterd.api.site import SITE, Site, started_bins
@@ -122,7 +123,7 @@ OPENAPI = {
     "info": {"title": "counterd API", "version": __version__,
              "description": "Counts per line, direction and class beyond what the Axis formats carry. "
                             "Times are local wall-clock (camera.timezone) unless named timestamp (epoch s). "
-                            "Every endpoint needs the viewer role. "
+                            "Every endpoint needs the viewer role unless it says otherwise. "
                             f"Limits: a query string of at most {MAX_QUERY_BYTES} bytes and {MAX_FIELDS} "
                             "parameters, strict UTF-8 without control characters; each parameter at most "
                             "once (a repeated one is refused with 400 naming it, the same rule as the Axis "
@@ -163,6 +164,7 @@ OPENAPI = {
             {"type": "object", "properties": {"day": {"type": "string"}, "occupancy": {"type": "integer"},
                                               "counts": {"type": "array", "items": _COUNT}}}),
         "/api/v1/openapi.json": _get("This document", [], {"type": "object"}),
+        **CONSOLE_PATHS,        # the console's endpoints (counterd/api/console.py)
     },
 }
 
