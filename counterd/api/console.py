@@ -29,7 +29,7 @@ STATIC = {"index.html": "text/html", "console.css": "text/css", "console.js": "t
 MAX_LINES_BODY = 64 * 1024
 MAX_LINES = 64
 HEALTH_LOG_LINES = 50
-STREAM_POLL_S = 0.5          # live totals are checked this often for the event stream
+STREAM_BACKLOG = 10          # committed batches an event stream may fall behind by (then drops)
 STREAM_KEEPALIVE_S = 15.0    # a comment line keeps proxies from closing a quiet stream
 LIVE_VIEW_OFF = ("the live view is off on this box (api.live_view = false): no picture leaves it. "
                  "To turn it on, set live_view = true under [api] in the config file and restart "
@@ -222,35 +222,40 @@ def picture_handler(role: str, what: str, with_tracks: bool):
 
 
 def live_totals(site: Site) -> dict:
-    day, totals = site.store.live.today(site.clock())
+    day, totals = site.live.today(site.clock())
     return {"counts": [{"line": ln, "direction": d, "class": c, "count": n}
                        for (ln, d, c), n in sorted(totals.items())]}
 
 
 async def live_stream(request: web.Request) -> web.StreamResponse:
     """Server-sent events: `totals` with today's counts per line, direction and class, sent at
-    once and then whenever they change."""
+    once and then after every committed batch that changes them (the bus of counterd/bus.py)."""
     site, console = request.app[SITE], request.app[CONSOLE]
     await site.auth.require(request, "viewer", "/api/v1/live/stream")
     response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-store",
                                            "X-Accel-Buffering": "no"})
     await response.prepare(request)
-    last, quiet = None, 0.0
+    stopping = asyncio.ensure_future(console.stopping.wait())
+    last = None
     try:
-        while not console.stopping.is_set():
-            totals = live_totals(site)
-            if totals != last:
-                await response.write(f"event: totals\ndata: {json.dumps(totals)}\n\n".encode())
-                last, quiet = totals, 0.0
-            elif quiet >= STREAM_KEEPALIVE_S:
-                await response.write(b": still here\n\n")
-                quiet = 0.0
-            try:
-                await asyncio.wait_for(console.stopping.wait(), STREAM_POLL_S)
-            except asyncio.TimeoutError:
-                quiet += STREAM_POLL_S
-    except (ConnectionResetError, ConnectionError):
+        async with site.bus.follow(maxsize=STREAM_BACKLOG) as batches:
+            while True:
+                totals = live_totals(site)      # also after a quiet spell: a new day starts at 0
+                if totals != last:
+                    await response.write(f"event: totals\ndata: {json.dumps(totals)}\n\n".encode())
+                    last = totals
+                else:
+                    await response.write(b": still here\n\n")     # proxies keep a quiet stream open
+                batch = asyncio.ensure_future(anext(batches))
+                await asyncio.wait((batch, stopping), timeout=STREAM_KEEPALIVE_S,
+                                   return_when=asyncio.FIRST_COMPLETED)
+                batch.cancel()
+                if stopping.done():
+                    break
+    except ConnectionError:
         pass            # the browser went away
+    finally:
+        stopping.cancel()
     return response
 
 

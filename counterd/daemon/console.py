@@ -17,7 +17,7 @@ from counterd.api.query import BadRequest
 from counterd.api.replies import refusal
 from counterd.config import ConfigError, config_from_dict
 from counterd.config.lines_file import replace_lines, save_config_text
-from counterd.upload.outbox import Outbox
+from counterd.upload.outbox import Outbox, write_atomically
 
 if TYPE_CHECKING:
     from counterd.daemon.service import Daemon
@@ -32,7 +32,7 @@ def lend_console(app: web.Application, daemon: Daemon) -> None:
 
     async def save_lines(lines: list[dict]) -> str:
         async with lock:
-            return await _save_lines(app, daemon, lines)
+            return await _save_lines(daemon, lines)
 
     rate = FrameRate()
 
@@ -43,32 +43,34 @@ def lend_console(app: web.Application, daemon: Daemon) -> None:
     console.health = health
 
 
-async def _save_lines(app: web.Application, daemon: Daemon, lines: list[dict]) -> str:
-    from counterd.daemon.service import reload     # service imports this module
-    path = daemon.config.path
-    if not Path(path).is_file():
+async def _save_lines(daemon: Daemon, lines: list[dict]) -> str:
+    """Check the new lines as the hub would, write the file, then reload through the hub (the
+    path SIGHUP takes): the pipeline keeps its counts and live tracks."""
+    hub = daemon.hub
+    path = Path(daemon.config.path)
+    if not path.is_file():
         raise refusal(503, f"lines: the running configuration was not read from a file ({path}), "
                            "so there is nowhere to save them")
-    source = daemon.worker.camera.source if daemon.worker else None
-    size = (source.width, source.height) if source is not None and source.width else None
 
-    def rewrite() -> Path:
-        text = Path(path).read_text(encoding="utf-8")
+    def rewrite() -> tuple[Path, str]:
+        text = path.read_text(encoding="utf-8")
         new_text = replace_lines(text, lines)
-        config = daemon.adjust(config_from_dict(tomllib.loads(new_text), path))   # every check
-        if size:
-            config.check_frame_size(*size)
-        return save_config_text(path, new_text)
+        config = config_from_dict(tomllib.loads(new_text), str(path))      # every check of a load
+        for validate in hub.validators:                                    # the frame size
+            validate(config)
+        return save_config_text(path, new_text), text
 
     try:
-        backup = await asyncio.to_thread(rewrite)
+        backup, previous = await asyncio.to_thread(rewrite)
     except ConfigError as exc:
         raise BadRequest("; ".join(exc.problems)) from None
     except OSError as exc:
         raise refusal(503, f"lines: cannot write {exc.filename or path}: {exc.strerror or exc} "
                            "(the service needs write access to the config file and its folder)") from None
-    if not await reload(app):
-        raise refusal(503, f"lines: saved to {path} but the reload refused it: see the log")
+    if not await hub.reload():
+        # Refused after all (the file changed under us): put the previous file back.
+        await asyncio.to_thread(write_atomically, path, previous.encode("utf-8"))
+        raise refusal(503, f"lines: {path} was refused on reload (see the log); the previous file is back")
     return f"applied and saved to {path} (previous file kept as {backup.name})"
 
 
