@@ -61,7 +61,7 @@ async def test_page_asks_for_a_login_and_serves_its_files(console):
     assert script.status == 200 and script.content_type == "text/javascript"
     assert (await console.get("/console/secrets.txt")).status == 404
     login = await console.get("/login", headers=VERA, allow_redirects=False)
-    assert login.status == 403 and "needs operator" in await login.text()
+    assert login.status == 401 and "needs operator" in await login.text()    # the browser asks again
     login = await console.get("/login", headers=OTTO, allow_redirects=False)
     assert login.status == 303 and login.headers["Location"] == "/"
 
@@ -80,7 +80,7 @@ async def test_live_view_off_means_no_pixels_and_says_how_to_turn_it_on(console)
         response = await console.get(path, headers=auth)
         assert response.status == 403, path
         assert "live_view = true" in await response.text() and response.content_type == "text/plain"
-    assert (await console.get("/api/v1/snapshot.jpg", headers=VERA)).status == 403    # operator only
+    assert (await console.get("/api/v1/snapshot.jpg", headers=VERA)).status == 401    # operator only
     assert (await console.get("/api/v1/snapshot.jpg")).status == 401
     view = await (await console.get("/api/v1/view", headers=VERA)).json()
     assert view["live_view"] is False and (view["width"], view["height"]) == (320, 240)   # blank frame size
@@ -118,7 +118,7 @@ async def test_a_bad_lines_body_is_a_400_naming_the_problem(console, body, messa
 
 async def test_only_operators_change_lines(console):
     body = {"lines": [{"name": "a", "start": [1, 2], "end": [3, 4]}]}
-    assert (await console.put("/api/v1/lines", json=body, headers=VERA)).status == 403
+    assert (await console.put("/api/v1/lines", json=body, headers=VERA)).status == 401
     assert (await console.put("/api/v1/lines", json=body)).status == 401
     response = await console.put("/api/v1/lines", json=body, headers=OTTO)   # valid, but no daemon here
     assert response.status == 503 and "no counting pipeline" in await response.text()

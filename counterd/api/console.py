@@ -62,12 +62,12 @@ def page_handlers(files: dict[str, bytes]):
     async def index(request: web.Request) -> web.Response:
         # A login is asked for here (unless anonymous viewers are allowed), so the browser holds
         # the credentials for the page's own requests.
-        await request.app[SITE].auth.require(request, "viewer", "the console")
+        await request.app[SITE].auth.identify(request, "viewer", "the console")
         return _static_response("index.html", files)
 
     async def login(request: web.Request) -> web.Response:
         """Log in as an operator (the browser asks for the password), then back to the page."""
-        await request.app[SITE].auth.require(request, "operator", "editing in the console")
+        await request.app[SITE].auth.identify(request, "operator", "editing in the console")
         raise web.HTTPSeeOther("/")
 
     async def asset(request: web.Request) -> web.Response:
@@ -98,7 +98,7 @@ def frame_size(site: Site, console: Console) -> tuple[int, int] | None:
 
 async def whoami(request: web.Request) -> web.Response:
     site = request.app[SITE]
-    identity = await site.auth.require(request, "viewer", "/api/v1/whoami")
+    identity = await site.auth.identify(request, "viewer", "/api/v1/whoami")
     return web.json_response({"name": identity.name, "role": identity.role,
                               "can_edit": ROLES[identity.role] >= ROLES["operator"],
                               "live_view": site.config.api.live_view})
@@ -118,7 +118,7 @@ def lines_json(site: Site, console: Console) -> dict:
 
 async def get_lines(request: web.Request) -> web.Response:
     site = request.app[SITE]
-    await site.auth.require(request, "viewer", "/api/v1/lines")
+    await site.auth.identify(request, "viewer", "/api/v1/lines")
     return web.json_response(lines_json(site, request.app[CONSOLE]))
 
 
@@ -126,7 +126,7 @@ async def put_lines(request: web.Request) -> web.Response:
     """Replace every line: applied at once (counts and live tracks kept) and written to the
     config file, so a restart keeps them."""
     site, console = request.app[SITE], request.app[CONSOLE]
-    await site.auth.require(request, "operator", "changing lines")
+    await site.auth.identify(request, "operator", "changing lines")
     if (request.content_length or 0) > MAX_LINES_BODY:
         raise BadRequest(f"body: too long (at most {MAX_LINES_BODY} bytes)")
     raw = await request.content.read(MAX_LINES_BODY + 1)
@@ -189,7 +189,7 @@ def _parse_line(i: int, item) -> dict:
 async def view(request: web.Request) -> web.Response:
     """The newest analysed frame's tracks and size: no pixels, so served with live view off too."""
     site, console = request.app[SITE], request.app[CONSOLE]
-    await site.auth.require(request, "viewer", "/api/v1/view")
+    await site.auth.identify(request, "viewer", "/api/v1/view")
     latest = console.live_view.latest() if console.live_view else None
     size = frame_size(site, console)
     return web.json_response({
@@ -202,7 +202,7 @@ async def view(request: web.Request) -> web.Response:
 def picture_handler(role: str, what: str, with_tracks: bool):
     async def handle(request: web.Request) -> web.Response:
         site, console = request.app[SITE], request.app[CONSOLE]
-        await site.auth.require(request, role, what)
+        await site.auth.identify(request, role, what)
         if not site.config.api.live_view:
             raise refusal(403, LIVE_VIEW_OFF)
         if console.live_view is None:
@@ -231,7 +231,7 @@ async def live_stream(request: web.Request) -> web.StreamResponse:
     """Server-sent events: `totals` with today's counts per line, direction and class, sent at
     once and then after every committed batch that changes them (the bus of counterd/bus.py)."""
     site, console = request.app[SITE], request.app[CONSOLE]
-    await site.auth.require(request, "viewer", "/api/v1/live/stream")
+    await site.auth.identify(request, "viewer", "/api/v1/live/stream")
     response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-store",
                                            "X-Accel-Buffering": "no"})
     await response.prepare(request)
@@ -261,7 +261,7 @@ async def live_stream(request: web.Request) -> web.StreamResponse:
 
 async def health(request: web.Request) -> web.Response:
     site, console = request.app[SITE], request.app[CONSOLE]
-    identity = await site.auth.require(request, "viewer", "/api/v1/health")
+    identity = await site.auth.identify(request, "viewer", "/api/v1/health")
     body = await console.health() if console.health else {"camera": None}
     if ROLES[identity.role] >= ROLES["operator"]:
         text = await asyncio.to_thread(show_logs, site.log_path, HEALTH_LOG_LINES)
@@ -310,10 +310,10 @@ _LINES = {"type": "object", "properties": {
 def _op(summary: str, role: str, content_type: str, schema: dict, extra: dict | None = None) -> dict:
     return {"summary": summary + f" ({role} role)", "security": _AUTH, "responses": {
         "200": {"description": "OK", "content": {content_type: {"schema": schema}}},
-        "401": {"description": "login needed"}, "403": {"description": "role too low"}, **(extra or {})}}
+        "401": {"description": "login needed, or the login's role is too low"}, **(extra or {})}}
 
 
-_NO_PIXELS = {"403": {"description": "role too low, or api.live_view is off (the text says how to turn it on)"},
+_NO_PIXELS = {"403": {"description": "api.live_view is off (the text says how to turn it on)"},
               "503": {"description": "no frame analysed yet, or no camera in this process"}}
 _JPEG = {"type": "string", "format": "binary"}
 

@@ -22,7 +22,10 @@ SETTLE_FRAMES = 5            # live sources: frames read before the one kept
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser("snapshot", help="save one frame from the configured camera as JPEG")
+    p = subparsers.add_parser("snapshot", help="save one frame from the configured camera as JPEG",
+                              description="Grab one frame from camera.source (no daemon needed) and save it as "
+                                          "JPEG, to place lines on it in frame pixels; --lines draws the "
+                                          "configured ones.")
     p.add_argument("--config", required=True, metavar="FILE", help="TOML config file (camera.source)")
     p.add_argument("--out", required=True, metavar="FILE", help="JPEG file to write")
     p.add_argument("--lines", action="store_true", help="draw the configured lines on the picture")
