@@ -43,7 +43,8 @@ async def test_prune_runs_daily_on_the_scheduler_clock_and_shows_on_metrics(tmp_
     store.write([CrossingEvent(old, "door", "in", "person", 1), CrossingEvent(recent, "door", "in", "person", 2)])
     store.close()
     with time_machine.travel(start, tick=True) as traveller:
-        app = make_daemon_app(unreachable_config(tmp_path, store={"retention_days": 400}))
+        # prune_max_fraction 1: two events are all the history here, so each prune takes half of it
+        app = make_daemon_app(unreachable_config(tmp_path, store={"retention_days": 400, "prune_max_fraction": 1.0}))
         daemon = app[DAEMON]
         ran = job_ran(daemon.jobs, PRUNE_JOB)
         client = await aiohttp_client(app)
@@ -54,13 +55,16 @@ async def test_prune_runs_daily_on_the_scheduler_clock_and_shows_on_metrics(tmp_
         assert len(daemon.store.events_between(0, 2e9)) == 1
         next_run = metric(first_metrics, "counterd_job_next_run_timestamp_seconds", PRUNE_JOB)
         assert next_run > start.timestamp() + DAY - 60
-        # 400 days on, the "recent" event is past retention: the daily run removes it.
+        # 400 days on, with counts stored at that time (retention counts back from the newest
+        # data, not from the clock), the "recent" event is past retention: the daily run removes it.
         ran = job_ran(daemon.jobs, PRUNE_JOB)
         traveller.shift(timedelta(days=404))
+        later = start.timestamp() + 404 * DAY
+        daemon.store.write([CrossingEvent(later, "door", "in", "person", 3)])
         daemon.jobs.scheduler.wakeup()
         event = await asyncio.wait_for(ran, 30)
         assert event.exception is None
-        assert daemon.store.events_between(0, 2e9) == []
+        assert [row[0] for row in daemon.store.events_between(0, 2e9)] == [later]
         text = await (await client.get("/metrics")).text()
         assert metric(text, "counterd_job_runs_total", PRUNE_JOB) == 2
         assert metric(text, "counterd_job_failures_total", PRUNE_JOB) == 0
@@ -116,3 +120,19 @@ async def test_counting_disabled_stops_detection_and_nothing_is_stored_or_counte
     assert "counterd_crossings_total{" not in metrics
     assert re.search(r"^counterd_frames_read_total (\S+)$", metrics, re.M).group(1) != "0.0"
     assert daemon.store.coverage_between(datetime(2000, 1, 1, tzinfo=UTC), datetime(2100, 1, 1, tzinfo=UTC)) == 0
+
+
+def test_the_prune_says_what_it_deleted_or_why_it_refused(tmp_path, caplog):
+    from counterd.daemon.service import report_prune
+    store = Store(tmp_path / "counts.db", UTC)
+    start = datetime(2024, 6, 12, 12, tzinfo=UTC).timestamp()
+    store.write([CrossingEvent(start - d * DAY, "door", "in", "person", d) for d in range(12)])
+    caplog.set_level("INFO", logger="counterd.daemon")
+    report_prune(store.prune(start, retention_days=10, max_fraction=0.05), 10, 0.05)
+    assert "NOT pruning: data older than 2024-06-02 12:00 UTC (10 days before the newest stored data) is 1 of 12 " \
+           "rows of history (8%), more than store.prune_max_fraction (5%)" in caplog.text
+    assert len(store.events_between(0, 2e9)) == 12
+    report_prune(store.prune(start, retention_days=10, max_fraction=0.1), 10, 0.1)
+    assert "retention: pruned what was older than 2024-06-02 12:00 UTC (store.retention_days = 10): 1 events" \
+        in caplog.text
+    store.close()

@@ -108,7 +108,9 @@ def test_retention_prunes_old_rows_only_when_asked(tmp_path):
     store.close()
     store = Store(tmp_path / "c.db", BERLIN)          # opening never prunes (that is a scheduled job)
     assert len(store.events_between(0, now)) == 2
-    store.prune(now, retention_days=10)
+    assert store.prune(now, retention_days=10).refused       # 30 of 40 days at once: too much
+    assert len(store.events_between(0, now)) == 2
+    store.prune(now, retention_days=10, max_fraction=1.0)
     assert store.counts_between(utc(0), utc(now)) == {("door", "in", "person"): 1}
     assert store.coverage_between(utc(0), utc(local(2024, 6, 1))) == 0
     assert len(store.events_between(0, now)) == 1
@@ -210,3 +212,36 @@ def test_occupancy_floors_at_zero_and_resets_daily_and_by_hand(store):
     # Little's law over 05:00-05:10 (no later crossings): 2 people in, present 590 s and 580 s.
     window = replay(store, t + 600, t + 600, "door", "person", six)
     assert window.average_visit(t, t + 600) == round((600 - 20 + 600 - 30) / 2)
+
+
+def _history(store, first_day: float, days: int) -> None:
+    """A day of analysed video and a crossing at noon, for each of `days` days."""
+    for d in range(days):
+        t = first_day + d * 86400
+        store.write([ev(t + 12 * 3600)], coverage=[(t, t + 86400)])
+
+
+def test_a_clock_stepped_two_years_ahead_prunes_nothing(tmp_path):
+    """Retention counts back from the newest stored data: a +2-year clock deletes nothing, and
+    once data is stored at the new time, the fraction guard refuses to take the history."""
+    store = Store(tmp_path / "c.db", timezone.utc)
+    first = 1_700_000_000 // 86400 * 86400
+    _history(store, first, 300)
+    stepped = first + 300 * 86400 + 730 * 86400
+    assert store.prune(stepped, retention_days=400, max_fraction=0.1).deleted == {
+        "events": 0, "alerts": 0, "occupancy_resets": 0, "counts": 0, "coverage": 0, "counts_q": 0, "coverage_q": 0}
+    store.write([ev(stepped)], coverage=[(stepped - 60, stepped)])        # counting goes on at the new time
+    pruned = store.prune(stepped, retention_days=400, max_fraction=0.1)
+    assert pruned.refused and pruned.doomed / pruned.history > 0.99
+    assert len(store.events_between(0, 2e10)) == 301
+    store.close()
+
+
+def test_the_daily_prune_takes_the_oldest_day(tmp_path):
+    store = Store(tmp_path / "c.db", timezone.utc)
+    first = 1_700_000_000 // 86400 * 86400
+    _history(store, first, 402)
+    pruned = store.prune(first + 402 * 86400, retention_days=400, max_fraction=0.1)
+    assert not pruned.refused and pruned.deleted["events"] == 2 and pruned.deleted["coverage"] == 2 * 1440
+    assert len(store.days_with_data()) == 400
+    store.close()

@@ -158,6 +158,7 @@ class StoreConfig:
     """The counts database (README: HTTP API)."""
     path: str = ""                  # SQLite file; empty = <daemon.state_dir>/counts.db
     retention_days: int = setting(400, min=1)   # older bins, events and alerts are pruned daily
+    prune_max_fraction: float = setting(0.1, min=0.0, max=1.0)   # a prune taking more is refused, with a warning
 
     def problems(self) -> list[tuple[str, str]]:
         if self.path.strip() == ":memory:" or self.path.startswith("file::memory:"):

@@ -46,7 +46,7 @@ from counterd.daemon.worker import InferenceWorker, Recorder
 from counterd.errors import UserError
 from counterd.pipeline import Pipeline
 from counterd.source import CaptureFactory, VideoSource, open_source, redact, wait_for_readers
-from counterd.store import AlertRules, AsyncStore, Store
+from counterd.store import AlertRules, AsyncStore, Pruned, Store
 from counterd.upload.metrics import UploadMetrics
 from counterd.upload.uploader import Uploader
 
@@ -232,8 +232,24 @@ async def flusher_ctx(app: web.Application):
 
 
 async def prune(daemon: Daemon) -> None:
-    """Retention: delete what is older than store.retention_days."""
-    await daemon.astore.run(daemon.store.prune, time.time(), daemon.config.store.retention_days)
+    """Retention: delete what is older than store.retention_days before the newest stored data,
+    unless that is more than store.prune_max_fraction of the history (a clock that jumped)."""
+    cfg = daemon.config.store
+    report_prune(await daemon.astore.run(daemon.store.prune, time.time(), cfg.retention_days,
+                                         cfg.prune_max_fraction), cfg.retention_days, cfg.prune_max_fraction)
+
+
+def report_prune(pruned: Pruned, retention_days: int, max_fraction: float) -> None:
+    cutoff = datetime.fromtimestamp(pruned.cutoff, timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    if pruned.refused:
+        log.warning("retention: NOT pruning: data older than %s (%d days before the newest stored data) is "
+                    "%d of %d rows of history (%.0f%%), more than store.prune_max_fraction (%.0f%%) in one go. "
+                    "A clock that jumped ahead does this; if store.retention_days was lowered on purpose, "
+                    "raise store.prune_max_fraction to 1 and restart", cutoff, retention_days, pruned.doomed,
+                    pruned.history, 100 * pruned.doomed / pruned.history, 100 * max_fraction)
+    elif any(pruned.deleted.values()):
+        log.info("retention: pruned what was older than %s (store.retention_days = %d): %s", cutoff, retention_days,
+                 ", ".join(f"{n} {table}" for table, n in pruned.deleted.items() if n))
 
 
 async def checkpoint(daemon: Daemon) -> None:

@@ -2,6 +2,6 @@
 from counterd.store.aio import AsyncStore
 from counterd.store.alerts import Alert, AlertRules
 from counterd.store.live import LiveTotals
-from counterd.store.store import DayBins, Store
+from counterd.store.store import DayBins, Pruned, Store
 
-__all__ = ["Alert", "AlertRules", "AsyncStore", "DayBins", "LiveTotals", "Store"]
+__all__ = ["Alert", "AlertRules", "AsyncStore", "DayBins", "LiveTotals", "Pruned", "Store"]

@@ -27,6 +27,16 @@ log = logging.getLogger("counterd.store")
 Key = tuple[str, str, str]      # (line, direction, class_name)
 
 
+@dataclass(frozen=True)
+class Pruned:
+    """What a retention prune did: rows deleted per table, or refused (and why)."""
+    cutoff: float                       # epoch: older rows go
+    deleted: dict[str, int]
+    doomed: int                         # rows of history older than the cutoff
+    history: int                        # rows of history in all
+    refused: bool = False
+
+
 @dataclass
 class DayBins:
     """One local day at one resolution: its bins (wall starts), counts and coverage per bin."""
@@ -155,10 +165,20 @@ class Store:
                     self._write.execute(f"DELETE FROM {table}")
             self._days = set()
 
-    def prune(self, now: float, retention_days: int) -> None:
-        """Delete what is older than retention_days before now (a scheduled job runs it)."""
-        cutoff = now - retention_days * DAY
+    def prune(self, now: float, retention_days: int, max_fraction: float = 0.1) -> Pruned:
+        """Delete what is older than retention_days before the newest stored data (never after
+        now): a clock that jumped ahead deletes nothing until data is stored at its new time, and
+        then max_fraction still stops a prune that would take more than that share of the stored
+        history in one go (a scheduled job runs it and logs the outcome)."""
         with self._write_lock:   # held until _days is set, so a concurrent writer's days survive
+            newest = self._newest_data()
+            if newest is None:
+                return Pruned(now - retention_days * DAY, {}, 0, 0)
+            cutoff = min(now, newest) - retention_days * DAY
+            history, doomed = self._history_rows(cutoff)
+            if history and doomed / history > max_fraction:
+                return Pruned(cutoff, {}, doomed, history, refused=True)
+            deleted = {}
             with self._write:
                 self._write.execute("BEGIN IMMEDIATE")
                 for table, column, value in (("events", "ts", cutoff), ("alerts", "ts", cutoff),
@@ -167,8 +187,30 @@ class Store:
                                              ("coverage", "minute", cutoff // 60),
                                              ("counts_q", "quarter", cutoff // 900),
                                              ("coverage_q", "quarter", cutoff // 900)):
-                    self._write.execute(f"DELETE FROM {table} WHERE {column} < ?", (value,))
+                    deleted[table] = self._write.execute(f"DELETE FROM {table} WHERE {column} < ?",
+                                                         (value,)).rowcount
             self._days = self._scan_days()
+        return Pruned(cutoff, deleted, doomed, history)
+
+    def _newest_data(self) -> float | None:
+        """The end of the newest stored minute of counts or analysed video, or event."""
+        row = self._write.execute(
+            "SELECT MAX(m) FROM (SELECT MAX(minute) * 60 + 60 AS m FROM coverage "
+            "UNION ALL SELECT MAX(minute) * 60 + 60 FROM counts UNION ALL SELECT MAX(ts) FROM events)").fetchone()
+        return row[0]
+
+    def _history_rows(self, cutoff: float) -> tuple[int, int]:
+        """(rows of stored history, rows older than cutoff): quarters of counts and coverage, or
+        events where no quarter is stored."""
+        total, old = 0, 0
+        for table, column, value in (("coverage_q", "quarter", cutoff // 900), ("counts_q", "quarter", cutoff // 900)):
+            t, o = self._write.execute(f"SELECT COUNT(*), COUNT(*) FILTER (WHERE {column} < ?) FROM {table}",
+                                       (value,)).fetchone()
+            total, old = total + t, old + o
+        if total == 0:
+            total, old = self._write.execute("SELECT COUNT(*), COUNT(*) FILTER (WHERE ts < ?) FROM events",
+                                             (cutoff,)).fetchone()
+        return total, old
 
     def set_params(self, values: dict[str, str]) -> None:
         with self._write_lock, self._write:
