@@ -100,6 +100,26 @@ def test_live_totals_follow_committed_batches_and_reset_at_local_midnight(tmp_pa
     store.close()
 
 
+def test_live_totals_after_the_clock_steps_back_across_midnight(tmp_path):
+    """00:05 steps back to 23:55: yesterday's totals show again and new crossings count there."""
+    store = Store(tmp_path / "c.db", BERLIN)
+    live = LiveTotals(BERLIN)
+    live.load(store, local(2024, 6, 11, 23, 50))
+    live.add([ev(local(2024, 6, 11, 23, 50)), ev(local(2024, 6, 11, 23, 51))])
+    live.add([ev(local(2024, 6, 12, 0, 4), "out")])
+    assert live.today(local(2024, 6, 12, 0, 5))[1] == {("door", "out", "person"): 1}
+    stepped = local(2024, 6, 11, 23, 55)
+    assert live.today(stepped)[1] == {("door", "in", "person"): 2}
+    live.add([ev(stepped + 1)])                           # a crossing at the stepped-back time
+    assert live.today(stepped + 2)[1] == {("door", "in", "person"): 3}
+    assert live.today(local(2024, 6, 12, 0, 1))[1] == {("door", "out", "person"): 1}
+    after_restart = LiveTotals(BERLIN)
+    store.write([ev(local(2024, 6, 11, 23, 50))])
+    after_restart.load(store, local(2024, 6, 12, 0, 1))   # loads yesterday too
+    assert after_restart.today(stepped)[1] == {("door", "in", "person"): 1}
+    store.close()
+
+
 def test_retention_prunes_old_rows_only_when_asked(tmp_path):
     now = local(2024, 6, 12, 12)
     store = Store(tmp_path / "c.db", BERLIN)
