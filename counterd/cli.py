@@ -60,6 +60,6 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except UserError as exc:
         print(f"counterd: error: {exc}", file=sys.stderr)
-        return 2
+        return exc.exit_code
     except KeyboardInterrupt:
         return 130

@@ -222,3 +222,122 @@ async def test_heavy_exports_beyond_the_limit_get_429(aiohttp_client, tmp_path, 
     assert rest.endswith(b"\n")
     third = await client.get(url)
     assert third.status == 200 and len(await third.read()) == 1000 + len(rest)
+
+
+# ---- 13.12 exit codes, 13.13 stopping while the store fails --------------------------------------
+
+def test_config_errors_exit_2_and_runtime_failures_exit_1(tmp_path):
+    from counterd.cli import main
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[counting]\nhysteresis_px = nan\n")
+    assert main(["run", "--config", str(bad)]) == 2
+    with socket.socket() as taken:                         # the port is in use: that may pass
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        daemon = Daemon(tmp_path, api="", env={})
+        daemon.config.write_text(daemon.config.read_text().replace(f"port = {daemon.port}",
+                                                                   f"port = {taken.getsockname()[1]}"))
+        daemon.proc.kill()
+        daemon.proc.wait()
+        done = subprocess.run([sys.executable, "-m", "counterd", "run", "--config", str(daemon.config)],
+                              capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1 and "cannot listen on 127.0.0.1" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_a_locked_database_exits_1(tmp_path):
+    import sqlite3
+    daemon = Daemon(tmp_path)
+    daemon.proc.kill()
+    daemon.proc.wait()
+    daemon.state.mkdir(parents=True, exist_ok=True)
+    holder = sqlite3.connect(daemon.state / "counts.db", isolation_level=None)
+    holder.execute("PRAGMA locking_mode=EXCLUSIVE")
+    holder.execute("BEGIN EXCLUSIVE")                       # another process holds the file
+    try:
+        done = subprocess.run([sys.executable, "-m", "counterd", "run", "--config", str(daemon.config)],
+                              capture_output=True, text=True, timeout=120)
+    finally:
+        holder.close()
+    assert done.returncode == 1 and "database is locked" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_the_units_restart_everything_but_exit_2():
+    root = Path(__file__).resolve().parents[1] / "systemd"
+    for unit in ("counterd.service", "counterd@.service"):
+        text = (root / unit).read_text()
+        assert "Restart=on-failure" in text and "RestartPreventExitStatus=2\n" in text
+        assert re.search(r"^LimitNOFILE=(\d+)$", text, re.M) and int(
+            re.search(r"^LimitNOFILE=(\d+)$", text, re.M).group(1)) >= 4096
+
+
+def test_a_graceful_stop_while_the_store_fails_exits_cleanly(tmp_path):
+    """The demo counts; another process then locks the database, so writes fail; SIGTERM still
+    ends with exit 0, one line per failure and no traceback."""
+    import sqlite3
+    port = free_port()
+    state = tmp_path / "state"
+    proc = subprocess.Popen([sys.executable, "-m", "counterd", "demo", "--port", str(port), "--state", str(state)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        for line in proc.stderr:
+            if line.startswith("Stop with"):
+                break
+        log = state / "counterd.log"
+        deadline = time.monotonic() + 60
+        while "streaming" not in log.read_text() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        holder = sqlite3.connect(state / "counts.db", isolation_level=None, timeout=30)
+        holder.execute("BEGIN EXCLUSIVE")
+        deadline = time.monotonic() + 60
+        while "writing counts to" not in log.read_text() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert "writing counts to" in log.read_text()
+        assert requests.get(f"http://127.0.0.1:{port}/healthz", timeout=10).status_code == 503
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=90)
+        holder.close()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0, err[-2000:]
+    assert "Traceback" not in err and "Traceback" not in log.read_text()
+
+
+# ---- 13.9 health follows the store ------------------------------------------------------------
+
+async def test_a_damaged_database_is_reported_at_start(tmp_path, aiohttp_client, caplog):
+    import sqlite3
+    from counterd.daemon.service import DAEMON, make_daemon_app
+    from test_daemon import unreachable_config
+    path = tmp_path / "counts.db"
+    with sqlite3.connect(path) as conn:          # a file with many pages, then one of them overwritten
+        conn.execute("CREATE TABLE filler (x TEXT)")
+        conn.execute("CREATE INDEX filler_x ON filler (x)")
+        conn.executemany("INSERT INTO filler VALUES (?)", [(f"row {i} " * 20,) for i in range(3000)])
+    size = path.stat().st_size
+    with open(path, "r+b") as f:
+        f.seek(size // 2 // 4096 * 4096 + 100)
+        f.write(b"\xff" * 3000)
+    caplog.set_level("ERROR", logger="counterd.daemon")
+    client = await aiohttp_client(make_daemon_app(unreachable_config(tmp_path)))
+    assert client.app[DAEMON].damage
+    body = await (await client.get("/healthz")).json()
+    assert body["store"].startswith("damaged: ") and body["status"] in ("degraded", "failing")
+    assert "is damaged (PRAGMA quick_check" in caplog.text
+
+
+# ---- 13.15 api.metrics_auth -------------------------------------------------------------------
+
+@pytest.mark.parametrize("metrics_auth, anonymous, expected", [
+    ("viewer", False, 401), ("viewer", True, 200), ("none", False, 200)])
+async def test_metrics_and_healthz_follow_metrics_auth(tmp_path, aiohttp_client, metrics_auth, anonymous, expected):
+    from counterd.daemon.service import make_daemon_app
+    from test_daemon import unreachable_config
+    config = unreachable_config(tmp_path, api={"anonymous_viewer": anonymous, "metrics_auth": metrics_auth})
+    client = await aiohttp_client(make_daemon_app(config))
+    for path in ("/metrics", "/healthz"):
+        response = await client.get(path)
+        assert response.status == expected, path
+        if expected == 401:
+            assert response.headers.getall("WWW-Authenticate")

@@ -231,6 +231,7 @@ class Frames:
 def small_config(tmp_path, **camera):
     return config_from_dict({"camera": camera, "detector": {"type": "motion"}, "gating": {"enabled": False},
                              "daemon": {"state_dir": str(tmp_path)},
+                             "api": {"metrics_auth": "none"},      # a health probe without a login
                              "lines": [{"name": "mid", "start": [32, 0], "end": [32, 48]}]}, "<test>")
 
 

@@ -201,6 +201,8 @@ class ApiConfig:
     header_timeout_s: float = setting(10.0, above=0.0, max=300.0)   # to send a request's headers (and its body)
     max_heavy_exports: int = setting(2, min=1, max=16)    # exports of over a month at once; more get 429
     live_view: bool = False         # the console's picture and snapshot.jpg; off: no pixels leave the box
+    # /metrics and /healthz: "viewer" = a viewer login (or the anonymous viewer), "none" = open
+    metrics_auth: Literal["viewer", "none"] = "viewer"
 
 
 @dataclass(frozen=True)

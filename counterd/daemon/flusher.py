@@ -28,6 +28,7 @@ class Flusher:
         self.bus = bus
         self.store_path = store_path
         self._lock = asyncio.Lock()     # the periodic flush and the last one at shutdown never overlap
+        self.write_error = ""           # why the last write failed; "" once one is stored (health)
 
     async def flush(self) -> CommittedBatch | None:
         """Store and publish what was recorded since the last flush; None if nothing was, or the
@@ -41,8 +42,10 @@ class Flusher:
                 await self.astore.run(self.astore.store.write, events, checked.alerts, coverage)
             except Exception as exc:
                 log.error("writing counts to %s failed, will retry: %s", self.store_path, exc)
+                self.write_error = str(exc) or type(exc).__name__
                 self.recorder.give_back(events, coverage)
                 return None
+            self.write_error = ""
             self.rules.stored(checked)
             for alert in checked.alerts:
                 log.warning("alert %s on line %r: %s", alert.kind, alert.line, alert.detail)

@@ -17,6 +17,7 @@ import dataclasses
 import logging
 import os
 import signal
+import socket
 import sys
 import time
 from datetime import datetime, timezone, tzinfo
@@ -37,13 +38,13 @@ from counterd.daemon.console import lend_console
 from counterd.daemon.flusher import Flusher
 from counterd.daemon.gating import MotionGate
 from counterd.daemon.guard import ConnectionGuard, raise_open_files_limit
-from counterd.daemon.http import add_daemon_routes
+from counterd.daemon.http import add_daemon_routes, problems
 from counterd.daemon.jobs import Jobs
 from counterd.daemon.liveview import LiveView
 from counterd.daemon.metrics import Metrics
 from counterd.daemon.notify import Notifier
 from counterd.daemon.worker import InferenceWorker, Recorder
-from counterd.errors import UserError
+from counterd.errors import RuntimeFailure, UserError
 from counterd.pipeline import Pipeline
 from counterd.source import CaptureFactory, VideoSource, open_source, redact, wait_for_readers
 from counterd.store import AlertRules, AsyncStore, Pruned, Store
@@ -81,6 +82,7 @@ class Daemon:
     alert_rules: AlertRules | None = None
     jobs: Jobs | None = None
     guard: ConnectionGuard | None = None            # bounds on HTTP connections (slowloris)
+    damage: list[str] = dataclasses.field(default_factory=list)   # the store's quick_check findings
     site: Site | None = None                        # the HTTP API's shared state
     uploader: Uploader | None = None
     mqtt: MqttBridge | None = None
@@ -154,6 +156,10 @@ async def store_ctx(app: web.Application):
     daemon.store = await asyncio.to_thread(Store.open, path, time_zone(daemon.config.camera.timezone))
     daemon.astore = AsyncStore(daemon.store)
     log.info("counts store %s", path)
+    daemon.damage = await asyncio.to_thread(daemon.store.quick_check)
+    if daemon.damage:
+        log.error("the counts store %s is damaged (PRAGMA quick_check: %s); counting goes on, but copy it "
+                  "away and recover it (sqlite3 %s .recover)", path, "; ".join(daemon.damage), path)
     yield
     await asyncio.to_thread(daemon.astore.shutdown)   # waits for queued SQLite calls
     await asyncio.to_thread(daemon.store.close)
@@ -314,7 +320,8 @@ def status_line(daemon: Daemon) -> str:
 
 
 async def systemd_ctx(app: web.Application):
-    """READY once everything above is up; WATCHDOG pings only while the worker is healthy."""
+    """READY once everything above is up; WATCHDOG pings only while the worker is healthy and
+    the store writes."""
     daemon = app[DAEMON]
     notifier = daemon.notifier
     interval = notifier.watchdog_s / 2 if notifier.watchdog_s else STATUS_EVERY_S
@@ -323,7 +330,7 @@ async def systemd_ctx(app: web.Application):
 
     async def ping_forever():
         while True:
-            if daemon.worker is not None and daemon.worker.healthy(stale_after):
+            if not problems(daemon, stale_after):
                 if notifier.watchdog_s:
                     notifier.watchdog()
                 notifier.status(status_line(daemon))
@@ -387,6 +394,7 @@ async def serve(app: web.Application, host: str, port: int, *,
     """Run until SIGTERM/SIGINT; SIGHUP reloads. Returns after a graceful shutdown."""
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
+    check_port_free(host, port)      # before anything starts: nothing to unwind when it is taken
     runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=2.0)
     try:
         await runner.setup()   # runs every cleanup_ctx's startup: store, worker, flusher, systemd
@@ -400,8 +408,8 @@ async def serve(app: web.Application, host: str, port: int, *,
         site = web.TCPSite(runner, host, port)
         try:
             await site.start()
-        except OSError as exc:
-            raise UserError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+        except OSError as exc:      # in use now, perhaps free in a moment: systemd restarts us
+            raise RuntimeFailure(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         loop.add_signal_handler(signal.SIGHUP, app[DAEMON].hub.reload_soon)
@@ -416,6 +424,16 @@ async def serve(app: web.Application, host: str, port: int, *,
         await guard.close()
         await runner.cleanup()
     log.info("stopped")
+
+
+def check_port_free(host: str, port: int) -> None:
+    """A port in use may be free in a moment (an old instance still stopping): a runtime
+    failure that systemd retries, not a configuration error."""
+    try:
+        probe = socket.create_server((host, port))
+    except OSError as exc:
+        raise RuntimeFailure(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    probe.close()
 
 
 def leave(code: int) -> int:

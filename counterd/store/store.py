@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
 from pathlib import Path
 
-from counterd.errors import UserError
+from counterd.errors import RuntimeFailure, UserError
 from counterd.store.alerts import Alert
 from counterd.store.schema import check_version, migrate
 from counterd.store.wallclock import DAY, WallMap, day_bins, day_of, real_range_of_days, to_wall
@@ -72,8 +72,12 @@ class Store:
                 migrate(self._write)
             self._read = self._connect() if self.path != ":memory:" and not read_only else self._write
         except (OSError, sqlite3.Error) as exc:
-            raise UserError(f"cannot open the counts database {self.path}: {exc} "
-                            f"(check store.path / daemon.state_dir and their permissions)") from None
+            # Locked (another process), busy or an I/O error pass; a path that cannot be made does not.
+            passing = isinstance(exc, sqlite3.OperationalError) and any(
+                word in str(exc) for word in ("locked", "busy", "I/O", "disk"))
+            raise (RuntimeFailure if passing else UserError)(
+                f"cannot open the counts database {self.path}: {exc} "
+                f"(check store.path / daemon.state_dir and their permissions)") from None
         self._write_lock = threading.RLock()
         self._read_lock = self._write_lock if self._read is self._write else threading.RLock()
         self._days: set[int] = self._scan_days()   # local days with data; replaced whole, never mutated
@@ -261,6 +265,12 @@ class Store:
     def days_with_data(self) -> list[int]:
         """Local days (wall epochs of midnight) with any count or analysed video, in order."""
         return sorted(self._days)
+
+    def quick_check(self) -> list[str]:
+        """SQLite's quick_check: [] for a sound file, else its first problems (damaged pages)."""
+        with self._read_lock:
+            rows = [r[0] for r in self._read.execute("PRAGMA quick_check(5)").fetchall()]
+        return [] if rows == ["ok"] else rows
 
     def _scan_days(self) -> set[int]:
         rows = self._query("SELECT quarter FROM coverage_q UNION SELECT DISTINCT quarter FROM counts_q")
