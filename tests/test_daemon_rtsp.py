@@ -44,6 +44,7 @@ def daemon_config(tmp_path, url: str):
         "source": {"open_timeout_s": 2.0, "read_timeout_s": 2.0, "watchdog_s": WATCHDOG_S,
                    "backoff_base_s": 0.2, "backoff_cap_s": BACKOFF_CAP_S},
         "daemon": {"state_dir": str(tmp_path), "flush_interval_s": 0.2},
+        "api": {"metrics_auth": "none"},          # read by a probe without a login
     }, "<test>")
 
 
