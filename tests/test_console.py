@@ -193,6 +193,11 @@ def test_rewrite_keeps_comments_other_sections_and_each_lines_own_comments():
 def test_rewrite_renames_in_place_and_replaces_an_inline_array():
     text = replace_lines(CONFIG, [{"was": "pavement", "name": "kerb", "start": [20, 300], "end": [620, 300]}])
     assert tomllib.loads(text)["lines"] == [{"name": "kerb", "start": [20, 300], "end": [620, 300]}]
+    config = CONFIG.replace("enabled = false", 'enabled = false\nlines = ["door", "pavement"]')
+    text = replace_lines(config, [{"was": "door", "name": "entrance", "start": [1, 2], "end": [3, 4]},
+                                  {"was": "pavement", "name": "pavement", "start": [1, 5], "end": [3, 5]}])
+    doc = tomllib.loads(text)          # what named the renamed line follows it
+    assert doc["counting"]["primary_line"] == "entrance" and doc["upload"]["lines"] == ["entrance", "pavement"]
     inline = 'lines = [{name = "a", start = [1, 2], end = [3, 4]}]\n[camera]\nname = "x"\n'
     text = replace_lines(inline, [{"was": "a", "name": "b", "start": [5, 6], "end": [7, 8]}])
     assert tomllib.loads(text) == {"camera": {"name": "x"}, "lines": [{"name": "b", "start": [5, 6], "end": [7, 8]}]}

@@ -39,6 +39,7 @@ def replace_lines(text: str, lines: list[dict]) -> str:
         new.append(table)
     if len(new):
         new[-1].value.body.extend(tail)
+    _follow_renames(doc, {line["was"]: line["name"] for line in lines if line.get("was")})
     if isinstance(old, AoT):
         doc["lines"] = new
     else:
@@ -46,6 +47,16 @@ def replace_lines(text: str, lines: list[dict]) -> str:
             del doc["lines"]
         doc.append("lines", new)
     return tomlkit.dumps(doc)
+
+
+def _follow_renames(doc, renamed: dict[str, str]) -> None:
+    """Keys that name lines (counting.primary_line, upload.lines) follow a renamed line."""
+    counting, upload = doc.get("counting"), doc.get("upload")
+    if counting is not None and counting.get("primary_line") in renamed:
+        counting["primary_line"] = renamed[counting["primary_line"]]
+    if upload is not None and any(name in renamed for name in upload.get("lines", ())):
+        for i, name in enumerate(upload["lines"]):
+            upload["lines"][i] = renamed.get(name, name)
 
 
 def _update(table: Table, line: dict) -> None:

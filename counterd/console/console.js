@@ -272,7 +272,10 @@ function renderLineTable() {
     if (editable) {
       const remove = document.createElement("button");
       remove.type = "button";
-      remove.textContent = "Delete";
+      remove.textContent = "✕";
+      remove.title = "Delete this line";
+      remove.setAttribute("aria-label", "Delete this line");
+      remove.className = "delete";
       remove.addEventListener("click", () => {
         state.draft.splice(i, 1);
         state.selected = -1;
@@ -439,8 +442,10 @@ function drawChart(bins) {
   });
   const total = (d) => Object.values(d).reduce((a, v) => a + v, 0);
   const peak = Math.max(1, ...sums.map((s) => Math.max(total(s.in), total(s.out))));
-  const left = 30, mid = height / 2, half = mid - 18, n = Math.max(bins.length, 1);
-  const step = (width - left) / n;
+  // The whole day, 00:00 to 24:00, in 15-minute slots: bins still to come are empty.
+  const left = 30, mid = height / 2, half = mid - 18, slots = 96;
+  const step = (width - left) / slots;
+  const slot = (b) => (Number(b.start.slice(11, 13)) * 60 + Number(b.start.slice(14, 16))) / 15;
   g.font = "11px system-ui, sans-serif";
   g.fillStyle = "#667085";
   g.fillText(String(peak), 2, mid - half + 8);
@@ -448,12 +453,13 @@ function drawChart(bins) {
   g.fillText("out", 2, mid + 12);
   g.fillText(String(peak), 2, mid + half);
   sums.forEach((s, i) => {
+    const x = left + slot(bins[i]) * step;
     let up = 0, down = 0;
     for (const cls of classes) {
       g.fillStyle = CLASS_COLORS[cls] || "#98a2b3";
       const a = (s.in[cls] || 0) / peak * half, b = (s.out[cls] || 0) / peak * half;
-      g.fillRect(left + i * step + 0.5, mid - up - a, Math.max(1, step - 1), a);
-      g.fillRect(left + i * step + 0.5, mid + down, Math.max(1, step - 1), b);
+      g.fillRect(x + 0.5, mid - up - a, Math.max(1, step - 1), a);
+      g.fillRect(x + 0.5, mid + down, Math.max(1, step - 1), b);
       up += a;
       down += b;
     }
@@ -464,11 +470,9 @@ function drawChart(bins) {
   g.lineTo(width, mid);
   g.stroke();
   g.fillStyle = "#667085";
-  bins.forEach((b, i) => {
-    if (b.start.endsWith(":00:00") && Number(b.start.slice(11, 13)) % 3 === 0) {
-      g.fillText(b.start.slice(11, 16), left + i * step, height - 2);
-    }
-  });
+  for (let hour = 0; hour < 24; hour += 3) {
+    g.fillText(`${String(hour).padStart(2, "0")}:00`, left + hour * 4 * step, height - 2);
+  }
   const legend = $("chart-legend");
   legend.replaceChildren();
   for (const cls of classes) {
