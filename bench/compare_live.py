@@ -3,7 +3,7 @@
 A video file is played as a camera would send it: each frame becomes available at its 25 fps tick
 (read() blocks until then), through counterd's own live VideoSource (newest frame wins, frames the
 consumer never took are counted as dropped). The consumer is the daemon's inference loop
-(counterd/daemon/worker.py): motion gate, then Pipeline.step or keep_alive. The whole process,
+(counterd/daemon/worker.py): Pipeline.step, whose schedule runs the motion gate. The whole process,
 reader thread included, is pinned to one core.
 
     python bench/compare_live.py --model ../shared/models/yolox_nano.onnx --seconds 30 --out live.json
@@ -81,7 +81,6 @@ def run(model: str, seconds: float, gating: bool, core: int | None) -> dict:
     if core is not None:
         os.sched_setaffinity(0, {core})
     from counterd.config import config_from_dict
-    from counterd.daemon.gating import MotionGate
     from counterd.pipeline import Pipeline
     from counterd.source import EndOfStream, VideoSource
 
@@ -91,7 +90,6 @@ def run(model: str, seconds: float, gating: bool, core: int | None) -> dict:
         "lines": [{"name": n, "start": list(a), "end": list(b)} for n, a, b in LINES],
     })
     pipeline = Pipeline(config)
-    gate = MotionGate(config.gating)
     capture = PacedCapture(VIDEO, SOURCE_FPS, seconds)
     source = VideoSource(lambda: capture, name="paced camera", live=True)
     latencies, detected, analysed = [], 0, 0
@@ -105,11 +103,8 @@ def run(model: str, seconds: float, gating: bool, core: int | None) -> dict:
                 break
             if frame is None:
                 continue
-            if gate.should_detect(frame.image, frame.timestamp):
-                pipeline.step(frame)
-                detected += 1
-            else:
-                pipeline.keep_alive(frame.timestamp)
+            pipeline.step(frame)        # the schedule (motion gate) decides whether it is detected
+            detected += not pipeline.last_decision.rested
             analysed += 1
             latencies.append(time.time() - frame.timestamp)
     finally:

@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/gating.py [--detector onnx|motion] [--model FILE]
 
-Each clip (decoding included) runs through the daemon's per-frame path (MotionGate -> Pipeline.step or keep_alive)
+Each clip (decoding included) runs through the daemon's per-frame path (Pipeline.step, whose schedule runs the motion gate)
 twice, gating off and on, and prints a Markdown table for bench/RESULTS.md. Clips: the demo's
 synthetic scene (quiet floor between walkers), ../shared people and PETS videos.
 """
@@ -16,7 +16,6 @@ from pathlib import Path
 
 from counterd.config import config_from_dict
 from counterd.daemon import scene
-from counterd.daemon.gating import MotionGate
 from counterd.pipeline import Pipeline
 from counterd.source import Frame, open_source
 
@@ -52,16 +51,13 @@ def run(frames, config, gated: bool) -> tuple[int, int, float, int]:
     runs on are shared, and wall time swings by tens of percent between runs."""
     cfg = config_from_dict({**config, "gating": {"enabled": gated}}, "<bench>")
     pipeline = Pipeline(cfg)
-    gate = MotionGate(cfg.gating)
     n = detected = 0
     started = time.process_time()
     for frame in frames():
         n += 1
-        if gate.should_detect(frame.image, frame.timestamp):
-            detected += 1
-            pipeline.step(frame)
-        else:
-            pipeline.keep_alive(frame.timestamp)
+        pipeline.step(frame)            # the pipeline's schedule gates (counterd/schedule.py)
+        detected += not pipeline.last_decision.rested
+    pipeline.finish()
     seconds = time.process_time() - started
     crossings = sum(sum(by_class.values()) for line in pipeline.totals.values() for by_class in line.values())
     pipeline.close()

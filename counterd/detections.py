@@ -5,7 +5,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-ANCHORS = ("bottom-center", "center", "top-center")
+from counterd.choices import ANCHORS
 # Each anchor as weights on a box's (x1, y1, x2, y2): anchors = xyxy @ ANCHOR_WEIGHTS[anchor],
 # one matrix product for all boxes (the counter calls this every frame).
 ANCHOR_WEIGHTS = {

@@ -1,23 +1,23 @@
 """The hot loop for one camera: frame -> detect -> track -> count -> crossing events.
 
 Synchronous and single-threaded on purpose: the daemon runs it in its inference worker thread and
-`counterd process` calls it directly. Each stage takes the Detections of the one before it.
-Two settings make it detect less: `gating.stride` rests the detector while every track moves
-slowly (counterd/stride.py), and `detector.mosaic` holds a frame back until its partner arrives
-so the two share one inference (counterd/detect/mosaic.py); frames are still tracked and counted
-one by one, in order, each with its own timestamp.
+`counterd process` calls it directly, so both count the same frames the same way. Each stage
+takes the Detections of the one before it. Which frames are detected is the one detection
+schedule's call (counterd/schedule.py: motion gate, stride, mosaic pairing); detected frames are
+tracked and counted one by one, in order, each with its own timestamp, and rested ones are not
+shown to the tracker at all.
 """
 from __future__ import annotations
 
 import dataclasses
 import time
 
-from counterd.config import Config
+from counterd.config import Config, ConfigError
 from counterd.count import CrossingEvent, LineCounter
 from counterd.detect import Detector, make_detector
 from counterd.detections import Detections
+from counterd.schedule import Decision, DetectionSchedule
 from counterd.source import Frame
-from counterd.stride import DetectionStride
 from counterd.track import Tracker
 
 STAGES = ("detect", "track", "count")
@@ -48,23 +48,24 @@ class Pipeline:
     def __init__(self, config: Config, detector: Detector | None = None):
         self.config = config
         self.detector = detector if detector is not None else make_detector(config.detector)
+        if config.detector.mosaic and not self.detector.can_batch:
+            raise ConfigError([f"{config.path}: detector.mosaic: the {config.detector.type} backend "
+                               f"cannot share one inference between frames; set detector.mosaic = false"])
         self.tracker = Tracker(config.tracker)
         self.counter = LineCounter(config.lines, config.counting)
         self.times = StageTimes()
-        self.stride = self._stride_for(config)
+        self.schedule = DetectionSchedule(config)
+        self.last_decision: Decision | None = None
         self._held: list[Frame] = []      # mosaic: frames waiting for a partner to share an inference
         self.last_tracks = Detections.empty()   # the tracker's output for the newest analysed frame
 
     def step(self, frame: Frame) -> list[CrossingEvent]:
         self.times.fresh = False
-        if self.stride is not None and not self.stride.should_detect(frame.timestamp):
+        self.last_decision = decision = self.schedule.decide(frame, holding=bool(self._held))
+        if decision.rested:
             return []
         self._held.append(frame)
-        if self.config.detector.mosaic and len(self._held) < 2:
-            if self.stride is not None:
-                self.stride.hold(frame.timestamp)
-            return []
-        return self._flush()
+        return self._flush() if decision is Decision.DETECT else []
 
     def _flush(self) -> list[CrossingEvent]:
         frames, self._held = self._held, []
@@ -83,8 +84,7 @@ class Pipeline:
             t2 = time.perf_counter()
             events += self.counter.update(tracks, frame.timestamp)
             t3 = time.perf_counter()
-            if self.stride is not None:
-                self.stride.observe(tracks, frame.timestamp)
+            self.schedule.observe(tracks, frame.timestamp)
             self.times.record(detect_each, t2 - t1, t3 - t2)
         return events
 
@@ -92,13 +92,6 @@ class Pipeline:
         """The stream has ended: a held frame is analysed, and tracks last seen inside a band past
         a line count as crossed."""
         return self._flush() + self.counter.finish()
-
-    def keep_alive(self, timestamp: float) -> list[CrossingEvent]:
-        """A frame was skipped (static scene): let tracks coast as if nothing was detected there.
-        A frame held for the mosaic goes through first, so time only moves forward."""
-        events = self._flush()
-        self.tracker.coast(timestamp)
-        return events
 
     @property
     def totals(self) -> dict[str, dict[str, dict[str, int]]]:
@@ -113,14 +106,8 @@ class Pipeline:
         config = dataclasses.replace(config, detector=self.config.detector)
         self.tracker.reconfigure(config.tracker)
         self.counter.reconfigure(config.lines, config.counting)
-        if config.gating != self.config.gating:
-            self.stride = self._stride_for(config)
+        self.schedule.reconfigure(config.gating)
         self.config = config
-
-    @staticmethod
-    def _stride_for(config: Config) -> DetectionStride | None:
-        gating = config.gating
-        return DetectionStride(gating.stride_max_shift, gating.stride_max_rest_s) if gating.stride else None
 
     def close(self) -> None:
         self.detector.close()

@@ -10,9 +10,9 @@ horizontal motion, height for vertical), capped by `max_rest_s`. A scene with an
 speed for yet (new, or seen only now), or with no tracks at all, gets no rest: newcomers are found
 at once.
 
-Pipeline.step uses it when `gating.stride` is on. On a rested frame nothing is called, not even
-Pipeline.keep_alive (a coast counts as a miss and ends tracks seen only once); the tracker simply
-sees a longer time step at the next detection.
+The detection schedule (counterd/schedule.py) uses it when `gating.stride` is on. A rested
+frame is not shown to the tracker (a coast would count as a miss and end tracks seen only once);
+the tracker simply sees a longer time step at the next detection.
 """
 from __future__ import annotations
 

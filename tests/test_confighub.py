@@ -10,12 +10,13 @@ import aiohttp
 import numpy as np
 
 from counterd.api.auth import make_ha1
-from counterd.config import config_from_dict
+from counterd.config import config_from_dict, load_config
 from counterd.confighub import APPLIED, ConfigHub
 from counterd.daemon.service import DAEMON, make_daemon_app, reload
 from counterd.pipeline import Pipeline
 from counterd.source import Frame
 from test_daemon import unreachable_config
+from test_detect_onnx import scripted_model, ultralytics_head
 
 MOTION_LINES = {"detector": {"type": "motion"}, "lines": [{"name": "door", "start": [100, 0], "end": [100, 200]}]}
 
@@ -32,13 +33,13 @@ def test_a_pipeline_told_to_pair_frames_after_start_keeps_detecting_one_by_one()
 
 async def test_reload_that_turns_on_mosaic_says_it_needs_a_restart_and_applies_the_rest(tmp_path, aiohttp_client):
     path = tmp_path / "counterd.toml"
-    text = ('[camera]\nsource = "rtsp://127.0.0.1:1/cam"\ntimezone = "UTC"\n[detector]\ntype = "motion"\n'
+    model = scripted_model(tmp_path / "m.onnx", ultralytics_head([]), [1, 3, 320, 320])   # onnx: can batch
+    text = (f'[camera]\nsource = "rtsp://127.0.0.1:1/cam"\ntimezone = "UTC"\n[detector]\nmodel = "{model}"\n'
             '[api]\nanonymous_viewer = true\n[[lines]]\nname = "door"\nstart = [100, 0]\nend = [100, 200]\n')
     path.write_text(text)
-    client = await aiohttp_client(make_daemon_app(unreachable_config(tmp_path)))
+    client = await aiohttp_client(make_daemon_app(load_config(path)))
     daemon = client.app[DAEMON]
-    path.write_text(text.replace('type = "motion"', 'type = "motion"\nmosaic = true')
-                    + '[counting]\nhysteresis_px = 9.0\n')
+    path.write_text(text.replace('[detector]\n', '[detector]\nmosaic = true\n') + '[counting]\nhysteresis_px = 9.0\n')
     assert await reload(client.app)
     assert daemon.hub.status["pipeline"].startswith("needs restart: detector.mosaic changed")
     assert daemon.effective_config.counting.hysteresis_px == 9.0

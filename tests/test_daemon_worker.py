@@ -8,13 +8,17 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pytest
 
-from counterd.config import CountingConfig, GatingConfig, SourceConfig, config_from_dict
+from counterd.config import CountingConfig, DetectorConfig, GatingConfig, SourceConfig, config_from_dict
 from counterd.count import CrossingEvent
 from counterd.daemon.camera import Camera, LinkState
 from counterd.daemon.gating import MotionGate
 from counterd.daemon.metrics import Metrics
 from counterd.daemon.worker import Coverage, InferenceWorker, Recorder
+from counterd.detect import Detector
+from counterd.detections import Detections
 from counterd.errors import UserError
+from counterd.pipeline import Pipeline
+from counterd.schedule import Decision
 from counterd.source import Frame, VideoSource
 
 
@@ -142,10 +146,13 @@ class NarrowConfig:
 
 
 class FakePipeline:
+    """Detects every frame (no schedule); a crossing every fifth frame."""
+
     def __init__(self, fail_on: int | None = None):
-        self.steps, self.kept_alive, self.fail_on = [], [], fail_on
+        self.steps, self.fail_on = [], fail_on
         self.times = type("T", (), {"last": {"detect": 0.01, "track": 0.001, "count": 0.001}, "fresh": True})()
         self.config = NarrowConfig()
+        self.last_decision = Decision.DETECT
 
     def step(self, frame):
         self.steps.append(frame.index)
@@ -153,12 +160,27 @@ class FakePipeline:
             raise RuntimeError("bad frame")
         return [CrossingEvent(frame.timestamp, "door", "in", "person", frame.index)] if frame.index % 5 == 4 else []
 
-    def keep_alive(self, timestamp):
-        self.kept_alive.append(timestamp)
-        return []
+    def finish(self):
+        return [CrossingEvent(99.0, "door", "out", "person", 99)]
 
     def reconfigure(self, config):
         self.config = config
+
+
+class ScriptedDetector(Detector):
+    """One person-sized box where the picture has its dark box (see with_box), found by
+    thresholding: a stand-in detector whose calls are counted."""
+
+    def __init__(self):
+        super().__init__(DetectorConfig(type="motion"))
+        self.calls = 0
+
+    def detect(self, frame):
+        self.calls += 1
+        xs = np.flatnonzero((frame[:, :, 0] < 40).any(axis=0))
+        if not len(xs):
+            return Detections.empty()
+        return Detections.from_arrays([[xs[0], 40, xs[-1] + 1, 100]], [0.9], [0])
 
 
 class Clip:
@@ -180,36 +202,51 @@ class Clip:
         pass
 
 
-def run_worker(pipeline, gating: GatingConfig, n=20, wall=lambda: 1_000_000.0):
+def run_worker(pipeline, n=20, wall=lambda: 1_000_000.0):
     camera = Camera("clip", lambda: VideoSource(lambda: Clip(n), name="clip", live=False), SourceConfig())
     recorder = Recorder(max_gap_s=2.0)
-    worker = InferenceWorker(camera, pipeline, MotionGate(gating), Metrics(), recorder, wall_clock=wall)
+    worker = InferenceWorker(camera, pipeline, Metrics(), recorder, wall_clock=wall)
     worker.start()
-    deadline = time.monotonic() + 10
-    while camera.state is not LinkState.FINISHED and time.monotonic() < deadline:   # the clip played out
-        time.sleep(0.01)
+    assert worker.finished.wait(10)           # the clip played out and was settled
     assert worker.stop(5)
     return worker, recorder
 
 
-def test_worker_skips_detection_on_static_frames_and_keeps_tracks_alive():
-    pipeline = FakePipeline()
-    worker, recorder = run_worker(pipeline, GatingConfig(max_skip_s=100.0))
+def scheduled_pipeline(line_x: float = 80, **gating) -> Pipeline:
+    config = config_from_dict({"detector": {"type": "motion"}, "gating": gating, "counting": {"hysteresis_px": 0},
+                               "lines": [{"name": "door", "start": [line_x, 0], "end": [line_x, 120]}]}, "<test>")
+    return Pipeline(config, detector=ScriptedDetector())
+
+
+def test_the_worker_follows_the_pipelines_schedule_and_counts_static_frames():
+    pipeline = scheduled_pipeline(max_skip_s=100.0)
+    worker, recorder = run_worker(pipeline)
     assert worker.frames_processed == 20
-    assert len(pipeline.kept_alive) >= 8                  # the static first half
-    assert len(pipeline.steps) + len(pipeline.kept_alive) == 20
-    assert set(range(11, 20)) <= set(pipeline.steps)      # the moving second half is all detected
-    assert worker.metrics.frames_skipped._value.get() == len(pipeline.kept_alive)
+    skipped = worker.metrics.frames_skipped._value.get()
+    assert skipped >= 8                                   # the static first half
+    assert pipeline.detector.calls == 20 - skipped        # the moving second half is all detected
+
+
+def test_a_rested_frame_is_not_a_miss_so_a_track_seen_once_survives_it():
+    """Rest semantics: the motion gate's skipped frames used to coast the tracker, and a coast
+    is a miss that ends a track seen only once; its crossing right after was then lost."""
+    pipeline = scheduled_pipeline(line_x=36, max_skip_s=100.0, width=160, min_changed=0.001)
+    boxes = [20, 20, 20, 20, 24, 28]        # feet at x = 30 (then still), 34, 38: across x = 36
+    events = []
+    for i, x in enumerate(boxes):
+        events += pipeline.step(Frame(with_box(x), i * 0.1, i))
+    assert pipeline.detector.calls == 3                   # frames 1-3 rested (static)
+    assert [(e.direction, e.track_id) for e in events] == [("in", 1)]
 
 
 def test_worker_maps_file_time_to_wall_time_and_survives_a_failing_frame(caplog):
     pipeline = FakePipeline(fail_on=3)
-    worker, recorder = run_worker(pipeline, GatingConfig(enabled=False), wall=lambda: 1_000_000.0)
+    worker, recorder = run_worker(pipeline, wall=lambda: 1_000_000.0)
     events, coverage = recorder.drain()
     assert worker.frames_processed == 19                  # frame 3 failed; the rest went on
     assert "bad frame" in caplog.text
-    assert [e.track_id for e in events] == [4, 9, 14, 19]
-    assert all(e.timestamp == pytest.approx(1_000_000.0) for e in events)
+    assert [e.track_id for e in events] == [4, 9, 14, 19, 99]   # 99: settled at the file's end
+    assert all(e.timestamp == pytest.approx(1_000_000.0, abs=100) for e in events)
     assert pipeline.config.sizes == [(160, 120)]                # checked once per frame size
     assert caplog.text.count("outside the 160x120 frame (the camera sends 160x120)") == 1
 
@@ -236,7 +273,7 @@ def test_a_slow_pipeline_analyses_the_newest_frame_and_counts_the_drops():
     pipeline = SlowPipeline()
     camera = Camera("cam", lambda: VideoSource(FastCamera, name="cam", live=True), SourceConfig())
     metrics = Metrics()
-    worker = InferenceWorker(camera, pipeline, MotionGate(GatingConfig(enabled=False)), metrics, Recorder(2.0))
+    worker = InferenceWorker(camera, pipeline, metrics, Recorder(2.0))
     worker.start()
     deadline = time.monotonic() + 10
     while worker.frames_processed < 10 and time.monotonic() < deadline:

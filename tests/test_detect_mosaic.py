@@ -2,12 +2,14 @@
 pipeline holding a frame for its partner without changing what is counted or in which order."""
 from __future__ import annotations
 
+import dataclasses
+
 import cv2
 import numpy as np
 import pytest
 
 from conftest import PETS_VIDEO, SHARED_MODELS, need_shared
-from counterd.config import DetectorConfig, config_from_dict
+from counterd.config import ConfigError, DetectorConfig, config_from_dict
 from counterd.detect import Detector
 from counterd.detect.mosaic import MIN_MOSAIC_SCALE, mosaic_plan
 from counterd.detections import Detections
@@ -89,7 +91,7 @@ class PairCountingDetector(Detector):
 
 def test_pipeline_holds_a_frame_for_its_partner_and_counts_the_same():
     def run(mosaic):
-        config = config_from_dict({"detector": {"mosaic": mosaic},
+        config = config_from_dict({"detector": {"mosaic": mosaic}, "gating": {"enabled": False},
                                    "lines": [{"name": "door", "start": [200, 0], "end": [200, 360]}]})
         pipeline = Pipeline(config, PairCountingDetector(config.detector))
         events = []
@@ -108,7 +110,7 @@ def test_pipeline_holds_a_frame_for_its_partner_and_counts_the_same():
 
 
 def test_stride_rests_the_detector_on_slow_scenes():
-    config = config_from_dict({"gating": {"stride": True},
+    config = config_from_dict({"gating": {"stride": True, "enabled": False},
                                "lines": [{"name": "door", "start": [200, 0], "end": [200, 360]}]})
     detector = PairCountingDetector(config.detector, start=130, speed=4)   # 0.07 of its width a frame
     pipeline = Pipeline(config, detector)
@@ -118,3 +120,13 @@ def test_stride_rests_the_detector_on_slow_scenes():
     events += pipeline.finish()
     assert len(detector.calls) < 21                       # some frames were rested
     assert pipeline.totals["door"]["in"] == {"person": 1}  # and the crossing still counted
+
+
+def test_mosaic_is_refused_for_a_backend_that_cannot_batch():
+    with pytest.raises(ConfigError, match="detector.mosaic: the motion backend cannot share one inference"):
+        config_from_dict({"detector": {"type": "motion", "mosaic": True}}, "c.toml")
+    config = config_from_dict({"detector": {"type": "motion"}}, "c.toml")
+    # as `counterd process --detector motion` builds it over a config written for onnx + mosaic
+    forced = dataclasses.replace(config, detector=dataclasses.replace(config.detector, mosaic=True))
+    with pytest.raises(ConfigError, match="cannot share one inference"):
+        Pipeline(forced)

@@ -17,7 +17,7 @@ from counterd import __version__
 from counterd.api.query import BadRequest
 from counterd.config import Config
 from counterd.config.fields import xml_unsafe
-from counterd.detections import ANCHORS
+from counterd.choices import ANCHORS
 
 log = logging.getLogger("counterd.api")
 

@@ -7,6 +7,7 @@ import json
 import sys
 import time
 
+from counterd.choices import BACKENDS
 from counterd.config import Config, LineConfig, config_from_dict, load_config
 from counterd.errors import UserError
 
@@ -16,7 +17,7 @@ def register(subparsers) -> None:
                               description="Run detect -> track -> count over a video and print totals.")
     p.add_argument("video", help="video file (or any source counterd can open; not a directory)")
     p.add_argument("--config", help="TOML config (detector, tracker, lines...); defaults otherwise")
-    p.add_argument("--detector", choices=("onnx", "ultralytics", "motion"), help="override detector.type")
+    p.add_argument("--detector", choices=tuple(BACKENDS), help="override detector.type")
     p.add_argument("--model", help="override detector.model (a file path or a manifest name)")
     p.add_argument("--line", action="append", default=[], metavar="NAME=x1,y1,x2,y2",
                    help="a counting line, repeatable; replaces the config's lines")

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from counterd.choices import ANCHORS, BACKENDS
 from counterd.classes import CLASS_IDS, DEFAULT_CLASSES
 from counterd.config.fields import ConfigError, CredentialUrl, Secret, setting, xml_unsafe
 from counterd.upload.schema import CAMERA_REF_PATTERN, COUNT_COLUMNS
@@ -54,7 +55,7 @@ class MotionConfig:
 
 @dataclass(frozen=True)
 class DetectorConfig:
-    type: Literal["onnx", "ultralytics", "motion"] = "onnx"
+    type: Literal[tuple(BACKENDS)] = "onnx"
     model: str = "yolox_nano"       # a file path, or a name from models/manifest.toml
     models_dir: str = ""            # where model names are looked up; empty = the default search
     confidence: float = setting(0.25, min=0.0, max=1.0)
@@ -67,6 +68,10 @@ class DetectorConfig:
     motion: MotionConfig = field(default_factory=MotionConfig)
 
     def problems(self) -> list[tuple[str, str]]:
+        if self.mosaic and not BACKENDS[self.type].can_batch:
+            batching = ", ".join(name for name, backend in BACKENDS.items() if backend.can_batch)
+            return [("mosaic", f"the {self.type} backend cannot share one inference between frames "
+                               f"(only {batching} can); set detector.mosaic = false")]
         unknown = [c for c in self.classes if c not in CLASS_IDS]
         if unknown:
             return [("classes", f"unknown COCO class name(s): {', '.join(map(repr, unknown))}")]
@@ -92,7 +97,7 @@ class TrackerConfig:
 @dataclass(frozen=True)
 class CountingConfig:
     enabled: bool = True                            # Counter.Enabled: off = no detection, nothing stored
-    anchor: Literal["bottom-center", "center", "top-center"] = "bottom-center"
+    anchor: Literal[ANCHORS] = "bottom-center"
     hysteresis_px: float = setting(6.0, min=0.0)   # half-width of the band where side is undecided
     primary_line: str = ""                          # the line the Axis API reports; default: first
     handoff_seconds: float = setting(1.5, min=0.0)  # id switch on a line: new track takes over a side
@@ -125,7 +130,7 @@ class SourceConfig:
 
 @dataclass(frozen=True)
 class GatingConfig:
-    """Motion gating: skip detection while the scene is static; tracks coast meanwhile."""
+    """Motion gating: skip detection while the scene is static; the tracker rests meanwhile."""
     enabled: bool = True
     width: int = setting(64, min=8, max=640)               # frames are compared at this width
     pixel_delta: int = setting(12, min=1, max=255)         # grey-level change that counts as motion

@@ -36,7 +36,6 @@ from counterd.confighub import ConfigHub, changed_keys, restart_needed
 from counterd.daemon.camera import Camera, LinkState
 from counterd.daemon.console import lend_console
 from counterd.daemon.flusher import Flusher
-from counterd.daemon.gating import MotionGate
 from counterd.daemon.guard import ConnectionGuard, raise_open_files_limit
 from counterd.daemon.http import add_daemon_routes, problems
 from counterd.daemon.jobs import Jobs
@@ -201,7 +200,7 @@ async def worker_ctx(app: web.Application):
     pipeline = await asyncio.to_thread(Pipeline, config)
     name = config.camera.name if daemon.capture_factory is None else "demo"
     camera = Camera(name, source_opener(daemon), config.source)
-    daemon.worker = InferenceWorker(camera, pipeline, MotionGate(config.gating), daemon.metrics, daemon.recorder,
+    daemon.worker = InferenceWorker(camera, pipeline, daemon.metrics, daemon.recorder,
                                     live_view=daemon.live_view)
     daemon.hub.register("pipeline", PIPELINE_SECTIONS, lambda old, new: apply_pipeline(daemon.worker, old, new))
     log.info("camera %s: %s; detector %s; %d line(s)", name,

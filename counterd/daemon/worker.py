@@ -16,11 +16,11 @@ from typing import Callable
 from counterd.config import Config
 from counterd.count import CrossingEvent
 from counterd.daemon.camera import Camera, LinkState
-from counterd.daemon.gating import MotionGate
 from counterd.daemon.liveview import LiveView
 from counterd.daemon.metrics import Metrics
 from counterd.errors import UserError
 from counterd.pipeline import STAGES, Pipeline
+from counterd.schedule import Decision
 from counterd.source import Frame
 
 log = logging.getLogger("counterd.worker")
@@ -70,10 +70,12 @@ class Recorder:
         self._coverage = Coverage(max_gap_s)
         self._retry_coverage: list[tuple[float, float]] = []
 
-    def add(self, events: list[CrossingEvent], analysed_at: float) -> None:
+    def add(self, events: list[CrossingEvent], analysed_at: float | None) -> None:
+        """Events, and the wall time of the frame analysed (None: no frame, e.g. a file's end)."""
         with self._lock:
             self._events.extend(events)
-            self._coverage.add(analysed_at)
+            if analysed_at is not None:
+                self._coverage.add(analysed_at)
 
     def give_back(self, events: list[CrossingEvent], coverage: list[tuple[float, float]]) -> None:
         """Return a batch the store could not take; it goes out first at the next drain. While the
@@ -97,12 +99,11 @@ class Recorder:
 
 
 class InferenceWorker:
-    def __init__(self, camera: Camera, pipeline: Pipeline, gate: MotionGate, metrics: Metrics,
+    def __init__(self, camera: Camera, pipeline: Pipeline, metrics: Metrics,
                  recorder: Recorder, *, wall_clock: Callable[[], float] = time.time,
                  live_view: LiveView | None = None):
         self.camera = camera
         self.pipeline = pipeline
-        self.gate = gate
         self.metrics = metrics
         self.recorder = recorder
         self.live_view = live_view
@@ -117,6 +118,8 @@ class InferenceWorker:
         self._error_logged_at = float("-inf")
         self._seen = {"read": 0, "dropped": 0, "reconnects": 0}
         self._checked_size: tuple[int, int] | None = None
+        self._offset = 0.0                  # wall time minus stream time of the last frame (files)
+        self.finished = threading.Event()   # set once a file source has played out and been settled
 
     # --- control, from the event loop
 
@@ -155,6 +158,8 @@ class InferenceWorker:
                 self._sync_camera_metrics()
                 if frame is not None:
                     self._process(frame)
+                elif self.camera.state is LinkState.FINISHED and not self.finished.is_set():
+                    self._finish()
         finally:
             self.camera.close()
             self._sync_camera_metrics()
@@ -165,7 +170,6 @@ class InferenceWorker:
         if config is not None:
             self.pipeline.reconfigure(config)
             self._checked_size = None
-            self.gate.reconfigure(config.gating)
             log.info("reloaded %s: %d line(s)", config.path, len(config.lines))
 
     def _check_frame_size(self, frame: Frame) -> None:
@@ -191,25 +195,37 @@ class InferenceWorker:
         live = self.camera.source is None or self.camera.source.live
         wall = frame.timestamp if live else self._wall()
         try:
-            if self.gate.should_detect(frame.image, frame.timestamp):
-                events = self.pipeline.step(frame)
-                if self.pipeline.times.fresh:   # not rested by the stride nor held for a mosaic
-                    for stage in STAGES:
-                        self.metrics.stage_seconds.labels(stage).observe(self.pipeline.times.last[stage])
-            else:
-                events = self.pipeline.keep_alive(frame.timestamp)
+            events = self.pipeline.step(frame)     # the pipeline's schedule decides what is detected
+            if self.pipeline.times.fresh:          # detected, not rested nor held for a mosaic
+                for stage in STAGES:
+                    self.metrics.stage_seconds.labels(stage).observe(self.pipeline.times.last[stage])
+            elif self.pipeline.last_decision is Decision.STATIC:
                 self.metrics.frames_skipped.inc()
         except Exception as exc:      # a bug or a bad frame: keep counting the next ones
             self._log_error(exc)
             return
-        if not live:
-            offset = wall - frame.timestamp
-            events = [dataclasses.replace(e, timestamp=e.timestamp + offset) for e in events]
-        self.recorder.add(events, wall)
+        self._offset = wall - frame.timestamp
+        self.recorder.add(self._to_wall(events), wall)
         if self.live_view is not None:      # references only: the console encodes on request
             self.live_view.update(frame.image, self.pipeline.last_tracks, wall)
         self.frames_processed += 1
         self.metrics.frames_processed.inc()
+
+    def _to_wall(self, events: list[CrossingEvent]) -> list[CrossingEvent]:
+        if not self._offset:
+            return events
+        return [dataclasses.replace(e, timestamp=e.timestamp + self._offset) for e in events]
+
+    def _finish(self) -> None:
+        """A file played to its end: settle the tracks left inside a line's band, as `counterd
+        process` does, so both count a recording the same."""
+        try:
+            events = self.pipeline.finish()
+        except Exception as exc:
+            self._log_error(exc)
+            events = []
+        self.recorder.add(self._to_wall(events), None)
+        self.finished.set()
 
     def _log_error(self, exc: Exception) -> None:
         message = f"{type(exc).__name__}: {exc}"

@@ -11,16 +11,11 @@ import importlib
 import cv2
 import numpy as np
 
+from counterd.choices import BACKENDS
 from counterd.classes import CLASS_IDS
 from counterd.config import DetectorConfig
 from counterd.detections import Detections
 
-# detector.type -> "module:Class"; the module is imported only when that backend is chosen.
-BACKENDS = {
-    "onnx": "counterd.detect.onnx:OnnxDetector",
-    "ultralytics": "counterd.detect.ultralytics:UltralyticsDetector",
-    "motion": "counterd.detect.motion:MotionDetector",
-}
 
 
 class Detector:
@@ -36,6 +31,12 @@ class Detector:
         """Objects in a BGR uint8 frame (H, W, 3; grey and BGRA are converted), boxes in frame
         pixels, only the wanted classes."""
         raise NotImplementedError
+
+    @property
+    def can_batch(self) -> bool:
+        """Whether detect_many shares one inference between frames (counterd/choices.py says
+        which backends do; detector.mosaic is refused for the others)."""
+        return BACKENDS[self.cfg.type].can_batch
 
     def detect_many(self, frames: list[np.ndarray]) -> list[Detections]:
         """Detections for each of several frames; backends that can share one inference
@@ -84,6 +85,6 @@ def coco_ids_for(names: list[str]) -> np.ndarray:
 
 
 def make_detector(cfg: DetectorConfig) -> Detector:
-    module_name, class_name = BACKENDS[cfg.type].split(":")
+    module_name, class_name = BACKENDS[cfg.type].target.split(":")
     backend = getattr(importlib.import_module(module_name), class_name)
     return backend(cfg)

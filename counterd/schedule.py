@@ -1,0 +1,71 @@
+"""The one detection schedule: which frames go through the detector, for the daemon and
+`counterd process` alike (Pipeline.step asks it about every frame).
+
+Three policies make one decision per frame, checked in this order:
+
+- motion gate (`gating.enabled`, counterd/daemon/gating.py): a picture that has not changed
+  since the last detected frame rests the detector (STATIC);
+- stride (`gating.stride`, counterd/stride.py): while every track moves slowly, the detector
+  rests until the fastest one can have moved `stride_max_shift` of its size (STRIDE);
+- mosaic (`detector.mosaic`, counterd/detect/mosaic.py): a frame due for detection is held
+  until the next due frame, so the two share one inference (HOLD); only backends that can batch
+  allow it (counterd/backends.py), and the config refuses it for the others.
+
+Rest semantics: a rested frame is not shown to the tracker at all. "Not detected" is not
+"nothing there": a coast would count as a miss and end every track seen only once, so the
+tracker simply sees a longer time step at the next detected frame.
+"""
+from __future__ import annotations
+
+import enum
+
+from counterd.config import Config, GatingConfig
+from counterd.daemon.gating import MotionGate
+from counterd.source import Frame
+from counterd.stride import DetectionStride
+
+
+class Decision(enum.Enum):
+    DETECT = "detect"       # run the detector on this frame (and on a held one with it)
+    HOLD = "hold"           # keep it for the next due frame to share one inference
+    STATIC = "static"       # rested: the picture has not changed (motion gate)
+    STRIDE = "stride"       # rested: no track can have moved far (stride)
+
+    @property
+    def rested(self) -> bool:
+        return self in (Decision.STATIC, Decision.STRIDE)
+
+
+class DetectionSchedule:
+    def __init__(self, config: Config):
+        self.mosaic = config.detector.mosaic       # fixed for the detector's life (a restart changes it)
+        self.gate = MotionGate(config.gating)
+        self.stride = self._stride_for(config.gating)
+
+    def decide(self, frame: Frame, holding: bool) -> Decision:
+        """What to do with this frame; `holding`: a frame is already held for a mosaic."""
+        if self.gate.cfg.enabled and not self.gate.should_detect(frame.image, frame.timestamp):
+            return Decision.STATIC
+        if self.stride is not None and not self.stride.should_detect(frame.timestamp):
+            return Decision.STRIDE
+        if self.mosaic and not holding:
+            if self.stride is not None:
+                self.stride.hold(frame.timestamp)
+            return Decision.HOLD
+        return Decision.DETECT
+
+    def observe(self, tracks, timestamp: float) -> None:
+        """The tracks of a detected frame: the stride sets when the next detection is due."""
+        if self.stride is not None:
+            self.stride.observe(tracks, timestamp)
+
+    def reconfigure(self, gating: GatingConfig) -> None:
+        if gating != self.gate.cfg:
+            if (gating.stride, gating.stride_max_shift, gating.stride_max_rest_s) != \
+                    (self.gate.cfg.stride, self.gate.cfg.stride_max_shift, self.gate.cfg.stride_max_rest_s):
+                self.stride = self._stride_for(gating)
+            self.gate.reconfigure(gating)
+
+    @staticmethod
+    def _stride_for(gating: GatingConfig) -> DetectionStride | None:
+        return DetectionStride(gating.stride_max_shift, gating.stride_max_rest_s) if gating.stride else None
