@@ -56,6 +56,7 @@ def test_console_in_chromium(chromium, tmp_path):
         banner = "".join(demo.banner)
         console_url = re.search(r"^  console +(http://\S+)$", banner, re.M).group(1)
         assert banner.index("console") < banner.index("live totals")      # the console comes first
+        assert "--host 0.0.0.0" in banner                                  # how to expose it
         password = re.search(r'operator: user "operator", password "(\S+)"', banner).group(1)
 
         # --- a viewer: the picture, the lines, counts ticking up
@@ -96,6 +97,23 @@ def test_console_in_chromium(chromium, tmp_path):
         start = counted(chromium)
         wait.until(lambda d: counted(d) > start, "counted(d) > start")                 # still counting with the moved line
         shoot(chromium, tmp_path, "editor")
+
+        # --- add a line, rename it, invert it, save; then delete it again
+        chromium.find_element("id", "add-line").click()
+        name = chromium.find_element("css selector", "#lines-table tbody tr:nth-child(2) input.line-name")
+        name.clear()
+        name.send_keys("exit")
+        chromium.find_element("css selector", "#lines-table tbody tr:nth-child(2) input[type=checkbox]").click()
+        chromium.find_element("id", "save-lines").click()
+        wait.until(lambda d: len(demo.get("/api/v1/lines").json()["lines"]) == 2, "two lines saved")
+        added = demo.get("/api/v1/lines").json()["lines"][1]
+        assert added["name"] == "exit" and added["invert"] is True
+        assert [l["name"] for l in tomllib.loads((state / "demo.toml").read_text())["lines"]] == ["demo", "exit"]
+        wait.until(lambda d: "Saved" in d.find_element("id", "lines-status").text, "saved again")
+        chromium.find_element("css selector", "#lines-table tbody tr:nth-child(2) button.delete").click()
+        chromium.find_element("id", "save-lines").click()
+        wait.until(lambda d: len(demo.get("/api/v1/lines").json()["lines"]) == 1, "the added line deleted")
+        assert [l["name"] for l in tomllib.loads((state / "demo.toml").read_text())["lines"]] == ["demo"]
 
         # --- the privacy switch off: lines on a blank frame, no picture requested
         config = state / "demo.toml"
