@@ -1,6 +1,7 @@
 """Count accuracy on PETS09-S2L1 against ground truth, for every shared model and the motion detector.
 
-    python bench/accuracy.py [--detectors yolox_nano,motion] [--threads 1]
+    python bench/accuracy.py [--detectors yolox_nano,motion] [--threads 1] [--model NAME=FILE ...]
+                             [--option SECTION.KEY=VALUE ...]
 
 For each detector, one pass over ../shared/data/pets09_s2l1/vtest_480x360.avi counts every line
 below at once; true crossings come from gt_480x360.txt by the rule in ../shared/data/README.md.
@@ -13,6 +14,7 @@ import argparse
 import os
 import sys
 import time
+import tomllib
 from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
@@ -56,11 +58,15 @@ DETECTORS = {
 }
 
 
-def count_video(detector: dict, threads: int) -> tuple[dict, float, int]:
-    config = config_from_dict({
+def count_video(detector: dict, threads: int, options: dict | None = None) -> tuple[dict, float, int]:
+    settings = {
         "detector": {**detector, "classes": ["person"], "threads": threads},
         "lines": [{"name": n, "start": list(a), "end": list(b)} for n, (a, b) in LINES.items()],
-    }, "bench/accuracy.py")
+    }
+    for key, value in (options or {}).items():
+        section, _, name = key.rpartition(".")
+        settings.setdefault(section, {})[name] = value
+    config = config_from_dict(settings, "bench/accuracy.py")
     with open_source(str(VIDEO)) as source:
         pipeline = Pipeline(config)
         frames, started = 0, time.perf_counter()
@@ -84,7 +90,18 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--detectors", default=",".join(DETECTORS), help="comma-separated subset")
     parser.add_argument("--threads", type=int, default=1, help="ONNX Runtime threads")
+    parser.add_argument("--model", action="append", default=[], metavar="NAME=FILE",
+                        help="also measure this model file (e.g. one from `counterd model optimize`), "
+                             "added to --detectors; repeatable")
+    parser.add_argument("--option", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                        help="a config setting for every run, VALUE in TOML (e.g. detector.roi_from_lines=true, "
+                             "gating.stride=true); repeatable")
     args = parser.parse_args()
+    options = {k: tomllib.loads(f"v = {v}")["v"] for k, _, v in (o.partition("=") for o in args.option)}
+    for spec in args.model:
+        name, _, path = spec.partition("=")
+        DETECTORS[name] = {"type": "onnx", "model": path}
+        args.detectors += f",{name}"
     if not VIDEO.exists():
         print(f"needs {VIDEO} (../shared beside the repo)", file=sys.stderr)
         return 2
@@ -92,7 +109,7 @@ def main() -> int:
     truth = {line: crossing_totals(true_crossings(gt, a, b)) for line, (a, b) in LINES.items()}
     results = {}
     for name in args.detectors.split(","):
-        counted, fps, frames = count_video(DETECTORS[name], args.threads)
+        counted, fps, frames = count_video(DETECTORS[name], args.threads, options)
         results[name] = (counted, fps, accuracy(counted, truth))
         print(f"{name}: {frames} frames, {fps:.1f} fps, accuracy {results[name][2]:.3f}", file=sys.stderr)
 

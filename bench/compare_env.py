@@ -5,7 +5,7 @@ It lives outside the repository, in ~/.cache/counterd-bench/<hash of REQUIREMENT
 does the same:
 
     python3 -m venv ~/.cache/counterd-bench/manual
-    ~/.cache/counterd-bench/manual/bin/pip install torch==2.15.0 torchvision==0.29.2 \
+    ~/.cache/counterd-bench/manual/bin/pip install torch torchvision \
         ultralytics==8.4.190 supervision==0.30.9 lap shapely onnx matplotlib py-spy -e .
 
 Only the standard library here: this module runs under whatever python started bench/compare.py.
@@ -20,13 +20,16 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 
-# Pinned so that a result names exactly what it measured. supervision 0.30.9 is the last release line
-# that still ships sv.ByteTrack (deprecated since 0.28; 0.31 moved tracking to the `trackers` package).
-# torch and torchvision are the registry's builds (CUDA-enabled, run on CPU): torchvision's compiled ops
-# only load against the torch build they were made for, so a CPU-only torch from another index breaks it.
+# The anchors are pinned so that a result names exactly what it measured (the report prints every
+# version, torch's included). supervision 0.30.9 is the last release line that still ships
+# sv.ByteTrack (deprecated since 0.28; 0.31 moved tracking to the `trackers` package).
+# torch and torchvision float within what ultralytics accepts: a machine whose pip caps torch
+# (a constraints file, e.g. /etc/xdg/pip/constraints.txt capping it at 2.14.1) still builds the
+# environment, and pip picks the torchvision built for the torch it chose (torchvision's compiled
+# ops only load against that build). Both are the registry's builds (CUDA-enabled, run on CPU).
 REQUIREMENTS = (
-    "torch==2.15.0",
-    "torchvision==0.29.2",
+    "torch",
+    "torchvision",
     "ultralytics==8.4.190",
     "supervision==0.30.9",
     "lap>=0.5.12",          # ultralytics' trackers try to pip-install it at run time otherwise

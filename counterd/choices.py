@@ -22,6 +22,8 @@ class Backend:
 
 BACKENDS: dict[str, Backend] = {
     "onnx": Backend("counterd.detect.onnx:OnnxDetector", can_batch=True),
+    # The same detector on OpenVINO's runtime (counterd/detect/engines.py; counterd[openvino]).
+    "openvino": Backend("counterd.detect.onnx:OnnxDetector", can_batch=True),
     "ultralytics": Backend("counterd.detect.ultralytics:UltralyticsDetector", can_batch=False),
     "motion": Backend("counterd.detect.motion:MotionDetector", can_batch=False),
 }

@@ -5,7 +5,8 @@ Synchronous and single-threaded on purpose: the daemon runs it in its inference 
 takes the Detections of the one before it. Which frames are detected is the one detection
 schedule's call (counterd/schedule.py: motion gate, stride, mosaic pairing); detected frames are
 tracked and counted one by one, in order, each with its own timestamp, and rested ones are not
-shown to the tracker at all.
+shown to the tracker at all. With `detector.roi` or `detector.roi_from_lines` the detector sees
+only the region around the lines (counterd/roi.py).
 """
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from counterd.count import CrossingEvent, LineCounter
 from counterd.detect import Detector, make_detector
 from counterd.detections import Detections
 from counterd.schedule import Decision, DetectionSchedule
+from counterd.roi import RegionOfInterest
 from counterd.source import Frame
 from counterd.track import Tracker
 
@@ -56,6 +58,7 @@ class Pipeline:
         self.times = StageTimes()
         self.schedule = DetectionSchedule(config)
         self.last_decision: Decision | None = None
+        self.roi = RegionOfInterest(config)
         self._held: list[Frame] = []      # mosaic: frames waiting for a partner to share an inference
         self.last_tracks = Detections.empty()   # the tracker's output for the newest analysed frame
 
@@ -72,10 +75,13 @@ class Pipeline:
         if not frames:
             return []
         t0 = time.perf_counter()
+        crops = [self.roi.crop(f.image) for f in frames]
         if len(frames) == 1:
-            detected = [self.detector.detect(frames[0].image)]
+            detected = [self.detector.detect(crops[0][0])]
         else:
-            detected = self.detector.detect_many([f.image for f in frames])
+            detected = self.detector.detect_many([image for image, _ in crops])
+        detected = [self.roi.restore(d, region, f.image.shape[1], f.image.shape[0])
+                    for d, (_, region), f in zip(detected, crops, frames)]
         detect_each = (time.perf_counter() - t0) / len(frames)
         events = []
         for frame, detections in zip(frames, detected):
@@ -107,6 +113,8 @@ class Pipeline:
         self.tracker.reconfigure(config.tracker)
         self.counter.reconfigure(config.lines, config.counting)
         self.schedule.reconfigure(config.gating)
+        if (config.lines, config.counting) != (self.config.lines, self.config.counting):
+            self.roi = RegionOfInterest(config)
         self.config = config
 
     def close(self) -> None:

@@ -1,7 +1,7 @@
 """A real RTSP server for tests: GStreamer's gst-rtsp-server serving a live test pattern.
 
 Run as a script under Debian's /usr/bin/python3 (PyGObject is not in the venv):
-    /usr/bin/python3 tests/rtsp_server.py PORT
+    /usr/bin/python3 tests/rtsp_server.py PORT [WIDTH HEIGHT FPS]
 prints "READY" once listening on 127.0.0.1:PORT, path /cam. Imported by tests, `RtspServer`
 starts it as a subprocess and can kill (SIGKILL), freeze (SIGSTOP), resume (SIGCONT) and
 restart it on the same port. Needs: gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-{base,good,ugly}
@@ -19,12 +19,14 @@ from pathlib import Path
 
 SYSTEM_PYTHON = "/usr/bin/python3"
 # Small and slow on purpose: the machines running the tests have two cores for everything.
-PIPELINE = ("( videotestsrc is-live=true pattern=ball ! video/x-raw,width=320,height=240,framerate=10/1 "
+# (bench/fleet.py serves 640x480 cameras.)
+SIZE = (320, 240, 10)
+PIPELINE = ("( videotestsrc is-live=true pattern=ball ! video/x-raw,width={},height={},framerate={}/1 "
             "! x264enc tune=zerolatency speed-preset=ultrafast key-int-max=10 "
             "! rtph264pay name=pay0 pt=96 config-interval=1 )")
 
 
-def serve(port: int) -> None:
+def serve(port: int, width: int, height: int, fps: int) -> None:
     import gi
     gi.require_version("Gst", "1.0")
     gi.require_version("GstRtspServer", "1.0")
@@ -35,7 +37,7 @@ def serve(port: int) -> None:
     server.set_address("127.0.0.1")
     server.set_service(str(port))
     factory = GstRtspServer.RTSPMediaFactory()
-    factory.set_launch(PIPELINE)
+    factory.set_launch(PIPELINE.format(width, height, fps))
     factory.set_shared(True)
     server.get_mount_points().add_factory("/cam", factory)
     if not server.attach(None):
@@ -62,15 +64,17 @@ def free_port() -> int:
 
 
 class RtspServer:
-    def __init__(self, port: int | None = None):
+    def __init__(self, port: int | None = None, width: int = SIZE[0], height: int = SIZE[1], fps: int = SIZE[2]):
         self.port = port or free_port()
+        self.size = (width, height, fps)
         self.url = f"rtsp://127.0.0.1:{self.port}/cam"
         self.process: subprocess.Popen | None = None
 
     def start(self, timeout: float = 15.0) -> None:
         deadline = time.monotonic() + timeout
         while True:   # the port of a just-killed server may still be held for a moment
-            self.process = subprocess.Popen([SYSTEM_PYTHON, __file__, str(self.port)], stdout=subprocess.PIPE,
+            self.process = subprocess.Popen([SYSTEM_PYTHON, __file__, str(self.port), *map(str, self.size)],
+                                            stdout=subprocess.PIPE,
                                             stderr=subprocess.PIPE, text=True)
             line = self.process.stdout.readline()
             if line.strip() == "READY":
@@ -114,4 +118,4 @@ class RtspServer:
 
 
 if __name__ == "__main__":
-    serve(int(sys.argv[1]))
+    serve(int(sys.argv[1]), *(int(v) for v in (sys.argv[2:5] or SIZE)))

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import threading
 import time
 
@@ -90,6 +91,9 @@ async def test_twenty_server_kill_restart_cycles_without_crash_or_leaks(server, 
     assert fds <= baseline[2] + 2, f"file descriptors grew from {baseline[2]} to {fds}"
     metrics = await (await client.get("/metrics")).text()
     assert "counterd_reconnects_total 20.0" in metrics
+    # Every analysed live frame's arrival-to-analysis latency is observed (bench/fleet.py reads it).
+    latency_count = float(re.search(r"^counterd_frame_latency_seconds_count (\S+)$", metrics, re.M).group(1))
+    assert latency_count > 20 and abs(latency_count - worker.frames_processed) <= 2   # the worker runs on
     health = await client.get("/healthz")
     assert health.status == 200 and (await health.json())["stream"] == "up"
 

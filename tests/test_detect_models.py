@@ -63,7 +63,7 @@ def test_class_filter_and_confidence_threshold(pets):
 
 def test_thread_count_reaches_onnx_runtime():
     detector = detector_for("yolox_nano", threads=2)
-    assert detector.session.get_session_options().intra_op_num_threads == 2
+    assert detector.engine.session.get_session_options().intra_op_num_threads == 2
     assert "2 thread(s)" in detector.describe()
 
 

@@ -1,11 +1,12 @@
-"""`counterd model list` and `counterd model fetch NAME`: the known models and downloading them."""
+"""`counterd model list`, `counterd model fetch NAME` and `counterd model optimize MODEL`: the known
+models, downloading them, and a faster copy of one for a site (counterd/detect/optimize.py)."""
 from __future__ import annotations
 
 import sys
 from pathlib import Path
 
 from counterd.errors import UserError
-from counterd.models import fetch_model, load_manifest, manifest_path, models_dir
+from counterd.models import fetch_model, load_manifest, manifest_path, models_dir, resolve_model
 
 
 def register(subparsers) -> None:
@@ -24,10 +25,26 @@ def register(subparsers) -> None:
                                                  "in a source checkout, else /var/lib/counterd/models)")
         a.add_argument("--manifest", default="", help="manifest file (default: the models directory's, "
                                                       "else models/manifest.toml)")
+    o = actions.add_parser("optimize", help="write a faster copy of a model for one site: input cut to the "
+                           "camera's aspect ratio, static int8 calibrated on its frames; keeps what is fastest here")
+    o.add_argument("model", help="model file or manifest name")
+    o.add_argument("--calibrate", required=True, metavar="VIDEO_OR_SOURCE",
+                   help="a recording or live source (rtsp://, USB index) of the camera the model will serve")
+    o.add_argument("--out", required=True, help="file to write (use it as detector.model)")
+    o.add_argument("--input-size", default="auto", help="auto (fit the frames' aspect ratio where the model "
+                   "allows), model (keep its size) or HEIGHTxWIDTH, multiples of 32 (default: auto)")
+    o.add_argument("--no-quantize", action="store_true", help="keep float weights (only the input size changes)")
+    o.add_argument("--frames", type=int, default=64, help="calibration frames (default 64)")
+    o.add_argument("--every", type=int, default=5, help="take every Nth frame of the source (default 5)")
+    o.add_argument("--min-agreement", type=float, default=0.95, help="least F1 (IoU 0.5) of a candidate's boxes "
+                   "against the original's on frames calibration did not use (default 0.95)")
+    o.add_argument("--dir", default="", help="models directory for a manifest name")
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
+    if args.action == "optimize":
+        return run_optimize(args)
     directory = models_dir(args.dir)
     manifest = load_manifest(Path(args.manifest) if args.manifest else manifest_path(directory))
     if args.action == "list":
@@ -43,4 +60,28 @@ def run(args) -> int:
     print(f"fetching {entry.name} from {entry.url}", file=sys.stderr)
     path = fetch_model(entry, directory, force=args.force)
     print(f"{entry.name}: {path} (sha256 {entry.sha256[:12]}... verified)")
+    return 0
+
+
+def run_optimize(args) -> int:
+    try:
+        import onnx  # noqa: F401  (only this command needs it)
+
+        from counterd.detect.optimize import optimize
+    except ImportError:
+        raise UserError("counterd model optimize needs the onnx package: pip install 'counterd[optimize]'") from None
+    from counterd.source import redact
+
+    source = resolve_model(args.model, args.dir)
+    print(f"optimizing {source} on frames of {redact(args.calibrate)} (a minute or two)", file=sys.stderr)
+    summary = optimize(source, args.calibrate, Path(args.out), quantize=not args.no_quantize,
+                       input_size=args.input_size, frames=args.frames, every=args.every,
+                       min_agreement=args.min_agreement)
+    if "input_size_note" in summary:
+        print(f"input size kept: {summary['input_size_note']}", file=sys.stderr)
+    h, w = summary["input_size"]
+    timings = ", ".join(f"{name} {ms:.1f} (agreement {summary['agreement'][name]:.3f})"
+                        for name, ms in summary["ms_per_frame"].items())
+    print(f"{args.out}: {w}x{h} input, {summary['kept']} ({summary['calibration_frames']} calibration frames); "
+          f"CPU ms per frame here: original {summary['ms_original']:.1f}, {timings}")
     return 0

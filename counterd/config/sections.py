@@ -65,6 +65,14 @@ class DetectorConfig:
     # onnx: two frames share one inference when both fit at >= 0.75 scale (about half the CPU a
     # frame, one frame of latency, people drawn a little smaller); see counterd/detect/mosaic.py
     mosaic: bool = False
+    # onnx: ONNX Runtime execution providers, in order of preference (an unknown or unavailable
+    # one is an error at start, naming what this installation has)
+    providers: tuple[str, ...] = ("CPUExecutionProvider",)
+    # Region of interest (counterd/roi.py): detect only in [x1, y1, x2, y2] (frame pixels), or with
+    # roi_from_lines in the box around the lines' bands grown by roi_margin object sizes.
+    roi: tuple[float, ...] = ()
+    roi_from_lines: bool = False
+    roi_margin: float = setting(1.0, min=0.0, max=10.0)
     motion: MotionConfig = field(default_factory=MotionConfig)
 
     def problems(self) -> list[tuple[str, str]]:
@@ -77,6 +85,9 @@ class DetectorConfig:
             return [("classes", f"unknown COCO class name(s): {', '.join(map(repr, unknown))}")]
         if not self.classes:
             return [("classes", "must name at least one class")]
+        if self.roi and (len(self.roi) != 4 or self.roi[0] >= self.roi[2] or self.roi[1] >= self.roi[3]
+                         or min(self.roi) < 0):
+            return [("roi", f"must be [x1, y1, x2, y2] with 0 <= x1 < x2 and 0 <= y1 < y2, got {list(self.roi)}")]
         return []
 
 

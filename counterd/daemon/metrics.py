@@ -31,6 +31,10 @@ class Metrics:
         self.http_refused = Counter("counterd_http_connections_refused",
                                     "HTTP connections closed for being beyond api.max_connections",
                                     registry=r)
+        # Live frames: from the frame's arrival (read off the stream) to the end of its analysis.
+        self.frame_latency = Histogram("counterd_frame_latency_seconds",
+                                       "Live frames: seconds from arrival to the end of analysis",
+                                       buckets=LATENCY_BUCKETS, registry=r)
         for stage in ("decode", "detect", "track", "count"):
             self.stage_seconds.labels(stage)
 

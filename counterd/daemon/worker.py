@@ -208,6 +208,8 @@ class InferenceWorker:
         self.recorder.add(self._to_wall(events), wall)
         if self.live_view is not None:      # references only: the console encodes on request
             self.live_view.update(frame.image, self.pipeline.last_tracks, wall)
+        if live:
+            self.metrics.frame_latency.observe(max(0.0, self._wall() - frame.timestamp))
         self.frames_processed += 1
         self.metrics.frames_processed.inc()
 

@@ -11,14 +11,14 @@ import logging
 
 import cv2
 import numpy as np
-import onnxruntime as ort
 
 from counterd.classes import COCO_NAMES
 from counterd.config import DetectorConfig
 from counterd.detect import Detector, as_bgr, coco_ids_for, first_line
+from counterd.detect.engines import open_engine
 from counterd.detect.mosaic import MIN_MOSAIC_SCALE, mosaic_plan
-from counterd.detect.yolo import (decode_end2end, decode_ultralytics, decode_yolox, letterbox, select,
-                                  to_detections, yolox_grid)
+from counterd.detect.yolo import (Letterbox, decode_end2end, decode_ultralytics, decode_yolox, letterbox,
+                                  select, to_detections, yolox_grid)
 from counterd.detections import Detections
 from counterd.errors import UserError
 from counterd.models import resolve_model
@@ -31,21 +31,10 @@ class OnnxDetector(Detector):
     def __init__(self, cfg: DetectorConfig):
         super().__init__(cfg)
         self.path = resolve_model(cfg.model, cfg.models_dir)
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = cfg.threads
-        options.inter_op_num_threads = 1      # one graph at a time; parallelism is inside ops
-        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        options.log_severity_level = 3        # int8 models warn about every quantised node
-        # Idle pool threads otherwise spin between frames, burning the cores decode and the API need.
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        try:
-            self.session = ort.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
-        except Exception as exc:  # onnxruntime raises its own types for every kind of bad file
-            raise UserError(f"model {self.path}: ONNX Runtime cannot load it: {first_line(exc)}") from None
+        self.engine = open_engine(cfg.type, self.path, cfg.threads, cfg.providers)
         self.inferences = 0                   # model runs so far (a mosaic runs once for two frames)
-        self.input = self.session.get_inputs()[0]
         self.nhwc, self.size = self._input_layout()
-        self.dtype = np.float16 if self.input.type == "tensor(float16)" else np.float32
+        self.dtype = np.float16 if self.engine.float16 else np.float32
         self.head, class_count = self._probe_head()
         self.inferences = 0
         self.coco_ids = coco_ids_for(self._class_names(class_count))
@@ -53,12 +42,12 @@ class OnnxDetector(Detector):
 
     def describe(self) -> str:
         h, w = self.size
-        return f"onnx {self.path.name} ({self.head} head, {w}x{h}, {self.cfg.threads} thread(s))"
+        return f"{self.engine.name} {self.path.name} ({self.head} head, {w}x{h}, {self.cfg.threads} thread(s))"
 
     def _input_layout(self) -> tuple[bool, tuple[int, int]]:
-        shape = self.input.shape
+        shape = self.engine.input_shape
         if len(shape) != 4 or 3 not in (shape[1], shape[3]):
-            raise UserError(f"model {self.path}: input {self.input.name} has shape {shape}; "
+            raise UserError(f"model {self.path}: input {self.engine.input_name} has shape {shape}; "
                             "expected an image tensor [1, 3, H, W] or [1, H, W, 3]")
         nhwc = shape[1] != 3
         h, w = (shape[1], shape[2]) if nhwc else (shape[2], shape[3])
@@ -67,7 +56,7 @@ class OnnxDetector(Detector):
         return nhwc, (h, w)
 
     def _metadata_size(self) -> tuple[int, int]:
-        meta = self.session.get_modelmeta().custom_metadata_map
+        meta = self.engine.metadata
         try:
             h, w = ast.literal_eval(meta["imgsz"])
             return int(h), int(w)
@@ -94,13 +83,13 @@ class OnnxDetector(Detector):
 
     def _named_class_count(self) -> int:
         try:
-            return len(ast.literal_eval(self.session.get_modelmeta().custom_metadata_map.get("names", "")))
+            return len(ast.literal_eval(self.engine.metadata.get("names", "")))
         except (ValueError, SyntaxError, TypeError):
             return 0
 
     def _class_names(self, count: int) -> list[str]:
         """Class names from Ultralytics metadata; a model without them must be COCO-80."""
-        raw = self.session.get_modelmeta().custom_metadata_map.get("names")
+        raw = self.engine.metadata.get("names")
         if raw:
             try:
                 names = ast.literal_eval(raw)
@@ -112,15 +101,23 @@ class OnnxDetector(Detector):
         raise UserError(f"model {self.path}: {count} classes and no class names in its metadata; "
                         "counterd needs COCO-80 or named classes")
 
-    def _infer(self, image: np.ndarray, head: str) -> np.ndarray:
-        """A letterboxed image -> the output tensor without its batch axis."""
-        if head != "yolox":         # Ultralytics models: trained on RGB scaled to 0-1
+    def blob(self, image: np.ndarray, head: str | None = None) -> np.ndarray:
+        """A letterboxed image -> the model's input tensor (also the calibration data of
+        `counterd model optimize`)."""
+        if (head or self.head) != "yolox":   # Ultralytics models: trained on RGB scaled to 0-1
             blob = cv2.dnn.blobFromImage(image, 1 / 255.0, swapRB=True)
-        else:                       # YOLOX: BGR, 0-255, no normalisation
+        else:                                # YOLOX: BGR, 0-255, no normalisation
             blob = cv2.dnn.blobFromImage(image, 1.0, swapRB=False)
         if self.nhwc:
             blob = blob.transpose(0, 2, 3, 1)
-        output = self.session.run(None, {self.input.name: np.ascontiguousarray(blob, self.dtype)})[0]
+        return np.ascontiguousarray(blob, self.dtype)
+
+    def letterbox(self, frame: np.ndarray) -> tuple[np.ndarray, Letterbox]:
+        return letterbox(as_bgr(frame), self.size, centre=self.head != "yolox")
+
+    def _infer(self, image: np.ndarray, head: str) -> np.ndarray:
+        """A letterboxed image -> the output tensor without its batch axis."""
+        output = self.engine.run(self.blob(image, head))
         self.inferences += 1
         return np.asarray(output[0] if output.ndim == 3 else output, np.float32)
 
@@ -151,4 +148,4 @@ class OnnxDetector(Detector):
         return decode_yolox(output, self.size)
 
     def close(self) -> None:
-        self.session = None
+        self.engine.close()
