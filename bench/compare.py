@@ -17,9 +17,11 @@ counterd's frames/s over the faster anchor's (per CPU-second, see compare_e2e.py
 all lines of all line sets, each anchor in its better anchor-point configuration. counterd is the
 loop of `counterd process`; the line goes on with the same two figures for counterd with the
 options gating.stride and detector.mosaic (e2e_fps_ratio_stride=..., acc_counterd_stride=...,
-_mosaic, _stride_mosaic), then the live run's largest share of a core and total dropped frames.
+_mosaic, _stride_mosaic), then the live run's largest share of a core and total dropped frames, then
+cameras_per_box (bench/fleet.py: the most cameras, one `counterd run` each, at 10 fps 640x480 with
+no drops and coverage >= 99%).
 --quick: 150-frame hot-loop streams and 3 rounds, supervision's speed pass over 100 frames, 10 s live
-runs with gating only.
+runs with gating only, fleet of 1-4 cameras for 20 s each.
 """
 from __future__ import annotations
 
@@ -52,8 +54,8 @@ def parse_args(argv):
                    help="run the end-to-end pipelines one after another on --core (default: two at a "
                         "time on two cores, each pinned to its own; ratios use CPU time either way)")
     p.add_argument("--out", help="directory for the raw JSON results (default: a fresh one in the cache)")
-    p.add_argument("--only", choices=("hotloop", "e2e", "live"), action="append",
-                   help="run only these parts (repeatable); the RESULT line needs all three")
+    p.add_argument("--only", choices=("hotloop", "e2e", "live", "fleet"), action="append",
+                   help="run only these parts (repeatable); the RESULT line needs all four")
     p.add_argument("--no-plot", action="store_true", help="leave bench/compare_hotloop.png alone")
     p.add_argument("--list-lines", action="store_true", help="print the line sets and their true crossings")
     return p.parse_args(argv)
@@ -223,6 +225,20 @@ def run_live(args, out: Path) -> list[dict]:
     return results
 
 
+def run_fleet(args, out: Path) -> int | None:
+    """bench/fleet.py: cameras per box, N `counterd run` processes on N RTSP cameras (yolox_nano,
+    10 fps 640x480). Its RESULT line gives the largest N with every camera at full rate, no drops
+    and coverage >= 99%; None when the GStreamer RTSP server is not installed."""
+    cameras, seconds = ("1,2,3,4", 20) if args.quick else ("1,2,3,4,5,6", 60)
+    log(f"\n## Cameras per box: bench/fleet.py --cameras {cameras} --seconds {seconds}")
+    done = subprocess.run([sys.executable, str(HERE / "fleet.py"), "--cameras", cameras, "--seconds", str(seconds)],
+                          capture_output=True, text=True, timeout=3600)
+    (out / "fleet.txt").write_text(done.stdout + done.stderr)
+    log(done.stdout.rstrip() or done.stderr.strip()[-500:])
+    found = [line.split("=", 1)[1] for line in done.stdout.splitlines() if line.startswith("RESULT cameras_per_box=")]
+    return int(found[0]) if found else None
+
+
 def plot(hotloop: dict, path: Path, title: str) -> None:
     import matplotlib
     matplotlib.use("Agg")
@@ -270,7 +286,7 @@ def main(argv=None) -> int:
     if args.core is None:
         args.core = allowed[-1]
     args.cores = [args.core] if args.serial else [args.core] + [c for c in allowed if c != args.core][:1]
-    parts = set(args.only or ("hotloop", "e2e", "live"))
+    parts = set(args.only or ("hotloop", "e2e", "live", "fleet"))
     out = Path(args.out) if args.out else compare_env.env_dir().parent / "results" / time.strftime("%Y%m%dT%H%M%S")
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
@@ -281,6 +297,7 @@ def main(argv=None) -> int:
     hot = run_hotloop(args, out) if "hotloop" in parts else None
     e2e = run_e2e(args, out) if "e2e" in parts else None
     live = run_live(args, out) if "live" in parts else None
+    fleet = run_fleet(args, out) if "fleet" in parts else None
 
     if hot and not args.no_plot:
         plot(hot, PLOT, f"{machine().split(',')[0]}, one core: the same synthetic detections, 2 lines, "
@@ -311,6 +328,8 @@ def main(argv=None) -> int:
     if live:
         fields.append(f"live_max_core_demand={max(r['core_demand'] for r in live):.2f}")
         fields.append(f"live_dropped={sum(r['dropped'] for r in live)}")
+    if "fleet" in parts:
+        fields.append(f"cameras_per_box={fleet if fleet is not None else 'unmeasured'}")
     log("RESULT " + " ".join(fields))
     return 0
 

@@ -89,6 +89,21 @@ def chord_meets_segment(p0: np.ndarray, p1: np.ndarray, line: np.ndarray, lines:
     return (along >= 0) & (along <= lines.length[line])
 
 
+def near_lines(p0: np.ndarray, p1: np.ndarray, lines: LineGeometry, band: float) -> bool:
+    """Whether any point moving from p0[i] to p1[i] (both (N, 2)) is inside a line's band or enters
+    it on the way: within band of the line, or on both sides of it, alongside the segment (its
+    ends widened by the band). The detection schedule never skips such a frame."""
+    if not len(p0) or not len(lines.length):
+        return False
+    d0, d1 = signed_distance(p0, lines), signed_distance(p1, lines)                  # (N, L)
+    meets = (np.abs(d0) <= band) | (np.abs(d1) <= band) | (np.sign(d0) != np.sign(d1))
+    along0 = np.einsum("nlk,lk->nl", p0[:, None, :] - lines.start, lines.direction)
+    along1 = np.einsum("nlk,lk->nl", p1[:, None, :] - lines.start, lines.direction)
+    lo, hi = np.minimum(along0, along1), np.maximum(along0, along1)
+    beside = (hi >= -band) & (lo <= lines.length + band)
+    return bool(np.count_nonzero(meets & beside))
+
+
 # ---------------------------------------------------------------------------------------------
 # Counter
 
@@ -136,6 +151,12 @@ class LineCounter(PackedRows):
         self.lines = lines
         self.counting = counting
         self._geometry = LineGeometry.of(lines)
+
+    def watching(self, boxes_now: np.ndarray, boxes_then: np.ndarray) -> bool:
+        """Whether a tracked object whose box moves from boxes_now to boxes_then is inside a
+        line's band or enters it meanwhile (near_lines, at the counted anchor)."""
+        weights = ANCHOR_WEIGHTS[self.counting.anchor]
+        return near_lines(boxes_now @ weights, boxes_then @ weights, self._geometry, self.counting.hysteresis_px)
 
     @property
     def totals(self) -> dict[str, dict[str, dict[str, int]]]:

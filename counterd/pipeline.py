@@ -64,7 +64,8 @@ class Pipeline:
 
     def step(self, frame: Frame) -> list[CrossingEvent]:
         self.times.fresh = False
-        self.last_decision = decision = self.schedule.decide(frame, holding=bool(self._held))
+        self.last_decision = decision = self.schedule.decide(frame, holding=bool(self._held),
+                                                                   watching=self.watching_lines)
         if decision.rested:
             return []
         self._held.append(frame)
@@ -93,6 +94,15 @@ class Pipeline:
             self.schedule.observe(tracks, frame.timestamp)
             self.times.record(detect_each, t2 - t1, t3 - t2)
         return events
+
+    def watching_lines(self, timestamp: float, horizon_s: float) -> bool:
+        """Whether a tracked object is inside a line's band now or will enter one within
+        horizon_s, at its estimated velocity: the stride and the motion gate never skip such a
+        frame, since a crossing decided on a skipped frame is decided on a guess."""
+        if not len(self.tracker):
+            return False
+        return self.counter.watching(self.tracker.predicted_boxes(timestamp),
+                                     self.tracker.predicted_boxes(timestamp + horizon_s))
 
     def finish(self) -> list[CrossingEvent]:
         """The stream has ended: a held frame is analysed, and tracks last seen inside a band past

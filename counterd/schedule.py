@@ -11,6 +11,10 @@ Three policies make one decision per frame, checked in this order:
   until the next due frame, so the two share one inference (HOLD); only backends that can batch
   allow it (counterd/backends.py), and the config refuses it for the others.
 
+Neither rest is taken while a tracked object is inside a line's band or will enter one before
+the next detection could come (Pipeline.watching_lines): a crossing is only ever decided on a
+detected frame.
+
 Rest semantics: a rested frame is not shown to the tracker at all. "Not detected" is not
 "nothing there": a coast would count as a miss and end every track seen only once, so the
 tracker simply sees a longer time step at the next detected frame.
@@ -18,6 +22,7 @@ tracker simply sees a longer time step at the next detected frame.
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 
 from counterd.config import Config, GatingConfig
 from counterd.daemon.gating import MotionGate
@@ -42,11 +47,17 @@ class DetectionSchedule:
         self.gate = MotionGate(config.gating)
         self.stride = self._stride_for(config.gating)
 
-    def decide(self, frame: Frame, holding: bool) -> Decision:
-        """What to do with this frame; `holding`: a frame is already held for a mosaic."""
-        if self.gate.cfg.enabled and not self.gate.should_detect(frame.image, frame.timestamp):
+    def decide(self, frame: Frame, holding: bool,
+               watching: Callable[[float, float], bool] = lambda timestamp, horizon_s: False) -> Decision:
+        """What to do with this frame; `holding`: a frame is already held for a mosaic;
+        `watching(timestamp, horizon_s)`: whether a tracked object is in a line's band or enters
+        one within horizon_s (Pipeline.watching_lines). Neither rest is taken while it is: the
+        gating never costs a count."""
+        t = frame.timestamp
+        if self.gate.cfg.enabled and not self.gate.should_detect(frame.image, t) \
+                and not watching(t, self.gate.cfg.max_skip_s):
             return Decision.STATIC
-        if self.stride is not None and not self.stride.should_detect(frame.timestamp):
+        if self.stride is not None and not self.stride.should_detect(t) and not watching(t, self.stride.max_rest_s):
             return Decision.STRIDE
         if self.mosaic and not holding:
             if self.stride is not None:

@@ -165,6 +165,10 @@ class Tracker(PackedRows):
             self._start(dets, starters.nonzero()[0], t)
         return tracks
 
+    def predicted_boxes(self, t: float) -> np.ndarray:
+        """Every live track's box moved to time t at its estimated velocity."""
+        return self._predicted_boxes(t)
+
     def _predicted_boxes(self, t: float) -> np.ndarray:
         state = self._state[:self._count]
         boxes = state[:, VELOCITY] * (t - state[:, SEEN:])

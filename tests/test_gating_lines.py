@@ -1,0 +1,67 @@
+"""Gating that does not cost counts: no frame is skipped while a tracked object is in a line's band
+or about to enter it (counterd/count.py near_lines, Pipeline.watching_lines)."""
+import numpy as np
+
+from counterd.config import LineConfig, config_from_dict
+from counterd.count import LineGeometry, near_lines
+from counterd.pipeline import Pipeline
+from counterd.source import Frame
+
+VERTICAL = LineGeometry.of([LineConfig("door", (100, 0), (100, 200))])
+
+
+def points(*xy):
+    return np.array(xy, float).reshape(-1, 2)
+
+
+def test_inside_the_band_is_near():
+    assert near_lines(points((104, 50)), points((104, 50)), VERTICAL, band=6)
+
+
+def test_entering_the_band_within_the_horizon_is_near():
+    assert near_lines(points((80, 50)), points((96, 50)), VERTICAL, band=6)      # reaches the band
+    assert near_lines(points((80, 50)), points((130, 50)), VERTICAL, band=6)     # jumps across it
+
+
+def test_far_away_or_beside_the_segment_is_not_near():
+    assert not near_lines(points((20, 50)), points((40, 50)), VERTICAL, band=6)   # still far
+    assert not near_lines(points((80, 300)), points((130, 300)), VERTICAL, band=6)  # crosses below its end
+    assert not near_lines(points(), points(), VERTICAL, band=6)
+
+
+def scene(line_x: int, stride: bool) -> tuple[int, dict]:
+    """A block walking right at 4 px a frame past a vertical line at line_x, through the real
+    motion detector; returns (frames detected, totals)."""
+    cfg = config_from_dict({"detector": {"type": "motion"}, "gating": {"stride": stride, "stride_max_rest_s": 0.5},
+                            "lines": [{"name": "door", "start": [line_x, 0], "end": [line_x, 240]}]}, "t")
+    pipeline = Pipeline(cfg)
+    for k in range(80):
+        image = np.full((240, 320, 3), 60, np.uint8)
+        image[80:200, 10 + 4 * k // 2:40 + 4 * k // 2] = 230
+        pipeline.step(Frame(image, k / 10, k))
+    pipeline.finish()
+    return pipeline.times.frames, {d: sum(c.values()) for d, c in pipeline.totals["door"].items()}
+
+
+def test_the_stride_rests_away_from_lines_and_never_near_them():
+    far_frames, _ = scene(line_x=310, stride=True)        # the block never gets near the line
+    near_frames, counted = scene(line_x=120, stride=True)
+    _, ungated = scene(line_x=120, stride=False)
+    assert far_frames < 60                                # a slow walker lets the detector rest
+    assert near_frames > far_frames                       # but not while near the line
+    assert counted == ungated == {"in": 1, "out": 0}
+
+
+def test_the_motion_gate_never_rests_while_someone_stands_in_a_band():
+    """A person standing still on the line: the picture does not change, yet every frame is
+    detected (a crossing decided on a rested frame would be decided on a guess); the same person
+    away from the line lets the gate rest."""
+    from tests.test_daemon_worker import scheduled_pipeline, with_box
+
+    calls = {}
+    for line_x in (30, 140):              # the box's feet at x = 30: on the line, or far from it
+        pipeline = scheduled_pipeline(line_x=line_x, max_skip_s=100.0)
+        for i in range(10):
+            pipeline.step(Frame(with_box(20), i * 0.1, i))
+        calls[line_x] = pipeline.detector.calls
+    assert calls == {30: 10, 140: 1}
