@@ -10,10 +10,10 @@ from counterd.models import fetch_model, load_manifest, manifest_path, models_di
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser("model", help="list known models or download one",
-                              description="The detection models counterd knows (models/manifest.toml) and "
+    p = subparsers.add_parser("model", help="list known models, download one, or optimise one for a camera",
+                              description="The detection models counterd knows (models/manifest.toml), "
                                           "downloading them, checked against their sha256, into the models "
-                                          "directory.")
+                                          "directory, and a faster copy of one made for a camera (optimize).")
     actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")
     for name, text in (("list", "the models in the manifest and whether each is downloaded"),
                        ("fetch", "download a model into the models directory, verifying its sha256")):
@@ -26,7 +26,13 @@ def register(subparsers) -> None:
         a.add_argument("--manifest", default="", help="manifest file (default: the models directory's, "
                                                       "else models/manifest.toml)")
     o = actions.add_parser("optimize", help="write a faster copy of a model for one site: input cut to the "
-                           "camera's aspect ratio, static int8 calibrated on its frames; keeps what is fastest here")
+                           "camera's aspect ratio, static int8 calibrated on its frames; keeps what is fastest here",
+                           description="Write a copy of MODEL made for one camera: the input cut to the camera's "
+                                       "aspect ratio where the network allows it, and static int8 (QDQ) "
+                                       "quantisation calibrated on frames of that camera. Every candidate (float, "
+                                       "int8 convolutions, int8 everywhere) is timed on this machine; the fastest "
+                                       "whose boxes agree with the original's is written. Needs the onnx package "
+                                       "(counterd[optimize]).")
     o.add_argument("model", help="model file or manifest name")
     o.add_argument("--calibrate", required=True, metavar="VIDEO_OR_SOURCE",
                    help="a recording or live source (rtsp://, USB index) of the camera the model will serve")
