@@ -76,6 +76,7 @@ def count_video(detector: dict, threads: int, options: dict | None = None) -> tu
         pipeline.finish()
         seconds = time.perf_counter() - started
         pipeline.close()
+    print(f"  {pipeline.times.frames} of {frames} frames went through the detector", file=sys.stderr)
     counted = {line: {d: sum(by_class.values()) for d, by_class in dirs.items()}
                for line, dirs in pipeline.totals.items()}
     return counted, frames / seconds, frames
