@@ -4,7 +4,9 @@ An export longer than HEAVY_BINS bins is written in parts of EXPORT_CHUNK_DAYS d
 and rendered in its own thread and sent as it is made, so the daemon holds one part at a time
 whatever the range. At most api.max_heavy_exports run at once (429 with Retry-After beyond), in
 threads of their own at a lower CPU priority: they never queue in front of the flusher's writes
-in the store's pool, and the inference worker wins the CPU when both want it.
+in the store's pool, and the inference worker wins the CPU when both want it. Each export also
+rests as long as it worked (DUTY), so it takes at most half a core and half the GIL's turns
+from counting and from the event loop, whatever the client asks for.
 """
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ import functools
 import logging
 import os
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 from counterd.api.replies import refusal
@@ -24,6 +27,7 @@ HEAVY_BINS = 3000            # about a month at 15 min: beyond this an export st
 EXPORT_CHUNK_DAYS = 7
 RETRY_AFTER_S = 30
 NICENESS = 10
+DUTY = 0.5                   # share of the time a heavy export may compute
 
 
 def _lower_priority() -> None:
@@ -54,7 +58,11 @@ class Exports:
             self.running -= 1
 
     async def run(self, fn, *args):
-        return await asyncio.get_running_loop().run_in_executor(self._pool, functools.partial(fn, *args))
+        """fn(*args) in an export thread; then rest, so the export keeps to its DUTY share."""
+        started = time.monotonic()
+        result = await asyncio.get_running_loop().run_in_executor(self._pool, functools.partial(fn, *args))
+        await asyncio.sleep((time.monotonic() - started) * (1 / DUTY - 1))
+        return result
 
     def shutdown(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)

@@ -215,7 +215,7 @@ class ApiConfig:
     nonce_seconds: float = setting(300.0, above=0.0)   # a Digest nonce is stale after this
     max_connections: int = setting(256, min=8, max=100_000)   # open HTTP connections at most
     header_timeout_s: float = setting(10.0, above=0.0, max=300.0)   # to send a request's headers (and its body)
-    max_heavy_exports: int = setting(2, min=1, max=16)    # exports of over a month at once; more get 429
+    max_heavy_exports: int = setting(1, min=1, max=16)    # exports of over a month at once; more get 429
     live_view: bool = False         # the console's picture and snapshot.jpg; off: no pixels leave the box
     # /metrics and /healthz: "viewer" = a viewer login (or the anonymous viewer), "none" = open
     metrics_auth: Literal["viewer", "none"] = "viewer"
