@@ -14,11 +14,16 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+import time_machine
 from aiohttp import web
+from prometheus_client import CollectorRegistry
 
 from central_service import CentralService
+from counterd.daemon.jobs import Jobs
 from counterd.upload.outbox import Outbox
 from counterd.upload.report import build_report
+from counterd.upload.uploader import HOURLY_JOB, SPOOL_JOB
+from test_daemon_jobs import job_ran
 from upload_fakes import HOUR, PIN, FakeClock, FakeStore, make_uploader, upload_config
 
 REPO = Path(__file__).resolve().parents[1]
@@ -395,43 +400,58 @@ async def test_daemon_lifecycle_startup_run_hourly_job_retry_and_stop(service, t
     seed_status(tmp_path, datetime(2026, 11, 21, 8, tzinfo=UTC))
     (tmp_path / "outbox" / ".20261121T09Z_entrance-north.csv.gz.tmp").write_bytes(b"half a rep")
     uploader = make_uploader(upload_config(service.url, minute=7), FakeStore(), tmp_path, clock)
-    await uploader.start()
-    try:
-        await asyncio.wait_for(service.stored_rows.wait(), 10)       # the start-up run
-        assert [r.timestamp.hour for r in service.stored()] == [9]
-        assert not list((tmp_path / "outbox").glob(".*.tmp"))
-        job = uploader._scheduler.get_job("counterd-upload-hourly")
-        assert (job.next_run_time.minute, job.next_run_time.second) == (7, 0)
+    with time_machine.travel(clock.now(), tick=True) as traveller:
+        jobs = Jobs(CollectorRegistry())
+        jobs.start()
+        await uploader.start(jobs)
+        try:
+            await lifecycle(service, tmp_path, uploader, clock, jobs, traveller)
+        finally:
+            await uploader.stop()
+            jobs.shutdown()
+    assert jobs.scheduler.get_job(HOURLY_JOB) is None and jobs.scheduler.get_job(SPOOL_JOB) is None
+    assert not [t for t in asyncio.all_tasks() if t.get_name() == "counterd-upload"]
 
-        # The hourly job finds the service down: the sender sleeps on the backoff, then retries.
-        service.stored_rows.clear()
-        service.outage = 502
-        clock.sleeping.clear()
-        clock.advance(hours=1)
-        await uploader._on_the_hour()
-        await asyncio.wait_for(clock.sleeping.wait(), 10)
-        assert 5 <= clock.sleeps[-1] <= 10 and len(uploader.outbox.pending()) == 1
-        service.outage = None
-        clock.advance(seconds=clock.sleeps[-1])
-        await asyncio.wait_for(service.stored_rows.wait(), 10)
-        assert [r.timestamp.hour for r in service.stored()] == [9, 10]
-    finally:
-        await uploader.stop()
-    assert uploader._task is None and uploader._scheduler is None and uploader._session is None
+
+async def lifecycle(service, tmp_path, uploader, clock, jobs, traveller) -> None:
+    await asyncio.wait_for(service.stored_rows.wait(), 10)       # the start-up run
+    assert [r.timestamp.hour for r in service.stored()] == [9]
+    assert not list((tmp_path / "outbox").glob(".*.tmp"))
+    job = jobs.scheduler.get_job(HOURLY_JOB)
+    assert (job.next_run_time.minute, job.next_run_time.second) == (7, 0)
+
+    # The hourly job finds the service down: the sender sleeps on the backoff, then retries.
+    service.stored_rows.clear()
+    service.outage = 502
+    clock.sleeping.clear()
+    clock.advance(hours=1)
+    ran = job_ran(jobs, HOURLY_JOB)
+    traveller.move_to(job.next_run_time)                          # the scheduler's clock: 11:07
+    jobs.scheduler.wakeup()
+    await asyncio.wait_for(ran, 10)
+    await asyncio.wait_for(clock.sleeping.wait(), 10)
+    assert 5 <= clock.sleeps[-1] <= 10 and len(uploader.outbox.pending()) == 1
+    service.outage = None
+    clock.advance(seconds=clock.sleeps[-1])
+    await asyncio.wait_for(service.stored_rows.wait(), 10)
+    assert [r.timestamp.hour for r in service.stored()] == [9, 10]
 
 
 async def test_reload_applies_a_fixed_pin_and_a_new_minute_at_once(service, tmp_path, caplog):
     clock = FakeClock(datetime(2026, 11, 21, 10, 20, tzinfo=UTC))
     seed_status(tmp_path, datetime(2026, 11, 21, 8, tzinfo=UTC))
     uploader = make_uploader(upload_config(service.url, pin="0000"), FakeStore(), tmp_path, clock)
-    await uploader.start()
+    jobs = Jobs(CollectorRegistry())
+    jobs.start()
+    await uploader.start(jobs)
     try:
         await asyncio.wait_for(clock.sleeping.wait(), 10)         # refused: the slow retry wait
         assert clock.sleeps == [1800.0] and [u.status for u in service.uploads] == [401]
         uploader.reconfigure(upload_config(service.url, minute=33))
         await asyncio.wait_for(service.stored_rows.wait(), 10)    # no waiting out the 30 minutes
-        assert uploader._scheduler.get_job("counterd-upload-hourly").next_run_time.minute == 33
+        assert jobs.scheduler.get_job(HOURLY_JOB).next_run_time.minute == 33
     finally:
         await uploader.stop()
+        jobs.shutdown()
     assert [u.status for u in service.uploads] == [401, 200]
     assert "0000" not in caplog.text and PIN not in caplog.text

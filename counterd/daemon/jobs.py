@@ -1,7 +1,8 @@
 """The daemon's one scheduler: every timed job on one APScheduler AsyncIOScheduler.
 
-Jobs (added by the parts that own them, see counterd/daemon/service.py): retention prune, WAL
-checkpoint, the uploader's hourly report, the spool-size check. Each is visible on /metrics:
+Jobs (added by the parts that own them): retention-prune and wal-checkpoint
+(counterd/daemon/service.py), upload-hourly and upload-spool-check (counterd/upload/uploader.py).
+Each is visible on /metrics:
 
     counterd_job_last_run_timestamp_seconds{job}   when it last finished (0: never)
     counterd_job_next_run_timestamp_seconds{job}   when it runs next (0: paused or removed)

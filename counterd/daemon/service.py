@@ -300,7 +300,7 @@ async def uploader_ctx(app: web.Application):
 async def start_uploader(daemon: Daemon) -> None:
     daemon.uploader = Uploader(daemon.config.upload, daemon.store, daemon.config.daemon.state_dir,
                                metrics=daemon.upload_metrics())
-    await daemon.uploader.start()
+    await daemon.uploader.start(daemon.jobs)
 
 
 async def stop_uploader(daemon: Daemon) -> None:

@@ -1,8 +1,9 @@
 """The uploader on the daemon's event loop: build every finished hour into the outbox, send the
 outbox oldest first, retry what did not arrive.
 
-One task does everything in turn (build, then send), woken by an APScheduler job at
-upload.minute past each hour, at start-up, and when a retry wait ends. Store queries and disk
+One task does everything in turn (build, then send), woken by a job on the daemon's one
+scheduler (counterd/daemon/jobs.py) at upload.minute past each hour, at start-up, and when a
+retry wait ends. A second job checks the outbox's size hourly. Store queries and disk
 writes run in worker threads. Hours are UTC hours.
 """
 from __future__ import annotations
@@ -17,8 +18,8 @@ from pathlib import Path
 from typing import Protocol
 
 import aiohttp
-from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
 from prometheus_client import CollectorRegistry
 
 from counterd.config import UploadConfig
@@ -31,7 +32,8 @@ from counterd.upload.sender import Outcome, SendResult, display_url, send_report
 
 log = logging.getLogger("counterd.upload")
 
-HOURLY_JOB = "counterd-upload-hourly"
+HOURLY_JOB = "upload-hourly"
+SPOOL_JOB = "upload-spool-check"
 
 
 class Clock(Protocol):
@@ -53,7 +55,7 @@ class Uploader:
 
         uploader = Uploader(config.upload, store, config.daemon.state_dir,
                             metrics=UploadMetrics(registry_served_on_metrics))
-        await uploader.start()        # start-up backfill and send begin at once
+        await uploader.start(jobs)    # start-up backfill and send begin at once
         uploader.reconfigure(new.upload)  # on SIGHUP
         await uploader.stop()
 
@@ -75,28 +77,28 @@ class Uploader:
         self._warned_unknown_camera: tuple[str, int] | None = None   # (camera_ref, camera_pk) told about
         self._session: aiohttp.ClientSession | None = None
         self._session_outdated = False
-        self._scheduler: AsyncIOScheduler | None = None
+        self._jobs = None                    # the daemon's scheduler (counterd.daemon.jobs.Jobs)
         self._task: asyncio.Task | None = None
         self._blocking_work: asyncio.Future | None = None
         self._wake = asyncio.Event()
 
     # -- lifecycle ------------------------------------------------------------------------------
 
-    async def start(self) -> None:
-        """Schedule the hourly job and start the sender; the first cycle (start-up backfill and
-        send) begins at once."""
-        self._scheduler = AsyncIOScheduler(timezone=UTC)
-        self._scheduler.add_job(self._on_the_hour, self._hourly_trigger(), id=HOURLY_JOB, coalesce=True,
-                                max_instances=1, misfire_grace_time=3600)
-        self._scheduler.start()
+    async def start(self, jobs) -> None:
+        """Add the hourly and spool-check jobs to `jobs` (the daemon's one scheduler) and start
+        the sender; the first cycle (start-up backfill and send) begins at once."""
+        self._jobs = jobs
+        jobs.add(HOURLY_JOB, self._on_the_hour, self._hourly_trigger())
+        jobs.add(SPOOL_JOB, self._check_spool, IntervalTrigger(hours=1))
         self._task = asyncio.create_task(self._run(), name="counterd-upload")
         log.info("uploading hourly reports for %r to %s at minute %d past each hour",
                  self.config.camera_ref, display_url(self.endpoint), self.config.minute)
 
     async def stop(self) -> None:
-        if self._scheduler is not None:
-            self._scheduler.shutdown(wait=False)
-            self._scheduler = None
+        if self._jobs is not None:
+            self._jobs.remove(HOURLY_JOB)
+            self._jobs.remove(SPOOL_JOB)
+            self._jobs = None
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
@@ -117,8 +119,8 @@ class Uploader:
         self.config = config
         self.endpoint = upload_endpoint(config.url)
         self._session_outdated = True          # the timeouts may have changed
-        if self._scheduler is not None:
-            self._scheduler.reschedule_job(HOURLY_JOB, trigger=self._hourly_trigger())
+        if self._jobs is not None:
+            self._jobs.reschedule(HOURLY_JOB, self._hourly_trigger())
         self.wake()
 
     def _hourly_trigger(self) -> CronTrigger:
@@ -130,6 +132,10 @@ class Uploader:
 
     async def _on_the_hour(self) -> None:
         self._wake.set()
+
+    async def _check_spool(self) -> None:
+        """Hourly: the outbox's size on /metrics, and a warning while it is over its limit."""
+        await self._blocking(self._refresh_spool_metrics, True)
 
     async def _run(self) -> None:
         cleaned = False
@@ -193,7 +199,7 @@ class Uploader:
             names = [r.name for r in built]
             log.info("built %d report(s): %s", len(names),
                      ", ".join(names) if len(names) <= 3 else f"{names[0]} ... {names[-1]}")
-        self._refresh_spool_metrics(announce=bool(built))   # an outbox over its limit: hourly warning
+        self._refresh_spool_metrics()
         return built
 
     def _first_hour_to_build(self, status: DeliveryStatus, now: datetime) -> datetime:
