@@ -6,14 +6,13 @@ import sys
 import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
-from scipy.optimize import linear_sum_assignment
 
 from conftest import PETS_GT, REPO, need_shared
 from counterd.classes import CLASS_IDS
 from counterd.config import CountingConfig, LineConfig, TrackerConfig
 from counterd.count import LineCounter
 from counterd.detections import Detections
-from counterd.track import Tracker, box_iou, match
+from counterd.track import Tracker, _solve as solve_whole, box_iou, match
 
 sys.path.insert(0, str(REPO / "bench"))
 from groundtruth import crossing_totals, read_mot, true_crossings  # noqa: E402
@@ -59,8 +58,60 @@ def test_match_solves_conflicts_for_the_most_pairs_not_greedily():
     assert sorted(zip(rows.tolist(), cols.tolist())) == [(0, 1), (1, 0), (2, 2)]
 
 
+def exact_best(iou: np.ndarray, min_iou: float) -> tuple[int, float]:
+    """(pairs, total IoU) of the best one-to-one pairing with IoU >= min_iou: most pairs, then
+    most IoU. A plain exact solver for small matrices: dynamic programming over the set of
+    columns used so far, row by row."""
+    best = {0: (0, 0.0)}                        # columns used (bitmask) -> best (pairs, IoU)
+    for row in iou:
+        step = dict(best)                       # the row stays unpaired
+        for used, (pairs, total) in best.items():
+            for col in np.flatnonzero(row >= min_iou):
+                if used >> int(col) & 1:
+                    continue
+                key, value = used | 1 << int(col), (pairs + 1, total + float(row[col]))
+                if value > step.get(key, (-1, 0.0)):
+                    step[key] = value
+        best = step
+    return max(best.values())
+
+
+def adversarial_matrices():
+    """Ties everywhere, values on the threshold, differences at float resolution, one column
+    everyone wants, thin shapes, rows with no option."""
+    yield np.full((5, 5), 0.5)
+    yield np.full((4, 6), 0.2)
+    yield 0.5 + np.arange(36).reshape(6, 6) * 1e-9
+    yield np.where(np.arange(6)[None, :] == 0, 0.9, 0.0) * np.ones((6, 1))
+    yield np.array([[0.9, 0.25, 0.2], [0.25, 0.0, 0.0], [0.2, 0.0, 0.0]])
+    yield np.full((1, 7), 0.3)
+    yield np.full((7, 1), 0.3)
+    yield np.array([[1.0, 1.0 - 1e-12], [1.0 - 1e-12, 1.0]])
+    yield np.array([[0.19999999, 0.2], [0.2, 0.0]])
+
+
+def random_matrices(count: int, seed: int = 1):
+    rng = np.random.default_rng(seed)
+    for _ in range(count):
+        shape = rng.integers(1, 8, 2)
+        iou = rng.uniform(0, 1, shape) * (rng.uniform(0, 1, shape) < rng.uniform(0.2, 0.9))
+        yield np.round(iou, int(rng.integers(1, 4))) if rng.uniform() < 0.5 else iou   # ties too
+
+
+def test_match_agrees_with_a_plain_exact_solver_on_random_and_adversarial_matrices():
+    """lap's Jonker-Volgenant with the unmatchable cost at 1e3 finds the exact optimum; at 1e6
+    it did not in ~2% of random cases."""
+    for iou in [*adversarial_matrices(), *random_matrices(400)]:
+        rows, cols = match(iou, 0.2)
+        assert len(set(rows.tolist())) == len(rows) and len(set(cols.tolist())) == len(cols)
+        assert (iou[rows, cols] >= 0.2).all()
+        pairs, total = exact_best(iou, 0.2)
+        assert len(rows) == pairs, iou
+        assert iou[rows, cols].sum() == pytest.approx(total, abs=1e-9), iou
+
+
 @pytest.mark.parametrize("size", [30, 150])      # solved whole, and split around uncontested pairs
-def test_match_agrees_with_the_plain_solver(size):
+def test_match_in_a_crowd_equals_solving_the_whole_matrix(size):
     rng = np.random.default_rng(size)
     centres = rng.uniform(0, 8 * size, (size, 2))
     tracks = boxes_at(centres, (30, 60))
@@ -69,10 +120,9 @@ def test_match_agrees_with_the_plain_solver(size):
     rows, cols = match(iou, 0.2)
     assert len(set(rows.tolist())) == len(rows) and len(set(cols.tolist())) == len(cols)
     assert (iou[rows, cols] >= 0.2).all()
-    best_rows, best_cols = linear_sum_assignment(np.where(iou >= 0.2, 1 - iou, 1e6))
-    best = iou[best_rows, best_cols] >= 0.2
-    assert len(rows) == best.sum()
-    assert iou[rows, cols].sum() == pytest.approx(iou[best_rows[best], best_cols[best]].sum())
+    whole_rows, whole_cols = solve_whole(iou >= 0.2, iou)
+    assert len(rows) == len(whole_rows)
+    assert iou[rows, cols].sum() == pytest.approx(iou[whole_rows, whole_cols].sum())
 
 
 def test_match_of_empty_matrices():
@@ -227,7 +277,7 @@ def test_hot_loop_benchmark_runs_and_counts():
     import hotloop
     frames = hotloop.synthetic_scene(20, 60)
     wall, cpu, crossings = hotloop.run_once(frames)
-    assert len(frames) == 60 and wall > 0 and cpu >= 0 and crossings > 0
+    assert wall > 0 and cpu > 0 and crossings > 0
 
 
 @pytest.fixture(scope="module")
