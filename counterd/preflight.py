@@ -10,11 +10,11 @@ from counterd.upload.schema import COUNT_COLUMNS, DEFAULT_CLASS_MAP
 
 def deployment_errors(config: Config) -> list[str]:
     """One line per problem that would stop `counterd run` at start-up."""
-    from counterd.detect import make_detector       # heavy: only once the config itself is good
-    from counterd.source import check_video_file, source_kind
+    from counterd.sourcespec import check_video_file, source_kind
 
     errors = []
     if config.detector.type != "motion":
+        from counterd.detect import make_detector    # heavy: only for a model to load
         try:
             make_detector(config.detector).close()   # found, and the engine can open it
         except UserError as exc:

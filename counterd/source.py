@@ -18,19 +18,17 @@ import collections
 import logging
 import math
 import os
-import re
 import threading
 import time
 import weakref
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Callable, Iterator, Protocol
 
 import cv2
 import numpy as np
 
 from counterd.config.fields import redact_url
-from counterd.errors import UserError
+from counterd.sourcespec import SourceError, check_video_file, is_live, source_kind  # noqa: F401  (re-exported)
 
 log = logging.getLogger(__name__)
 
@@ -52,10 +50,6 @@ class Frame:
     index: int             # 0, 1, 2, ... in the order read (keeps counting across file loops)
 
 
-class SourceError(UserError):
-    """A video source cannot be opened or read; the message names it."""
-
-
 class EndOfStream(Exception):
     """The source has no more frames (end of a file, or a live stream that failed)."""
 
@@ -72,32 +66,7 @@ CaptureFactory = Callable[[], Capture]
 
 
 # ---------------------------------------------------------------------------------------------
-# What a source string means, and how to build its capture
-
-def source_kind(spec: str) -> str:
-    """'rtsp' | 'usb' | 'file' for a camera.source string."""
-    if re.match(r"^(rtsps?|rtmp|https?)://", spec, re.IGNORECASE):
-        return "rtsp"   # network streams share the FFmpeg path and its timeouts
-    if spec.isdigit() or spec.startswith("/dev/video"):
-        return "usb"
-    return "file"
-
-
-def check_video_file(spec: str) -> Path:
-    """The path of a file source that exists and can be read; SourceError says what is wrong."""
-    path = Path(spec).expanduser()
-    if path.is_dir():
-        raise SourceError(f"video file {spec}: is a directory; give one video file in it")
-    if not path.is_file():
-        raise SourceError(f"video file {spec}: no such file")
-    if not os.access(path, os.R_OK):
-        raise SourceError(f"video file {spec}: not readable (permission denied)")
-    return path
-
-
-def is_live(spec: str) -> bool:
-    return source_kind(spec) != "file"
-
+# How to build a source's capture (what its string means: counterd/sourcespec.py)
 
 def redact(spec: str) -> str:
     """The source as it may appear in logs: rtsp://user:secret@host -> rtsp://user:***@host."""

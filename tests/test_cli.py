@@ -15,7 +15,7 @@ import threading
 import pytest
 
 import rtsp_server
-from counterd.cli import build_parser
+from counterd.cli import COMMANDS, build_parser
 
 LINE = "mid=240,0,240,360"
 
@@ -119,3 +119,31 @@ def test_ctrl_c_prints_the_totals_so_far(rtsp_camera):
     assert set(result["lines"]) == {"mid"}
     assert f"interrupted after {result['frames']} frames: partial totals follow" in terminal
     assert "Traceback" not in terminal
+
+
+def test_the_command_list_matches_each_commands_own_help():
+    full = {a.dest: a.help for action in build_parser()._actions
+            if isinstance(action, argparse._SubParsersAction) for a in action._choices_actions}
+    assert full == {name: help for name, (_, help) in COMMANDS.items()}
+
+
+HEAVY = ("cv2", "numpy", "aiohttp", "onnxruntime", "apscheduler", "counterd.daemon")
+
+
+def imported(*args: str) -> set[str]:
+    """Top-level names of the modules `counterd ARGS` imports (from -X importtime)."""
+    out = subprocess.run([sys.executable, "-X", "importtime", "-m", "counterd", *args],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    names = {line.rsplit("|", 1)[1].strip() for line in out.stderr.splitlines() if line.startswith("import time:")}
+    return {n for n in names if n.startswith(HEAVY)}
+
+
+def test_version_and_check_config_load_only_the_command_they_run(tmp_path):
+    """Lazy subcommands: the command line costs what the command needs (bench/footprint.py
+    measures the time and memory)."""
+    assert imported("--version") == set()
+    config = tmp_path / "c.toml"
+    config.write_text('[camera]\nsource = "rtsp://127.0.0.1:8554/cam"\n[detector]\ntype = "motion"\n'
+                      '[[lines]]\nname = "door"\nstart = [100, 0]\nend = [100, 200]\n')
+    assert imported("check-config", str(config)) == set()
