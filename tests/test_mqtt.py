@@ -57,7 +57,7 @@ async def test_events_arrive_once_per_crossing_in_order_with_alerts_and_totals(t
     try:
         client = await aiohttp_client(make_daemon_app(daemon_config(tmp_path, broker)))
         assert await sub.until(f"{PREFIX}/availability") == b"online"
-        now = time.time()
+        now = time.time() - 10     # crossings in the past: occupancy counts up to now
         batches = [crossings(3, now), crossings(2, now + 1, direction="out", first_id=4),
                    crossings(1, now + 2, line="exit/west", first_id=6)]
         for batch in batches:
@@ -94,32 +94,51 @@ async def test_retained_state_is_right_after_a_daemon_restart(tmp_path, broker, 
     config = daemon_config(tmp_path, broker)
     first = make_daemon_app(config)
     client = await aiohttp_client(first)
+    door, occupancy = f"{PREFIX}/totals/door/person", f"{PREFIX}/occupancy"
     watcher = await Subscriber(broker, [f"{PREFIX}/availability"]).ready()
     try:
         assert await watcher.until(f"{PREFIX}/availability") == b"online"
         await commit(first, crossings(5, time.time() - 30) + crossings(2, time.time() - 20, direction="out",
                                                                           first_id=10))
-        await client.close()                  # a clean stop says offline
+        await client.close()                  # a clean stop: final totals, then offline
         assert await watcher.until(f"{PREFIX}/availability", lambda p: p == b"offline") == b"offline"
+        state = await retained(broker, [door, occupancy])
+        assert (state[door]["in"], state[door]["out"]) == (5, 2)
+        assert state[door]["date"] == time.strftime("%Y-%m-%d", time.gmtime())      # camera.timezone UTC
+        assert state[occupancy] == {"occupancy": 3, "line": "door", "class": "person"}
+        # The broker forgets them (a restart without persistence): the restarted daemon's own
+        # state, read from its counts database, must bring them back.
+        cleaner = await Subscriber(broker, [door]).ready()
+        for topic in (door, occupancy):
+            cleaner.client.publish(topic, b"", qos=1, retain=True).wait_for_publish(WAIT_S)
+        cleaner.close()
+        assert await retained(broker, [door, occupancy]) == {}
 
         again = await aiohttp_client(make_daemon_app(config))
         assert await watcher.until(f"{PREFIX}/availability", lambda p: p == b"online") == b"online"
-        # A subscriber arriving now gets the retained totals at once, computed from the store.
-        late = await Subscriber(broker, [f"{PREFIX}/totals/#", f"{PREFIX}/occupancy"]).ready()
-        try:
-            state = {}
-            while len(state) < 3:
-                message = await late.next()
-                assert message.retain
-                state[message.topic] = json.loads(message.payload)
-            assert (state[f"{PREFIX}/totals/door/person"]["in"], state[f"{PREFIX}/totals/door/person"]["out"]) == (5, 2)
-            assert state[f"{PREFIX}/occupancy"]["occupancy"] == 3
-            assert state[f"{PREFIX}/totals/exit%2Fwest/person"]["in"] == 0
-        finally:
-            late.close()
+        await asyncio.wait_for(again.app[DAEMON].mqtt.publisher.sent(), WAIT_S)
+        state = await retained(broker, [door, occupancy, f"{PREFIX}/totals/exit%2Fwest/person"])
+        assert (state[door]["in"], state[door]["out"], state[occupancy]["occupancy"]) == (5, 2, 3)
+        assert (state[f"{PREFIX}/totals/exit%2Fwest/person"]["in"]) == 0
         await again.close()
     finally:
         watcher.close()
+
+
+async def retained(broker: Broker, topics: list[str]) -> dict[str, dict]:
+    """What a new subscriber is handed at once: the retained payloads of `topics` (the broker
+    sends them before anything published after the subscription, so a marker ends the list)."""
+    marker = f"{PREFIX}/test-marker"
+    sub = await Subscriber(broker, [*topics, marker]).ready()
+    try:
+        sub.client.publish(marker, b"end", qos=1)
+        found = {}
+        while (message := await sub.next()).topic != marker:
+            assert message.retain
+            found[message.topic] = json.loads(message.payload)
+        return found
+    finally:
+        sub.close()
 
 
 async def test_a_broker_killed_mid_run_loses_no_queued_event(tmp_path, broker, aiohttp_client):
@@ -127,7 +146,7 @@ async def test_a_broker_killed_mid_run_loses_no_queued_event(tmp_path, broker, a
     sub = await Subscriber(broker, [f"{PREFIX}/events"], client_id="building", persistent=True).ready()
     try:
         client = await aiohttp_client(make_daemon_app(daemon_config(tmp_path, broker)))
-        now = time.time()
+        now = time.time() - 10
         before = crossings(3, now)
         await commit(client.app, before)
         for event in before:
@@ -306,3 +325,23 @@ def test_the_password_is_never_shown():
     from counterd.config import config_to_dict
     config = config_from_dict({"mqtt": {"username": "u", "password": "hunter2"}})
     assert "hunter2" not in repr(config) and config_to_dict(config)["mqtt"]["password"] == "<redacted>"
+
+
+async def test_a_line_deleted_while_the_daemon_was_down_is_cleared_at_start(tmp_path, broker, aiohttp_client):
+    first = await aiohttp_client(make_daemon_app(daemon_config(tmp_path, broker, discovery=True)))
+    await asyncio.wait_for(first.app[DAEMON].mqtt.publisher.sent(), WAIT_S)   # all retained state is out
+    await first.close()
+    west = f"{PREFIX}/totals/exit%2Fwest/person"
+    sub = await Subscriber(broker, [west, "homeassistant/#"]).ready()
+    try:
+        assert json.loads(await sub.until(west))["in"] == 0       # retained from the first run
+        await aiohttp_client(make_daemon_app(daemon_config(tmp_path, broker, lines=LINES[:1], discovery=True)))
+        assert await sub.until(west, lambda p: p == b"") == b""
+        cleared = 0
+        while cleared < 2:                  # the exit line's in and out sensors
+            message = await sub.next("homeassistant/sensor/")
+            if message.payload == b"":
+                assert "exit" in message.topic
+                cleared += 1
+    finally:
+        sub.close()

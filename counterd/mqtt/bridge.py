@@ -21,7 +21,7 @@ from counterd.config import Config, MqttConfig
 from counterd.confighub import restart_needed
 from counterd.daemon.camera import LinkState
 from counterd.daemon.http import HEALTHY_HEARTBEAT_S
-from counterd.mqtt.discovery import discovery_messages
+from counterd.mqtt.discovery import discovery_messages, node_id
 from counterd.mqtt.publisher import MqttMetrics, Publisher
 from counterd.mqtt.topics import (
     Topics, alert_payload, default_prefix, event_payload, iso_time, to_json, totals_payload,
@@ -48,8 +48,10 @@ class MqttBridge:
         name = daemon.config.camera.name
         self.topics = Topics(settings.topic_prefix or default_prefix(name))
         client_id = settings.client_id or "counterd-" + self.topics.prefix.rsplit("/", 1)[-1]
+        sweep = (f"{self.topics.prefix}/totals/#",
+                 f"{settings.discovery_prefix}/+/{node_id(self.topics)}/+/config")
         self.publisher = Publisher(settings, client_id, self.topics.availability,
-                                   MqttMetrics(daemon.metrics.registry))
+                                   MqttMetrics(daemon.metrics.registry), sweep=sweep)
         self._config = daemon.effective_config
         self._state_due = asyncio.Event()
         self._tasks: list[asyncio.Task] = []
@@ -67,9 +69,15 @@ class MqttBridge:
                        asyncio.create_task(self._health_forever(), name="counterd-mqtt-health")]
 
     async def stop(self) -> None:
+        """After the last flush: final totals and occupancy (they stay retained while we are
+        down), then whatever is queued, then offline."""
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        try:
+            await self._publish_state()
+        except Exception:
+            log.exception("mqtt: computing the final totals failed")
         await self.publisher.stop(DRAIN_ON_STOP_S)
 
     # -- inputs --------------------------------------------------------------------------------------

@@ -12,9 +12,14 @@ from counterd.config import Config
 from counterd.mqtt.topics import Topics, counted_classes, slug, to_json
 
 
+def node_id(topics: Topics) -> str:
+    """This camera's device id: its topic prefix, which is unique per broker anyway."""
+    return slug(topics.prefix.replace("/", "_"))
+
+
 def discovery_messages(config: Config, topics: Topics, discovery_prefix: str) -> dict[str, bytes]:
     """Config topic -> retained payload for every entity of this camera."""
-    node = slug(topics.prefix.replace("/", "_"))
+    node = node_id(topics)
     device = {"identifiers": [node], "name": config.camera.name, "manufacturer": "counterd",
               "model": "line counter", "sw_version": __version__}
     common = {"availability_topic": topics.availability, "device": device}

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import secrets
 import ssl
 from collections import deque
 
@@ -51,8 +52,9 @@ class MqttMetrics:
 
 class Publisher:
     def __init__(self, settings: MqttConfig, client_id: str, availability: str, metrics: MqttMetrics,
-                 rng: random.Random | None = None):
+                 rng: random.Random | None = None, sweep: tuple[str, ...] = ()):
         self.settings = settings
+        self.sweep = sweep          # topic filters of our retained state: what we no longer set is cleared
         self.client_id = client_id
         self.availability = availability
         self.metrics = metrics
@@ -186,6 +188,7 @@ class Publisher:
 
     async def _serve(self, client: aiomqtt.Client) -> None:
         """Publish until the connection drops (MqttError) or, when closing, until all is sent."""
+        await self._sweep_stale(client)
         sender = asyncio.create_task(self._publish_all(client))
         # Iterating messages (we subscribe to none) is how aiomqtt reports a dropped connection;
         # a publish waiting for its PUBACK would otherwise wait for its whole timeout.
@@ -198,6 +201,34 @@ class Publisher:
             await asyncio.gather(sender, watcher, return_exceptions=True)
         for task in done:
             task.result()       # raises the MqttError that ended it
+
+    async def _sweep_stale(self, client: aiomqtt.Client) -> None:
+        """Clear retained topics under our filters that we no longer publish (a line deleted while
+        the daemon was down). The broker sends a subscription's retained messages before it routes
+        anything published after the SUBSCRIBE, so our own marker message ends the list."""
+        if not self.sweep:
+            return
+        marker = f"{self.availability.rsplit('/', 1)[0]}/sweep/{secrets.token_hex(6)}"
+        filters = [*self.sweep, marker]
+        await client.subscribe([(f, 1) for f in filters])
+        await client.publish(marker, b"end", qos=1)
+        stale = []
+        try:
+            async with asyncio.timeout(CONNECT_TIMEOUT_S):
+                async for message in client.messages:
+                    topic = message.topic.value
+                    if topic == marker:
+                        break
+                    if message.retain and message.payload and topic not in self._state:
+                        stale.append(topic)
+        except TimeoutError:        # a broker that reorders: keep what it has, publish anyway
+            log.warning("mqtt: %s did not echo the sweep marker; retained topics of removed lines "
+                        "may stay", self.where)
+            stale = []
+        await client.unsubscribe(filters)
+        for topic in stale:
+            log.info("mqtt: clearing %s, retained by an earlier configuration", topic)
+            self.set_state(topic, b"")
 
     async def _publish_all(self, client: aiomqtt.Client) -> None:
         qos = self.settings.qos
