@@ -40,7 +40,8 @@ class Broker:
     """mosquitto on a free 127.0.0.1 port. `users` turns anonymous access off; `persistent`
     keeps subscriptions and queued messages across a kill (saved on every change)."""
 
-    def __init__(self, directory: Path, *, users: dict[str, str] | None = None, persistent: bool = False):
+    def __init__(self, directory: Path, *, users: dict[str, str] | None = None, persistent: bool = False,
+                 tls: "Certificates | None" = None):
         self.binary = mosquitto_binary()
         self.dir = directory
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -56,6 +57,9 @@ class Broker:
             lines += ["allow_anonymous false", f"password_file {passwd}"]
         else:
             lines.append("allow_anonymous true")
+        if tls:           # TLS only, and only for clients with a certificate from the test CA
+            lines += [f"cafile {tls.ca}", f"certfile {tls.server_cert}", f"keyfile {tls.server_key}",
+                      "require_certificate true"]
         if persistent:
             lines += ["persistence true", f"persistence_location {self.dir}/",
                       "autosave_on_changes true", "autosave_interval 1"]
@@ -97,7 +101,7 @@ class Subscriber:
     one whose topic starts with the given text."""
 
     def __init__(self, broker: Broker, topics: list[str], *, client_id: str = "", persistent: bool = False,
-                 login: tuple[str, str] | None = None):
+                 login: tuple[str, str] | None = None, tls: "Certificates | None" = None):
         self.loop = asyncio.get_running_loop()
         self.received: list[paho.MQTTMessage] = []
         self._arrived = asyncio.Event()
@@ -112,6 +116,8 @@ class Subscriber:
         self.client.reconnect_delay_set(min_delay=1, max_delay=1)
         if login:
             self.client.username_pw_set(*login)
+        if tls:
+            self.client.tls_set(ca_certs=str(tls.ca), certfile=str(tls.client_cert), keyfile=str(tls.client_key))
         self.client.connect("127.0.0.1", broker.port)
         self.client.loop_start()
 
@@ -156,3 +162,34 @@ class Subscriber:
     def close(self) -> None:
         self.client.loop_stop()
         self.client.disconnect()
+
+
+class Certificates:
+    """A throw-away CA, a server certificate for 127.0.0.1 and a client certificate, made with
+    the openssl command (EC keys: quick to make)."""
+
+    def __init__(self, directory: Path):
+        if shutil.which("openssl") is None:
+            message = "needs the openssl command (apt-get install openssl)"
+            if os.environ.get("CI"):
+                pytest.fail(message + ": CI must install it (.ci/run)")
+            pytest.skip(message)
+        directory.mkdir(parents=True, exist_ok=True)
+        self.ca, ca_key = directory / "ca.crt", directory / "ca.key"
+        self.server_cert, self.server_key = directory / "server.crt", directory / "server.key"
+        self.client_cert, self.client_key = directory / "client.crt", directory / "client.key"
+        key = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+        self._openssl("req", "-x509", *key, "-keyout", ca_key, "-out", self.ca, "-days", "2",
+                      "-subj", "/CN=counterd test CA")
+        san = directory / "san.ext"
+        san.write_text("subjectAltName=IP:127.0.0.1\n")
+        for cert, cert_key, name, extra in ((self.server_cert, self.server_key, "127.0.0.1", ["-extfile", san]),
+                                           (self.client_cert, self.client_key, "counterd", [])):
+            csr = cert.with_suffix(".csr")
+            self._openssl("req", *key, "-keyout", cert_key, "-out", csr, "-subj", f"/CN={name}")
+            self._openssl("x509", "-req", "-in", csr, "-CA", self.ca, "-CAkey", ca_key, "-CAcreateserial",
+                          "-out", cert, "-days", "2", *extra)
+
+    @staticmethod
+    def _openssl(*args) -> None:
+        subprocess.run(["openssl", *map(str, args)], check=True, capture_output=True)

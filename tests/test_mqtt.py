@@ -1,6 +1,7 @@
 """MQTT against a real mosquitto: events once per crossing and in order, retained state after a
-daemon restart, no queued event lost when the broker dies, a wrong password is one clear log line,
-Home Assistant discovery announced and removed with a line."""
+daemon restart, no queued event lost when the broker dies (and a full queue drops the oldest,
+counted), a wrong password is one clear log line, TLS with a client certificate, Home Assistant
+discovery announced and removed with a line (on reload, or at start after the daemon was down)."""
 from __future__ import annotations
 
 import asyncio
@@ -15,7 +16,7 @@ from counterd.config import ConfigError, config_from_dict
 from counterd.count import CrossingEvent
 from counterd.daemon.service import DAEMON, make_daemon_app, reload
 from counterd.mqtt.topics import topic_level
-from mqtt_broker import WAIT_S, Broker, Subscriber
+from mqtt_broker import WAIT_S, Broker, Certificates, Subscriber
 
 PREFIX = "counterd/Lobby"
 LINES = [{"name": "door", "start": [100, 0], "end": [100, 200], "forbidden_direction": "out"},
@@ -343,5 +344,43 @@ async def test_a_line_deleted_while_the_daemon_was_down_is_cleared_at_start(tmp_
             if message.payload == b"":
                 assert "exit" in message.topic
                 cleared += 1
+    finally:
+        sub.close()
+
+
+async def test_tls_with_a_client_certificate(tmp_path, aiohttp_client, mqtt_log):
+    certs = Certificates(tmp_path / "certs")
+    broker = Broker(tmp_path / "broker", tls=certs).start()
+    try:
+        sub = await Subscriber(broker, [f"{PREFIX}/availability"], tls=certs).ready()
+        try:
+            await aiohttp_client(make_daemon_app(daemon_config(
+                tmp_path, broker, tls=True, ca_file=str(certs.ca), cert_file=str(certs.client_cert),
+                key_file=str(certs.client_key))))
+            assert await sub.until(f"{PREFIX}/availability", lambda p: p == b"online") == b"online"
+        finally:
+            sub.close()
+        # A broker whose certificate the configured CA did not sign is refused, with the reason.
+        refused = mqtt_log("certificate verify failed")
+        other = Certificates(tmp_path / "other")
+        await aiohttp_client(make_daemon_app(daemon_config(
+            tmp_path / "second", broker, tls=True, ca_file=str(other.ca), cert_file=str(certs.client_cert),
+            key_file=str(certs.client_key), client_id="second")))
+        await asyncio.wait_for(refused.seen.wait(), WAIT_S)
+    finally:
+        broker.stop()
+
+
+async def test_a_full_queue_drops_the_oldest_and_counts_them(tmp_path, broker, aiohttp_client):
+    sub = await Subscriber(broker, [f"{PREFIX}/events"], client_id="building", persistent=True).ready()
+    try:
+        client = await aiohttp_client(make_daemon_app(daemon_config(tmp_path, broker, queue_size=3)))
+        await asyncio.wait_for(client.app[DAEMON].mqtt.publisher.sent(), WAIT_S)
+        broker.kill()
+        await commit(client.app, crossings(5, time.time() - 10))
+        metrics = await (await client.get("/metrics")).text()
+        assert "counterd_mqtt_queued 3.0" in metrics and "counterd_mqtt_dropped_total 2.0" in metrics
+        broker.start()
+        assert [(await sub.next_json(f"{PREFIX}/events"))[1]["track_id"] for _ in range(3)] == [3, 4, 5]
     finally:
         sub.close()

@@ -269,4 +269,9 @@ def describe(exc: aiomqtt.MqttError, username: str) -> str:
         who = f"user {username!r}" if username else "an anonymous client"
         return (f"the broker refused the login of {who} ({exc}): check mqtt.username and "
                 f"mqtt.password (or password_env / password_file)")
-    return str(exc) or type(exc).__name__
+    text = str(exc) or type(exc).__name__
+    if exc.__cause__ is not None:       # aiomqtt's "Disconnected during message iteration"
+        text = f"the connection dropped ({exc.__cause__})"
+    if "CERTIFICATE_VERIFY_FAILED" in text:
+        text += ": check mqtt.ca_file (the CA that signed the broker's certificate) and that mqtt.host is a name the certificate holds"
+    return text
