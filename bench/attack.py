@@ -130,13 +130,16 @@ def probe(port: int, stop, out) -> None:
 
 
 def sample(pid: int, port: int, stop, out) -> None:
-    """(time, RSS bytes, frames processed) twice a second."""
+    """(time, RSS bytes, frames processed, CPU seconds) twice a second."""
     results = []
+    tick = os.sysconf("SC_CLK_TCK")
     while not stop.is_set():
-        rss = 0
+        rss, cpu = 0, None
         try:
             rss = int(re.search(r"VmRSS:\s+(\d+) kB", Path(f"/proc/{pid}/status").read_text()).group(1)) * 1024
-        except (OSError, AttributeError):
+            fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+            cpu = (int(fields[11]) + int(fields[12])) / tick          # utime + stime
+        except (OSError, AttributeError, IndexError, ValueError):
             pass
         frames = None
         try:
@@ -148,7 +151,7 @@ def sample(pid: int, port: int, stop, out) -> None:
             frames = float(found.group(1)) if found else None
         except OSError:
             pass
-        results.append((time.time(), rss, frames))
+        results.append((time.time(), rss, frames, cpu))
         stop.wait(0.5)
     out.put(results)
 
@@ -295,11 +298,13 @@ def summarize(name: str, start: float, end: float, tally: Tally, probes, samples
     lat = [s for t, s, _ in probes if start <= t <= end]
     probe_5xx = sum(1 for t, _, status in probes if start <= t <= end and status >= 500)
     failed = sum(1 for t, _, status in probes if start <= t <= end and status != 200)
-    window = [(t, rss, f) for t, rss, f in samples if start <= t <= end]
-    frames = [(t, f) for t, _, f in window if f is not None]
+    window = [row for row in samples if start <= row[0] <= end]
+    frames = [(t, f) for t, _, f, _ in window if f is not None]
     fps = (frames[-1][1] - frames[0][1]) / (frames[-1][0] - frames[0][0]) if len(frames) > 1 else float("nan")
+    cpu = [(t, c) for t, _, _, c in window if c is not None]
+    cpu_share = 100 * (cpu[-1][1] - cpu[0][1]) / (cpu[-1][0] - cpu[0][0]) if len(cpu) > 1 else float("nan")
     return {"phase": name, "requests": tally.requests, "5xx": tally.errors_5xx + probe_5xx,
-            "rss_mb": max((rss for _, rss, _ in window), default=0) / 2**20, "p99_ms": 1000 * percentile(lat, 0.99),
+            "rss_mb": max((row[1] for row in window), default=0) / 2**20, "cpu": cpu_share, "p99_ms": 1000 * percentile(lat, 0.99),
             "probe_failed": failed, "probes": len(lat), "fps": fps, "statuses": dict(sorted(tally.statuses.items()))}
 
 
@@ -399,11 +404,12 @@ def print_table(rows: list[dict], alive: bool) -> None:
     base_fps = (rows[0]["fps"] + rows[-1]["fps"]) / 2
     print(f"uptime: {os.getloadavg()}  (1/5/15-min load of this box)")
     print(f"{'phase':<16}{'requests':>9}{'5xx':>5}{'max RSS MB':>11}{'live-sum p99 ms':>16}"
-          f"{'probes ok':>10}{'fps':>7}{'fps vs base':>12}  statuses")
+          f"{'probes ok':>10}{'fps':>7}{'fps vs base':>12}{'daemon CPU':>11}  statuses")
     for r in rows:
         change = 100 * (r["fps"] / base_fps - 1) if base_fps else float("nan")
         print(f"{r['phase']:<16}{r['requests']:>9}{r['5xx']:>5}{r['rss_mb']:>11.0f}{r['p99_ms']:>16.1f}"
-              f"{r['probes'] - r['probe_failed']:>5}/{r['probes']:<4}{r['fps']:>7.1f}{change:>+11.0f}%  {r['statuses']}")
+              f"{r['probes'] - r['probe_failed']:>5}/{r['probes']:<4}{r['fps']:>7.1f}{change:>+11.0f}%"
+              f"{r['cpu']:>10.0f}%  {r['statuses']}")
     worst_p99 = max(r["p99_ms"] for r in rows[1:3])
     worst_rss = max(r["rss_mb"] for r in rows)
     worst_drop = max(100 * (1 - r["fps"] / base_fps) for r in rows[1:-1]) if base_fps else float("nan")

@@ -109,7 +109,10 @@ _COUNT = {"type": "object", "properties": {
     "line": {"type": "string"}, "direction": {"type": "string", "enum": ["in", "out"]},
     "class": {"type": "string"}, "count": {"type": "integer"}}}
 _ERRORS = {"400": {"description": "bad or repeated parameter: one text/plain line naming it"},
-           "401": {"description": "login needed (Digest or Basic challenge)"}}
+           "401": {"description": "login needed, or the login's role is too low (Digest MD5 and SHA-256, "
+                                  "and Basic challenges)"},
+           "429": {"description": "too many failed logins from this address or for this user name; "
+                                  "Retry-After says when to try again"}}
 
 
 def _get(summary: str, params: list[dict], schema: dict) -> dict:
