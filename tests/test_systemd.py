@@ -268,3 +268,35 @@ async def test_watchdog_pings_continue_while_reconnecting(notify_socket, tmp_pat
     # FFmpeg and OpenCV stay quiet on each failed attempt: the daemon's log says it once.
     stderr = capfd.readouterr().err
     assert "[tcp @" not in stderr and "WARN" not in stderr
+
+
+async def test_watchdog_pings_stop_while_the_store_cannot_write(notify_socket, tmp_path, aiohttp_client):
+    """Another process locks the database: once a flush has failed, /healthz says so and the
+    pings stop (systemd would restart us); once the lock goes, the next flush works and they resume."""
+    import sqlite3
+    sock, path = notify_socket
+    notifier = Notifier({"NOTIFY_SOCKET": path, "WATCHDOG_USEC": "1000000"})
+    client = await aiohttp_client(make_daemon_app(small_config(tmp_path), capture_factory=Frames, notifier=notifier))
+    daemon = client.app[DAEMON]
+    assert (await asyncio.to_thread(receive, sock, 1.0))[0].startswith("READY=1")
+    holder = sqlite3.connect(tmp_path / "counts.db", isolation_level=None, timeout=30)
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        deadline = time.monotonic() + 60
+        while not daemon.flusher.write_error:              # the store's busy timeout is 10 s
+            assert time.monotonic() < deadline
+            await asyncio.to_thread(receive, sock, 0.5)
+        receive(sock, 0)
+        later = await asyncio.to_thread(receive, sock, 1.5)
+        assert "WATCHDOG=1" not in later
+        health = await client.get("/healthz")
+        body = await health.json()
+        assert health.status == 503 and body["store"].startswith("failing: database is locked")
+    finally:
+        holder.close()
+    deadline = time.monotonic() + 60
+    while daemon.flusher.write_error:
+        assert time.monotonic() < deadline
+        await asyncio.to_thread(receive, sock, 0.5)
+    resumed = await asyncio.to_thread(receive, sock, 1.5)
+    assert "WATCHDOG=1" in resumed
