@@ -108,3 +108,14 @@ async def test_turning_the_live_view_off_stops_pixels_at_once(demo, tmp_path):
     response = await demo.get("/api/v1/frame.jpg")
     assert response.status == 403 and "api.live_view" in await response.text()
     assert (await demo.get("/api/v1/snapshot.jpg", headers=OPERATOR)).status == 403
+
+
+async def test_an_unwritable_config_is_a_503_naming_the_file_and_nothing_changes(demo, tmp_path):
+    (tmp_path / ".demo.toml.tmp").mkdir()         # the new file cannot be written (root ignores modes)
+    before = (tmp_path / "demo.toml").read_text()
+    body = {"lines": [{"was": "demo", "name": "demo", "start": [100, 20], "end": [100, 350]}]}
+    response = await demo.put("/api/v1/lines", json=body, headers=OPERATOR)
+    assert response.status == 503 and "cannot write" in await response.text()
+    assert ".demo.toml.tmp" in await response.text()
+    assert (tmp_path / "demo.toml").read_text() == before
+    assert (await (await demo.get("/api/v1/lines")).json())["lines"][0]["start"] == [320, 20]
