@@ -310,7 +310,8 @@ _LINES = {"type": "object", "properties": {
 def _op(summary: str, role: str, content_type: str, schema: dict, extra: dict | None = None) -> dict:
     return {"summary": summary + f" ({role} role)", "security": _AUTH, "responses": {
         "200": {"description": "OK", "content": {content_type: {"schema": schema}}},
-        "401": {"description": "login needed, or the login's role is too low"}, **(extra or {})}}
+        "401": {"description": "login needed, or the login's role is too low"},
+        "429": {"description": "too many failed logins; Retry-After says when to try again"}, **(extra or {})}}
 
 
 _NO_PIXELS = {"403": {"description": "api.live_view is off (the text says how to turn it on)"},
