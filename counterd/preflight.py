@@ -1,6 +1,6 @@
 """What `counterd check-config` checks beyond the config file's own validation: the things a
 first deployment trips over (a model that is not there or does not load, a video file that is
-missing) are errors; upload columns this configuration can never fill are warnings."""
+missing, an MQTT certificate or password file that cannot be read) are errors; upload columns this configuration can never fill are warnings."""
 from __future__ import annotations
 
 from counterd.config import Config
@@ -27,6 +27,12 @@ def deployment_errors(config: Config) -> list[str]:
             check_video_file(source)
         except UserError as exc:
             errors.append(f"camera.source: {exc}")
+    if config.mqtt.enabled:
+        from counterd.mqtt.credentials import read_login
+        try:
+            read_login(config.mqtt)       # TLS files and the password are readable
+        except UserError as exc:
+            errors.append(str(exc))
     return errors
 
 

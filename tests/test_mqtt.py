@@ -441,3 +441,22 @@ def test_reconnect_waits_double_up_to_the_cap_with_jitter():
     assert runs[0] != runs[1]                              # two boxes do not retry in lockstep
     waits[0].reset()
     assert waits[0].next_delay() <= 1.0
+
+
+def test_check_config_names_an_unreadable_mqtt_file(tmp_path):
+    import subprocess
+    import sys
+    path = tmp_path / "cam.toml"
+    path.write_text('[camera]\nsource = "rtsp://camera.local/stream"\n[detector]\ntype = "motion"\n'
+                    '[[lines]]\nname = "door"\nstart = [10, 10]\nend = [10, 100]\n'
+                    f'[mqtt]\nenabled = true\ntls = true\nca_file = "{tmp_path}/missing-ca.pem"\n')
+    result = subprocess.run([sys.executable, "-m", "counterd", "check-config", str(path)],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert f"mqtt.ca_file: cannot read {tmp_path}/missing-ca.pem: No such file or directory" in result.stderr
+    path.write_text(path.read_text().replace(f'ca_file = "{tmp_path}/missing-ca.pem"\n',
+                                             'username = "u"\npassword_env = "COUNTERD_TEST_UNSET_MQTT_PW"\n'))
+    result = subprocess.run([sys.executable, "-m", "counterd", "check-config", str(path)],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert "mqtt.password_env: environment variable COUNTERD_TEST_UNSET_MQTT_PW is not set" in result.stderr

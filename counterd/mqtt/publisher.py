@@ -25,8 +25,9 @@ from aiomqtt.exceptions import MqttConnectError
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from counterd.config import MqttConfig
-from counterd.config.secrets import SecretError, read_secret
+from counterd.config.secrets import SecretError
 from counterd.daemon.camera import Backoff
+from counterd.mqtt.credentials import read_login
 from counterd.mqtt.topics import OFFLINE, ONLINE
 
 log = logging.getLogger("counterd.mqtt")
@@ -147,9 +148,8 @@ class Publisher:
 
     async def _client(self) -> aiomqtt.Client:
         s = self.settings
-        try:      # read at every attempt: a fixed password file is used without a restart
-            password = await asyncio.to_thread(read_secret, "mqtt.password", s.password,
-                                               s.password_env, s.password_file)
+        try:      # read at every attempt: a fixed password or certificate file needs no restart
+            password = await asyncio.to_thread(read_login, s)
         except SecretError as exc:
             raise aiomqtt.MqttError(str(exc)) from None
         tls = None
