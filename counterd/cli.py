@@ -21,7 +21,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "check-config": ("counterd.commands.check_config", "validate a config file and print it resolved"),
     "run": ("counterd.commands.run", "run the counting daemon: camera, HTTP API, uploads"),
     "demo": ("counterd.commands.demo", "run the whole daemon on a built-in synthetic scene"),
-    "model": ("counterd.commands.model", "list known models or download one"),
+    "model": ("counterd.commands.model", "list known models, download one, or optimise one for a camera"),
     "report": ("counterd.commands.report", "hourly reports for the central service"),
     "passwd": ("counterd.commands.passwd", "print a [[users]] config entry for an HTTP API user"),
     "snapshot": ("counterd.commands.snapshot", "save one frame from the configured camera as JPEG"),
