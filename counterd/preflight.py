@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from counterd.config import Config
 from counterd.errors import UserError
-from counterd.upload.schema import COUNT_COLUMNS, DEFAULT_CLASS_MAP
+from counterd.report_schema import COUNT_COLUMNS, DEFAULT_CLASS_MAP
 
 
 def deployment_errors(config: Config) -> list[str]:

@@ -14,7 +14,10 @@ import numpy as np
 from counterd.classes import COCO_NAMES
 from counterd.config import TrackerConfig
 from counterd.detections import Detections
+from counterd.heap import keep_arrays_on_the_heap
 from counterd.packed import PackedRows
+
+keep_arrays_on_the_heap()     # the per-frame (tracks x detections) temporaries: see counterd/heap.py
 
 # Each box coordinate (x1, y1, x2, y2) is its own alpha-beta filter, as in ByteTrack's Kalman
 # filter whose coordinates are independent. The gains say how far each observation pulls the
@@ -82,7 +85,9 @@ def match(iou: np.ndarray, min_iou: float) -> tuple[np.ndarray, np.ndarray]:
 def _solve(allowed: np.ndarray, iou: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The exact assignment (lap's Jonker-Volgenant) over the allowed pairs: most pairs, then
     least total 1 - IoU."""
-    _, row_to_col, _ = lap.lapjv(np.where(allowed, 1.0 - iou, UNMATCHABLE), extend_cost=True)
+    cost = np.full(iou.shape, UNMATCHABLE)          # float64, as lap wants it: no copy inside
+    np.subtract(1.0, iou, out=cost, where=allowed)
+    _, row_to_col, _ = lap.lapjv(cost, extend_cost=True)
     rows = np.flatnonzero(row_to_col >= 0)
     cols = row_to_col[rows]
     keep = allowed[rows, cols]

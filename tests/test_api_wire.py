@@ -16,7 +16,7 @@ from api_support import clock, client, store  # noqa: F401  (fixtures)
 from counterd.api import formats
 from counterd.api.app import make_app
 from counterd.api.query import MAX_FIELDS, MAX_QUERY_BYTES
-from counterd.api.v1 import MAX_BINS
+from counterd.api.query import MAX_BINS
 from counterd.config import ConfigError, config_from_dict
 
 API = "/local/people-counter/.api?"

@@ -197,3 +197,14 @@ def test_secrets_are_redacted_by_type_whatever_their_toml_form(tmp_path, capsys)
     for shown in (printed, shipped):
         assert not [s for s in SECRETS if s in shown]
         assert "rtsp://cam:***@192.0.2.1/stream" in shown and '"ha1": "<redacted>"' in shown
+
+
+def test_config_imports_nothing_of_the_packages_that_use_it():
+    """No config <-> upload cycle: the config layer reads the report contract, not the uploader."""
+    out = subprocess.run([sys.executable, "-c", "import sys, counterd.config; "
+                          "print(sorted(m for m in sys.modules if m.startswith('counterd.')))"],
+                         capture_output=True, text=True, timeout=60)
+    loaded = out.stdout
+    assert out.returncode == 0 and "counterd.config" in loaded, out.stderr
+    for package in ("counterd.upload", "counterd.api", "counterd.daemon", "counterd.store"):
+        assert package not in loaded, loaded

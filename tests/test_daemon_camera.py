@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 import logging
+import random
 
 import numpy as np
 import pytest
 
 from counterd.config import SourceConfig
-from counterd.daemon.camera import Backoff, Camera, LinkState
+from counterd.backoff import Backoff
+from counterd.daemon.camera import Camera, LinkState
 from counterd.source import EndOfStream, Frame, SourceError
 
 
@@ -67,11 +69,19 @@ class ScriptedOpener:
         return item
 
 
+class Longest:
+    """An rng whose draw is always the top of the range: each backoff wait is its ceiling, so
+    the attempt times below are exact."""
+
+    def uniform(self, low: float, high: float) -> float:
+        return high
+
+
 def make_camera(clock, script, **cfg):
     cfg = SourceConfig(**{"watchdog_s": 5.0, "backoff_base_s": 1.0, "backoff_cap_s": 8.0, **cfg})
     opener = ScriptedOpener(clock, script)
     states = []
-    camera = Camera("cam", opener, cfg, clock=clock, wait=clock.advance,
+    camera = Camera("cam", opener, cfg, clock=clock, wait=clock.advance, rng=Longest(),
                     on_state=lambda state, reason: states.append((clock(), state, reason)))
     return camera, opener, states
 
@@ -85,11 +95,16 @@ def pull(camera, clock, until: float, step: float = 0.5) -> list[Frame]:
     return frames
 
 
-def test_backoff_doubles_to_its_cap():
-    backoff = Backoff(0.5, 3.0)
+def test_backoff_doubles_to_its_cap_with_jitter_in_the_upper_half():
+    backoff = Backoff(0.5, 3.0, Longest())
     assert [backoff.next_delay() for _ in range(6)] == [0.5, 1.0, 2.0, 3.0, 3.0, 3.0]
     backoff.reset()
     assert backoff.next_delay() == 0.5
+    jittered = Backoff(1.0, 8.0, random.Random(7))
+    ceilings = [1.0, 2.0, 4.0, 8.0] + [8.0] * 20
+    delays = [jittered.next_delay() for _ in ceilings]
+    assert all(c / 2 <= d <= c for c, d in zip(ceilings, delays))
+    assert len({round(d, 6) for d in delays[4:]}) > 10        # at the cap, waits still spread out
 
 
 def test_unreachable_camera_retries_with_backoff_forever_and_logs_once(caplog):

@@ -13,7 +13,7 @@ from counterd.cli import main
 from counterd.config import ConfigError, Secret, config_from_dict, config_to_dict
 from counterd.upload.pin import PinError, read_pin
 from counterd.upload.report import build_report, warning_code
-from counterd.upload.schema import WARNING_NO_COVERAGE, WARNING_OK, WARNING_PARTIAL
+from counterd.report_schema import WARNING_NO_COVERAGE, WARNING_OK, WARNING_PARTIAL
 from counterd.upload.sender import Outcome, classify
 from upload_fakes import PIN, FakeStore, upload_config
 

@@ -6,13 +6,12 @@ from aiohttp import web
 
 from counterd import __version__
 from counterd.api.console import OPENAPI_PATHS as CONSOLE_PATHS
-from counterd.api.query import (MAX_FIELDS, MAX_QUERY_BYTES, BadRequest, check_bin_count, one_value_each, parse_dates, parse_epoch, parse_int,
+from counterd.api.query import (MAX_BINS, MAX_FIELDS, MAX_QUERY_BYTES, BadRequest, check_bin_count, one_value_each, parse_dates, parse_epoch, parse_int,
                                 parse_query, parse_res)
 from counterd.api.site import SITE, Site, started_bins
 from counterd.store.occupancy import replay, reset_offset
 from counterd.store.wallclock import DAY, RESOLUTIONS, format_wall, to_wall
 
-MAX_BINS = 50_000           # about 35 days at 1m, a year and more at 15m
 LOCAL = "%Y-%m-%dT%H:%M:%S"
 
 
@@ -36,7 +35,7 @@ async def counts(request: web.Request) -> web.Response:
     def build() -> dict:
         store = site.store
         days = selection.pick(store.days_with_data())
-        check_bin_count(len(days), res, res_name, MAX_BINS)
+        check_bin_count(len(days), res, res_name)
         bins = []
         for day in started_bins(store.binned(days, res, line, class_name), store.tz, now):
             per_bin: dict[int, list] = {s: [] for s in day.starts}

@@ -16,7 +16,7 @@ import numpy as np
 from counterd.config import Config, load_config
 from counterd.errors import UserError
 from counterd.source import EndOfStream, SourceError, is_live, open_source
-from counterd.upload.outbox import write_atomically
+from counterd.durable import write_atomically
 
 SETTLE_FRAMES = 5            # live sources: frames read before the one kept
 

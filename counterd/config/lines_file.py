@@ -14,7 +14,7 @@ from pathlib import Path
 import tomlkit
 from tomlkit.items import AoT, Table
 
-from counterd.upload.outbox import write_atomically
+from counterd.durable import write_atomically
 
 LINE_KEYS = ("name", "start", "end", "invert", "tailgate_seconds", "forbidden_direction")
 DEFAULTS = {"invert": False, "tailgate_seconds": None, "forbidden_direction": ""}

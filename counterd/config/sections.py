@@ -12,7 +12,7 @@ from typing import Literal
 from counterd.choices import ANCHORS, BACKENDS
 from counterd.classes import CLASS_IDS, DEFAULT_CLASSES
 from counterd.config.fields import ConfigError, CredentialUrl, Secret, setting, xml_unsafe
-from counterd.upload.schema import CAMERA_REF_PATTERN, COUNT_COLUMNS
+from counterd.report_schema import CAMERA_REF_PATTERN, COUNT_COLUMNS
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ import threading
 import time
 from typing import Callable, Protocol
 
+from counterd.backoff import Backoff
 from counterd.config import SourceConfig
 from counterd.source import EndOfStream, Frame, SourceError
 
@@ -45,38 +46,18 @@ class Source(Protocol):
     def close(self, join_timeout: float = 1.0) -> None: ...
 
 
-class Backoff:
-    """base, 2*base, 4*base, ... capped; reset once a connection delivers frames again. With an
-    rng, each wait is drawn from the upper half of that ceiling, so many clients that lost one
-    server together do not come back in lockstep."""
-
-    def __init__(self, base: float, cap: float, rng: random.Random | None = None):
-        self.base, self.cap = base, cap
-        self.rng = rng
-        self.attempt = 0
-
-    def next_delay(self) -> float:
-        delay = min(self.cap, self.base * 2 ** min(self.attempt, 32))
-        self.attempt += 1
-        if self.rng is not None:
-            delay = delay / 2 + self.rng.uniform(0, delay / 2)
-        return delay
-
-    def reset(self) -> None:
-        self.attempt = 0
-
-
 class Camera:
     def __init__(self, name: str, open_source: Callable[[], Source], cfg: SourceConfig, *,
                  clock: Callable[[], float] = time.monotonic,
                  wait: Callable[[float], object] | None = None,
-                 on_state: Callable[[LinkState, str], None] | None = None):
+                 on_state: Callable[[LinkState, str], None] | None = None,
+                 rng: random.Random | None = None):
         self.name = name
         self._open = open_source
         self.cfg = cfg
         self._clock = clock
         self._on_state = on_state
-        self._backoff = Backoff(cfg.backoff_base_s, cfg.backoff_cap_s)
+        self._backoff = Backoff(cfg.backoff_base_s, cfg.backoff_cap_s, rng)   # reset once frames flow
         self._stop = threading.Event()
         self._wait = wait or self._stop.wait     # tests pass one that advances a fake clock
         self.source: Source | None = None

@@ -17,7 +17,8 @@ from counterd.api.query import BadRequest
 from counterd.api.replies import refusal
 from counterd.config import ConfigError, config_from_dict
 from counterd.config.lines_file import replace_lines, save_config_text
-from counterd.upload.outbox import Outbox, write_atomically
+from counterd.durable import write_atomically
+from counterd.upload.outbox import Outbox
 
 if TYPE_CHECKING:
     from counterd.daemon.service import Daemon

@@ -24,9 +24,9 @@ import aiomqtt
 from aiomqtt.exceptions import MqttConnectError
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
+from counterd.backoff import Backoff
 from counterd.config import MqttConfig
 from counterd.config.secrets import SecretError
-from counterd.daemon.camera import Backoff
 from counterd.mqtt.credentials import read_login
 from counterd.mqtt.topics import OFFLINE, ONLINE
 

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 from counterd.config import UploadConfig
-from counterd.upload.schema import (COUNT_COLUMNS, DEFAULT_CLASS_MAP, FULL_COVERAGE, WARNING_NO_COVERAGE,
+from counterd.report_schema import (COUNT_COLUMNS, DEFAULT_CLASS_MAP, FULL_COVERAGE, WARNING_NO_COVERAGE,
                                     WARNING_OK, WARNING_PARTIAL, header)
 
 HOUR = timedelta(hours=1)

@@ -22,12 +22,13 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 from prometheus_client import CollectorRegistry
 
+from counterd.backoff import Backoff
 from counterd.config import UploadConfig
 from counterd.upload.metrics import UploadMetrics
 from counterd.upload.outbox import DeliveryStatus, Outbox, iso_utc
 from counterd.upload.pin import PinError, read_pin
 from counterd.upload.report import HOUR, CountSource, Report, build_report, hour_floor, hour_of_name, warning_of
-from counterd.upload.schema import WARNING_OK
+from counterd.report_schema import WARNING_OK
 from counterd.upload.sender import Outcome, SendResult, display_url, send_report, upload_endpoint
 
 log = logging.getLogger("counterd.upload")
@@ -71,7 +72,7 @@ class Uploader:
         self.metrics = metrics or UploadMetrics(CollectorRegistry())
         self.rng = rng or random.Random()
         self.endpoint = upload_endpoint(config.url)
-        self._failures = 0                   # consecutive unreachable answers, for the backoff
+        self._backoff = Backoff(config.backoff_base_s, config.backoff_cap_s, self.rng)   # unreachable answers
         self._status_lock = threading.Lock()
         self._was_over_limit = False
         self._warned_unknown_camera: tuple[str, int] | None = None   # (camera_ref, camera_pk) told about
@@ -118,6 +119,7 @@ class Uploader:
         uploads off is the daemon's call: it stops the uploader."""
         self.config = config
         self.endpoint = upload_endpoint(config.url)
+        self._backoff.base, self._backoff.cap = config.backoff_base_s, config.backoff_cap_s
         self._session_outdated = True          # the timeouts may have changed
         if self._jobs is not None:
             self._jobs.reschedule(HOURLY_JOB, self._hourly_trigger())
@@ -270,7 +272,7 @@ class Uploader:
     async def _settle(self, path: Path, result: SendResult, waiting: int) -> float | None:
         """Act on one answer; returns a retry wait when sending must pause."""
         if result.outcome is Outcome.DELIVERED:
-            self._failures = 0
+            self._backoff.reset()
             requeued = await self._blocking(self._record_delivery, path)
             log.info("delivered %s (%s)", path.name, result.message)
             self._check_camera_known(result.unknown_cameras)
@@ -286,8 +288,7 @@ class Uploader:
             log.error("UPLOAD REFUSED: %s; %d report(s) kept in %s, retrying in %g s",
                       result.message, waiting, self.outbox.dir, wait)
         else:
-            self._failures += 1
-            wait = self.backoff_delay(self._failures)
+            wait = self._backoff.next_delay()
             log.warning("%s; %d report(s) kept in %s, retrying in %.0f s",
                         result.message, waiting, self.outbox.dir, wait)
         await self._blocking(self._record_error, path, result.message)
@@ -302,8 +303,7 @@ class Uploader:
         verdict, attempts = await self._blocking(self._note_rejection, path)
         await self._blocking(self._record_error, path, message)
         if verdict == "retry":
-            self._failures += 1
-            wait = self.backoff_delay(self._failures)
+            wait = self._backoff.next_delay()
             log.warning("%s for %s (try %d of %d; the service's database may be busy): kept, "
                         "retrying in %.0f s", message, path.name, attempts, self.config.reject_attempts, wait)
             return wait
@@ -333,12 +333,6 @@ class Uploader:
             log.info("the service has %d camera(s) it cannot show yet (numbers %s); set upload.camera_pk "
                      "to this camera's number there to be told whether %r is one of them",
                      len(unknown_pks), ", ".join(map(str, unknown_pks[:10])), self.config.camera_ref)
-
-    def backoff_delay(self, failures: int) -> float:
-        """Exponential backoff with jitter: the ceiling doubles per failure up to the cap, and the
-        wait is drawn from its upper half, so many boxes coming back together spread out."""
-        ceiling = min(self.config.backoff_cap_s, self.config.backoff_base_s * 2 ** min(failures - 1, 60))
-        return ceiling / 2 + self.rng.uniform(0, ceiling / 2)
 
     async def _client(self) -> aiohttp.ClientSession:
         if self._session_outdated:

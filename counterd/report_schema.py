@@ -1,5 +1,8 @@
 """The central service's report format (../shared/spec/central-service.md): columns, the
-default mapping from COCO detector classes, and the warning codes counterd writes."""
+default mapping from COCO detector classes, and the warning codes counterd writes.
+
+A contract of its own: counterd.config validates [upload] against it and counterd.upload writes
+it, and it imports neither, so the two do not import each other."""
 from __future__ import annotations
 
 # Count columns per schema, in the contract's order. The service picks the schema from the

@@ -1,0 +1,28 @@
+"""Keep the hot loop's per-frame arrays on the heap (glibc).
+
+The tracker makes a few (tracks x detections) float32 temporaries every frame: 160 KB each at
+200 objects, above glibc's default 128 KB mmap threshold, so each was mapped fresh, page-faulted
+in and unmapped again, and box_iou ran at half speed. glibc raises that threshold by itself
+after the first large free, which is why importing scipy (whose OpenBLAS allocates and frees big
+buffers at start) used to hide the cost. Here it is set on purpose: arrays up to 4 MiB come
+from the heap, and up to 8 MiB of freed heap top is kept for the next frame instead of being
+returned to the kernel. Elsewhere than glibc this does nothing.
+"""
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3     # mallopt parameters (malloc.h)
+MMAP_THRESHOLD = 4 << 20
+TRIM_THRESHOLD = 8 << 20
+
+
+def keep_arrays_on_the_heap() -> bool:
+    """True when glibc took the settings."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return False
+    return bool(mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and bool(mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD))
