@@ -4,6 +4,7 @@ camera leaves the API serving stored data."""
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import re
@@ -32,21 +33,6 @@ from counterd.store import Store
 from rtsp_server import free_port
 
 LIVE_SUM = "/local/tvpc/.api?live-sum.json"
-
-
-def wait_for(predicate, timeout: float, step: float = 0.1):
-    """predicate()'s first truthy value, polling; fails the test after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            value = predicate()
-        except requests.ConnectionError:
-            value = None
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout} s")
-        time.sleep(step)
 
 
 def test_demo_scene_counts_match_its_ground_truth():
@@ -89,6 +75,19 @@ class Demo:
     def get(self, path: str, **kwargs) -> requests.Response:
         return requests.get(self.base + path, timeout=5, **kwargs)
 
+    def wait_total(self, until, timeout: float) -> int:
+        """Today's total once until(total) holds, read from the counts stream (server-sent
+        events, one per committed batch that changes it): awaited, not polled."""
+        deadline = time.monotonic() + timeout
+        with requests.get(self.base + "/api/v1/live/stream", stream=True, timeout=30) as response:
+            for line in response.iter_lines(decode_unicode=True):
+                if line.startswith("data: "):
+                    total = sum(c["count"] for c in json.loads(line[len("data: "):])["counts"])
+                    if until(total):
+                        return total
+                assert time.monotonic() < deadline, f"the total never got there within {timeout} s"
+        raise AssertionError("the counts stream ended")
+
     def crossings(self) -> int:
         text = self.get("/metrics").text
         return sum(int(float(v)) for v in re.findall(r'^counterd_crossings_total\{[^}]*\} (\S+)$', text, re.M))
@@ -110,7 +109,7 @@ def test_demo_serves_the_printed_urls_and_credentials(tmp_path):
         for url in urls:
             assert demo.get(url[len(demo.base):]).status_code == 200, url
         password = re.search(r'operator: user "operator", password "(\S+)"', banner).group(1)
-        wait_for(lambda: demo.crossings() > 0, 60)
+        demo.wait_total(lambda total: total > 0, 60)
         logs = demo.get("/local/tvpc/.apioperator?show-logs", auth=HTTPDigestAuth("operator", password))
         assert logs.status_code == 200 and "camera demo: streaming" in logs.text
         assert demo.get("/local/tvpc/.apioperator?show-logs").status_code == 401
@@ -128,7 +127,7 @@ def stored_total(db: Path) -> tuple[str, int]:
 def test_sigkill_loses_at_most_a_second_and_restart_continues_from_the_stored_total(tmp_path):
     demo = Demo(tmp_path)
     try:
-        wait_for(lambda: demo.crossings() >= 3, 90)
+        demo.wait_total(lambda total: total >= 3, 90)
         counted_a_second_before = demo.crossings()
         time.sleep(1.0)          # the window the daemon may lose: it flushes every 0.5 s
     finally:
@@ -140,7 +139,7 @@ def test_sigkill_loses_at_most_a_second_and_restart_continues_from_the_stored_to
     try:
         live = again.get(LIVE_SUM).json()
         assert live["in"] + live["out"] >= stored       # continues from the stored total
-        wait_for(lambda: (lambda j: j["in"] + j["out"] > stored)(again.get(LIVE_SUM).json()), 60)
+        again.wait_total(lambda total: total > stored, 60)
     finally:
         assert again.stop() == 0
 
@@ -171,10 +170,7 @@ async def test_unreachable_camera_at_start_still_serves_stored_data(stored_event
     live = await (await client.get(LIVE_SUM)).json()
     assert (live["in"], live["out"]) == (7, 2)
     camera = client.app[DAEMON].worker.camera
-    deadline = time.monotonic() + 5
-    while camera.state is not LinkState.DOWN:     # the first attempt is refused at once
-        assert time.monotonic() < deadline
-        await asyncio.sleep(0.02)
+    assert await asyncio.to_thread(camera.wait_for_state, LinkState.DOWN, 10)   # refused at once
     health = await client.get("/healthz")
     body = await health.json()
     assert health.status == 200 and body["status"] == "degraded" and body["stream"] == "down"
@@ -197,10 +193,8 @@ async def test_sighup_reload_applies_lines_and_users_and_refuses_a_broken_file(s
     assert await reload(client.app)
     assert [line.name for line in daemon.config.lines] == ["door", "exit"]
     assert "ops" in daemon.site.auth.users
-    deadline = time.monotonic() + 5          # the worker applies it between frames
-    while [line.name for line in daemon.worker.pipeline.config.lines] != ["door", "exit"]:
-        assert time.monotonic() < deadline, "the worker never applied the reloaded lines"
-        await asyncio.sleep(0.05)
+    assert await asyncio.to_thread(daemon.worker.wait_applied, 10)   # between frames
+    assert [line.name for line in daemon.worker.pipeline.config.lines] == ["door", "exit"]
     live = await (await client.get(LIVE_SUM)).json()
     assert (live["in"], live["out"]) == (7, 2)            # counts kept
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import queue
 import shutil
 import signal
 import socket
@@ -167,14 +168,14 @@ end = [32, 48]
         pings = receive(sock, 2.5)
         assert pings.count("WATCHDOG=1") >= 3          # every WatchdogSec/2 = 0.5 s
         assert any(p.startswith("STATUS=camera up;") for p in pings)
-        log = tmp_path / "state" / "counterd.log"
+        log = LineReader(proc.stderr)
         good = config.read_text()
         config.write_text(good.replace("[detector]", "[detector]\nconfidence = 7"))
         proc.send_signal(signal.SIGHUP)
-        wait_for_text(log, "reload refused: " + str(config) + ": detector.confidence: must be <= 1, got 7")
+        log.wait_for("reload refused: " + str(config) + ": detector.confidence: must be <= 1, got 7")
         config.write_text(good + '[[lines]]\nname = "low"\nstart = [0, 40]\nend = [64, 40]\n')
         proc.send_signal(signal.SIGHUP)
-        wait_for_text(log, "reload: " + str(config) + " accepted (2 line(s)")
+        log.wait_for("reload: " + str(config) + " accepted (2 line(s)")
         assert proc.poll() is None
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=30) == 0
@@ -187,11 +188,24 @@ end = [32, 48]
     assert (tmp_path / "state" / "counts.db").exists() and (tmp_path / "state" / "counterd.log").exists()
 
 
-def wait_for_text(path: Path, text: str, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not (path.exists() and text in path.read_text()):
-        assert time.monotonic() < deadline, f"{text!r} never appeared in {path}"
-        time.sleep(0.05)
+class LineReader:
+    """The lines a child writes to a pipe, handed over as they come (a thread reads the pipe,
+    so the child never blocks on a full one)."""
+
+    def __init__(self, pipe):
+        self.lines: queue.Queue[str] = queue.Queue()
+        threading.Thread(target=lambda: [self.lines.put(line) for line in pipe], daemon=True).start()
+
+    def wait_for(self, text: str, timeout: float = 30.0) -> str:
+        """The first line containing `text`, awaited; fails the test after `timeout` seconds."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                line = self.lines.get(timeout=max(deadline - time.monotonic(), 0.001))
+            except queue.Empty:
+                raise AssertionError(f"{text!r} was never logged") from None
+            if text in line:
+                return line
 
 
 class StuckDetector:
@@ -245,8 +259,7 @@ async def test_watchdog_pings_stop_when_the_worker_is_stuck(notify_socket, tmp_p
     assert (await asyncio.to_thread(receive, sock, 0.2))[0].startswith("READY=1")
     await asyncio.to_thread(detector.entered.wait, 10)
     # Stuck from now on: pings may go on for 0.75 x WatchdogSec (0.6 s), then must stop.
-    await asyncio.sleep(1.0)
-    receive(sock, 0)           # discard what was queued while the worker still looked healthy
+    await asyncio.to_thread(receive, sock, 1.0)     # what came while the worker still looked healthy
     later = await asyncio.to_thread(receive, sock, 1.5)
     assert "WATCHDOG=1" not in later
     health = await client.get("/healthz")

@@ -62,6 +62,7 @@ class Camera:
         self._wait = wait or self._stop.wait     # tests pass one that advances a fake clock
         self.source: Source | None = None
         self.state = LinkState.CONNECTING
+        self._state_changed = threading.Condition()
         self.reason = ""
         self.reconnects = 0             # connections opened after the first
         self.connections = 0
@@ -174,10 +175,17 @@ class Camera:
             # and releases its capture then. Waiting here would only delay the reconnect.
             source.close(join_timeout=0)
 
+    def wait_for_state(self, state: LinkState, timeout: float) -> bool:
+        """Block until the link is in `state` (True) or timeout seconds pass (False)."""
+        with self._state_changed:
+            return self._state_changed.wait_for(lambda: self.state is state, timeout)
+
     def _set_state(self, state: LinkState, reason: str) -> None:
         if state is self.state:
             return
-        previous, self.state, self.reason = self.state, state, reason
+        with self._state_changed:
+            previous, self.state, self.reason = self.state, state, reason
+            self._state_changed.notify_all()
         if state is LinkState.UP:
             log.info("camera %s: streaming (%s)", self.name, reason)
         elif state is LinkState.DOWN:

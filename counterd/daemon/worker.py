@@ -110,7 +110,7 @@ class InferenceWorker:
         self._wall = wall_clock
         self._stop = threading.Event()
         self._pending: Config | None = None
-        self._pending_lock = threading.Lock()   # a reload from the loop must not land unseen
+        self._pending_lock = threading.Condition()   # a reload from the loop must not land unseen
         self._thread = threading.Thread(target=self._run, name="counterd-inference", daemon=True)
         self.heartbeat = time.monotonic()   # refreshed every loop turn: the systemd watchdog reads it
         self.frames_processed = 0
@@ -147,6 +147,11 @@ class InferenceWorker:
         with self._pending_lock:
             self._pending = config
 
+    def wait_applied(self, timeout: float) -> bool:
+        """Block until the thread has applied the last reconfigure() (True), or timeout."""
+        with self._pending_lock:
+            return self._pending_lock.wait_for(lambda: self._pending is None, timeout)
+
     # --- the thread
 
     def _run(self) -> None:
@@ -166,10 +171,14 @@ class InferenceWorker:
 
     def _apply_pending(self) -> None:
         with self._pending_lock:
-            config, self._pending = self._pending, None
+            config = self._pending
         if config is not None:
             self.pipeline.reconfigure(config)
             self._checked_size = None
+            with self._pending_lock:
+                if self._pending is config:        # not replaced meanwhile: that one comes next turn
+                    self._pending = None
+                self._pending_lock.notify_all()
             log.info("reloaded %s: %d line(s)", config.path, len(config.lines))
 
     def _check_frame_size(self, frame: Frame) -> None:
