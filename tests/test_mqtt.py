@@ -432,7 +432,7 @@ async def test_the_demo_scene_publishes_every_stored_crossing_once_in_order(tmp_
 
 def test_reconnect_waits_double_up_to_the_cap_with_jitter():
     import random
-    from counterd.daemon.camera import Backoff
+    from counterd.backoff import Backoff
     waits = [Backoff(1.0, 8.0, random.Random(seed)) for seed in (1, 2)]
     runs = [[backoff.next_delay() for _ in range(6)] for backoff in waits]
     for run in runs:
