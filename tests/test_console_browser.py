@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from browser import console_errors, need_browser, start_chromium
-from test_daemon import Demo, wait_for
+from test_daemon import Demo
 
 WAIT_S = 60
 
@@ -119,7 +119,7 @@ def test_console_in_chromium(chromium, tmp_path):
         config = state / "demo.toml"
         config.write_text(config.read_text().replace("live_view = true", "live_view = false"))
         demo.proc.send_signal(signal.SIGHUP)
-        wait_for(lambda: demo.get("/api/v1/frame.jpg").status_code == 403, 30)
+        wait.until(lambda d: demo.get("/api/v1/frame.jpg").status_code == 403, "the reload turned the live view off")
         wait.until(lambda d: "api.live_view is off" in d.find_element("id", "view-status").text.lower(), "'live view is off' in d.find_element('id', 'view-status').text.lower()")
         assert not js(chromium, "document.getElementById('frame').getAttribute('href')")
         assert chromium.find_elements("css selector", "#overlay line.line")
