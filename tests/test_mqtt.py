@@ -460,3 +460,26 @@ def test_check_config_names_an_unreadable_mqtt_file(tmp_path):
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 2
     assert "mqtt.password_env: environment variable COUNTERD_TEST_UNSET_MQTT_PW is not set" in result.stderr
+
+
+async def test_a_daemon_that_dies_is_marked_offline_by_its_will(tmp_path, broker):
+    import signal
+    import subprocess
+    import sys
+    from rtsp_server import free_port
+    path = tmp_path / "cam.toml"
+    path.write_text(toml_config(broker, LINES).replace(
+        '[api]\n', f'[api]\nhost = "127.0.0.1"\nport = {free_port()}\n') +
+        f'[daemon]\nstate_dir = "{tmp_path}"\n')
+    sub = await Subscriber(broker, [f"{PREFIX}/availability"]).ready()
+    daemon = subprocess.Popen([sys.executable, "-m", "counterd", "run", "--config", str(path)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        await sub.until(f"{PREFIX}/availability", lambda p: p == b"online")
+        daemon.send_signal(signal.SIGKILL)        # no clean stop: only the broker can say offline
+        assert await sub.until(f"{PREFIX}/availability", lambda p: p == b"offline") == b"offline"
+    finally:
+        sub.close()
+        if daemon.poll() is None:
+            daemon.kill()
+        daemon.wait(timeout=30)
