@@ -2,7 +2,8 @@
 
 - At most api.max_connections at once. A connection beyond that pushes out the oldest one still
   waiting for its request line and headers; when every connection is busy with a request, the
-  new one is closed at once. Either way it is counted (counterd_http_connections_refused_total)
+  new one is closed at once. The listen backlog is deep (LISTEN_BACKLOG), so a burst of connects
+  queues in the kernel instead of dropping a client's SYN for a second or more. Either way it is counted (counterd_http_connections_refused_total)
   and summed up in one log line a minute at most, never logged one by one.
 - A connection must deliver a request's headers within api.header_timeout_s of opening or of
   its previous answer (keep-alive); otherwise it is closed. A request body has as long again
@@ -26,6 +27,7 @@ log = logging.getLogger("counterd.http")
 SWEEP_EVERY_S = 1.0
 REPORT_EVERY_S = 60.0
 RESERVED_FDS = 64            # for the store, the camera, log files and the model
+LISTEN_BACKLOG = 1024        # connections the kernel queues before accept: a burst must not drop SYNs
 
 
 class ConnectionGuard:

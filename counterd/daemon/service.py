@@ -36,7 +36,7 @@ from counterd.confighub import ConfigHub, changed_keys, restart_needed
 from counterd.daemon.camera import Camera, LinkState
 from counterd.daemon.console import lend_console
 from counterd.daemon.flusher import Flusher
-from counterd.daemon.guard import ConnectionGuard, raise_open_files_limit
+from counterd.daemon.guard import LISTEN_BACKLOG, ConnectionGuard, raise_open_files_limit
 from counterd.daemon.http import add_daemon_routes, problems
 from counterd.daemon.jobs import Jobs
 from counterd.daemon.liveview import LiveView
@@ -404,7 +404,7 @@ async def serve(app: web.Application, host: str, port: int, *,
     guard.max_connections = raise_open_files_limit(guard.max_connections)
     guard.attach(runner.server)
     try:
-        site = web.TCPSite(runner, host, port)
+        site = web.TCPSite(runner, host, port, backlog=LISTEN_BACKLOG)
         try:
             await site.start()
         except OSError as exc:      # in use now, perhaps free in a moment: systemd restarts us
