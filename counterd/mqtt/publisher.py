@@ -121,12 +121,12 @@ class Publisher:
             try:
                 await asyncio.wait_for(asyncio.shield(self._task), drain_s)
             except asyncio.TimeoutError:
-                log.warning("mqtt: %d message(s) not sent to %s before shutdown", len(self._queue), self.where)
+                pass
         self._task.cancel()
         await asyncio.gather(self._task, return_exceptions=True)
         left = len(self._queue) + (self._in_flight is not None)
-        if left and not self._connected:
-            log.warning("mqtt: %s unreachable at shutdown: %d queued event(s) not sent", self.where, left)
+        if left:     # they are still in the counts database (and the API); only MQTT missed them
+            log.warning("mqtt: %d queued event(s) not sent to %s before shutdown", left, self.where)
 
     # -- the connection loop -------------------------------------------------------------------------
 
@@ -139,6 +139,8 @@ class Publisher:
                     await self._serve(client)
             except aiomqtt.MqttError as exc:
                 self._on_failure(exc)
+            except Exception:       # a bug here must not end MQTT for the daemon's lifetime
+                log.exception("mqtt: publishing to %s failed; reconnecting", self.where)
             finally:
                 self._connected = False
                 self.metrics.connected.set(0)
@@ -172,6 +174,8 @@ class Publisher:
         self._last_failure = ""
         log.info("mqtt: connected to %s as %s", self.where, self.client_id)
         self._dirty = dict.fromkeys(self._state)   # the broker may have forgotten retained state
+        if self._dirty:
+            self._idle.clear()
         self._drop_logged = False
 
     def _on_failure(self, exc: aiomqtt.MqttError) -> None:
@@ -190,9 +194,7 @@ class Publisher:
         """Publish until the connection drops (MqttError) or, when closing, until all is sent."""
         await self._sweep_stale(client)
         sender = asyncio.create_task(self._publish_all(client))
-        # Iterating messages (we subscribe to none) is how aiomqtt reports a dropped connection;
-        # a publish waiting for its PUBACK would otherwise wait for its whole timeout.
-        watcher = asyncio.create_task(anext(aiter(client.messages)))
+        watcher = asyncio.create_task(_until_disconnected(client))
         try:
             done, _ = await asyncio.wait({sender, watcher}, return_when=asyncio.FIRST_COMPLETED)
         finally:
@@ -260,6 +262,14 @@ class Publisher:
                     await client.publish(self.availability, OFFLINE, qos=max(qos, 1), retain=True)
                     return
                 await self._wake.wait()
+
+
+async def _until_disconnected(client: aiomqtt.Client) -> None:
+    """Raise MqttError when the connection drops. Iterating messages is how aiomqtt reports that
+    (a publish waiting for its PUBACK would wait for its whole timeout); we are subscribed to
+    nothing now, so any late message of the sweep is simply passed over."""
+    async for _ in client.messages:
+        pass
 
 
 def describe(exc: aiomqtt.MqttError, username: str) -> str:
