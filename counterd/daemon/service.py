@@ -43,6 +43,7 @@ from counterd.daemon.liveview import LiveView
 from counterd.daemon.metrics import Metrics
 from counterd.daemon.notify import Notifier
 from counterd.daemon.worker import InferenceWorker, Recorder
+from counterd.detect import Detector
 from counterd.errors import RuntimeFailure, UserError
 from counterd.pipeline import Pipeline
 from counterd.source import CaptureFactory, VideoSource, open_source, redact, wait_for_readers
@@ -72,6 +73,7 @@ class Daemon:
     metrics: Metrics
     notifier: Notifier
     capture_factory: CaptureFactory | None = None   # the demo's synthetic camera; None = config's source
+    detector: Detector | None = None                # None: built from [detector]
     store: Store | None = None
     astore: AsyncStore | None = None
     worker: InferenceWorker | None = None
@@ -115,9 +117,11 @@ DAEMON = web.AppKey("daemon", Daemon)
 
 def make_daemon_app(config: Config, *, capture_factory: CaptureFactory | None = None,
                     notifier: Notifier | None = None,
-                    adjust: Callable[[Config], Config] | None = None) -> web.Application:
+                    adjust: Callable[[Config], Config] | None = None,
+                    detector: Detector | None = None) -> web.Application:
+    """`detector` replaces the one [detector] would build (tests: a scripted or stuck one)."""
     hub = ConfigHub(config, adjust=adjust or (lambda config: config))
-    daemon = Daemon(hub, Metrics(), notifier or Notifier(), capture_factory)
+    daemon = Daemon(hub, Metrics(), notifier or Notifier(), capture_factory, detector=detector)
     daemon.upload_metrics()      # on /metrics from the start, even while uploads are off
     daemon.jobs = Jobs(daemon.metrics.registry)
     daemon.recorder = Recorder(config.daemon.max_gap_s)
@@ -197,7 +201,7 @@ async def worker_ctx(app: web.Application):
     daemon = app[DAEMON]
     config = daemon.effective_config
     # Building the detector loads the model: seconds of CPU, so not on the loop.
-    pipeline = await asyncio.to_thread(Pipeline, config)
+    pipeline = await asyncio.to_thread(Pipeline, config, daemon.detector)
     name = config.camera.name if daemon.capture_factory is None else "demo"
     camera = Camera(name, source_opener(daemon), config.source)
     daemon.worker = InferenceWorker(camera, pipeline, daemon.metrics, daemon.recorder,
