@@ -56,9 +56,9 @@ def test_units_are_notify_services_with_watchdog_and_hardening(unit):
     assert d["Type"] == ["notify"] and d["Restart"] == ["on-failure"]
     assert float(d["WatchdogSec"][0]) > 2 * 5.0   # above twice the default source.open_timeout_s
     assert d["RestartPreventExitStatus"] == ["2"]  # a config error does not restart-loop
-    for key, value in (("DynamicUser", "yes"), ("ProtectSystem", "strict"), ("NoNewPrivileges", "yes"),
+    for key, value in (("User", "counterd"), ("ProtectSystem", "strict"), ("NoNewPrivileges", "yes"),
                        ("SupplementaryGroups", "video"), ("CapabilityBoundingSet", ""),
-                       ("PrivateTmp", "yes")):
+                       ("PrivateTmp", "yes"), ("RemoveIPC", "yes")):
         assert d[key] == [value], key
     assert d["ExecReload"] == ["/bin/kill -HUP $MAINPID"]
 
