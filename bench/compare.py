@@ -227,8 +227,8 @@ def run_live(args, out: Path) -> list[dict]:
 
 def run_fleet(args, out: Path) -> int | None:
     """bench/fleet.py: cameras per box, N `counterd run` processes on N RTSP cameras (yolox_nano,
-    10 fps 640x480). Its RESULT line gives the largest N with every camera at full rate, no drops
-    and coverage >= 99%; None when the GStreamer RTSP server is not installed."""
+    10 fps 640x480, every frame detected). Its RESULT line gives the largest N with every camera
+    at full rate, no drops and coverage >= 99%; None when the GStreamer RTSP server is not installed."""
     cameras, seconds = ("1,2,3,4", 20) if args.quick else ("1,2,3,4,5,6", 60)
     log(f"\n## Cameras per box: bench/fleet.py --cameras {cameras} --seconds {seconds}")
     done = subprocess.run([sys.executable, str(HERE / "fleet.py"), "--cameras", cameras, "--seconds", str(seconds)],

@@ -70,14 +70,16 @@ def ensure_env(quiet: bool = False) -> Path:
         for cmd in install_command(venv):
             subprocess.run(cmd, check=True)
         (venv / ".complete").write_text("\n".join(REQUIREMENTS) + "\n")
-    # The checkout may have moved since the build: point the environment at this one.
-    where = subprocess.run([str(python), "-c", "import counterd; print(counterd.__file__)"],
-                           capture_output=True, text=True)
-    if where.returncode != 0 or Path(where.stdout.strip()).resolve().parent.parent != REPO:
-        done = subprocess.run([str(python), "-m", "pip", "install", "-q", "--no-deps", "-e", str(REPO)],
+    # The checkout may have moved since the build, or its dependencies changed (bench/fleet.py runs
+    # the daemon itself in this environment): reinstall it, with its dependencies, when either did.
+    stamp = hashlib.sha256(str(REPO).encode() + (REPO / "pyproject.toml").read_bytes()).hexdigest()
+    marker = venv / ".counterd-checkout"
+    if not marker.exists() or marker.read_text() != stamp:
+        done = subprocess.run([str(python), "-m", "pip", "install", "-q", "-e", str(REPO)],
                               capture_output=quiet, text=True)
         if done.returncode != 0:
             raise SystemExit(f"compare: installing {REPO} into {venv} failed:\n{done.stdout}{done.stderr}")
+        marker.write_text(stamp)
     return python
 
 
