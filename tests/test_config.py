@@ -208,3 +208,12 @@ def test_config_imports_nothing_of_the_packages_that_use_it():
     assert out.returncode == 0 and "counterd.config" in loaded, out.stderr
     for package in ("counterd.upload", "counterd.api", "counterd.daemon", "counterd.store"):
         assert package not in loaded, loaded
+
+
+def test_url_credentials_are_redacted_by_one_rule():
+    from counterd.config import redact_url
+    from counterd.upload.sender import display_url
+    assert redact_url("rtsp://cam:pw@192.0.2.1/s") == "rtsp://cam:***@192.0.2.1/s"
+    assert redact_url("https://token@hooks.example/x") == "https://***@hooks.example/x"     # a bare user may be a token
+    assert redact_url("http://h/x?a=b@c") == "http://h/x?a=b@c"
+    assert display_url("https://up:pw@central.example/upload_report") == "https://up:***@central.example/upload_report"

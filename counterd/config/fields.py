@@ -74,12 +74,13 @@ class CredentialUrl(str):
     __slots__ = ()
 
 
-_URL_PASSWORD_RE = re.compile(r"(://[^:/@\s]+):[^@/\s]*@")
+_URL_USERINFO_RE = re.compile(r"://([^:/@\s]*)(:[^@/\s]*)?@")
 
 
 def redact_url(text: str) -> str:
-    """Every URL password in `text` replaced: rtsp://user:secret@host -> rtsp://user:***@host."""
-    return _URL_PASSWORD_RE.sub(r"\1:***@", text)
+    """Every URL password in `text` replaced: rtsp://user:secret@host -> rtsp://user:***@host;
+    a user part alone may be a token: https://token@host -> https://***@host."""
+    return _URL_USERINFO_RE.sub(lambda m: f"://{m.group(1)}:***@" if m.group(2) is not None else "://***@", text)
 
 
 REDACTED = "<redacted>"

@@ -15,7 +15,8 @@ import json
 from dataclasses import dataclass
 
 import aiohttp
-from yarl import URL
+
+from counterd.config.fields import redact_url
 
 
 class Outcome(enum.Enum):
@@ -38,8 +39,8 @@ def upload_endpoint(base_url: str) -> str:
 
 
 def display_url(url: str) -> str:
-    """The URL for logs, without any user:password part."""
-    return str(URL(url).with_user(None))
+    """The URL for logs, its credentials redacted (config.redact_url: the one rule for URLs)."""
+    return redact_url(url)
 
 
 async def send_report(session: aiohttp.ClientSession, endpoint: str, name: str, data: bytes,
