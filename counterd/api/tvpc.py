@@ -139,7 +139,8 @@ def exporter(open_writer, piece, content_type: str, allowed_res: tuple[str, ...]
                     await response.write((await site.exports.run(write, writer, run)).encode())
             except sqlite3.Error as exc:       # too late for a 503: end the answer short
                 log.error("%s stopped part-way: the counts store failed: %s", call.command, exc)
-                call.request.transport and call.request.transport.abort()
+                if call.request.transport is not None:
+                    call.request.transport.abort()     # the client sees a cut answer, not a whole one
                 return response
             await response.write(writer.end().encode())
             await response.write_eof()
