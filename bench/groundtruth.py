@@ -1,32 +1,26 @@
-"""Ground-truth tracks (MOT format) and the true line crossings they imply.
+"""Ground-truth tracks (MOT format) and the true line crossings they imply, for benchmarks and tests.
 
-The rule is the one in ../shared/data/README.md: the anchor is the box's bottom-centre; a true
-crossing is a step between two consecutive annotated frames of one track whose path intersects the
-counting segment A->B; 'in' is movement toward (dy, -dx) with (dx, dy) = B - A.
-
-This is written plainly, a loop over steps, so that it checks the counter rather than repeating it.
+The rule and the reader live in counterd/truth.py (`counterd validate` uses them too); this module
+keeps the frame-numbered view the benchmarks use and replays ground truth frame by frame.
 """
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
+from counterd.config import LineConfig
 from counterd.detections import Detections
+from counterd.truth import MotTracks, mot_crossings
+from counterd.truth import read_mot as _read_mot
 
 PERSON = 0  # the ground truth has no class column: every object is a pedestrian
 
 
-@dataclass(frozen=True)
-class GroundTruth:
+class GroundTruth(MotTracks):
     """One row per annotated box, sorted by (track, frame). frame 1 is the video's first frame."""
-
-    frame: np.ndarray     # (N,) int
-    track_id: np.ndarray  # (N,) int64
-    xyxy: np.ndarray      # (N, 4) float32
 
     def frames(self) -> Iterator[tuple[int, Detections]]:
         """(frame, boxes annotated in it, with the ground-truth ids) for every frame of the video."""
@@ -38,13 +32,9 @@ class GroundTruth:
                                                 np.full(len(rows), PERSON), self.track_id[rows])
 
 
-def read_mot(path: str | Path) -> GroundTruth:
-    """Read `frame,id,x,y,w,h,...` rows (MOTChallenge gt.txt)."""
-    rows = np.loadtxt(path, delimiter=",", ndmin=2)
-    rows = rows[np.lexsort((rows[:, 0], rows[:, 1]))]
-    x, y, w, h = rows[:, 2], rows[:, 3], rows[:, 4], rows[:, 5]
-    xyxy = np.stack([x, y, x + w, y + h], axis=1).astype(np.float32)
-    return GroundTruth(rows[:, 0].astype(int), rows[:, 1].astype(np.int64), xyxy)
+def read_mot(path) -> GroundTruth:
+    tracks = _read_mot(path)
+    return GroundTruth(tracks.frame, tracks.track_id, tracks.xyxy)
 
 
 @dataclass(frozen=True)
@@ -54,27 +44,10 @@ class TrueCrossing:
     direction: str      # "in" or "out"
 
 
-def true_crossings(gt: GroundTruth, start: tuple[float, float], end: tuple[float, float]) -> list[TrueCrossing]:
+def true_crossings(gt: MotTracks, start: tuple[float, float], end: tuple[float, float]) -> list[TrueCrossing]:
     """Every step of a ground-truth track whose path intersects the segment start->end."""
-    ax, ay = start
-    dx, dy = end[0] - ax, end[1] - ay
-    anchor_x = (gt.xyxy[:, 0] + gt.xyxy[:, 2]) / 2
-    anchor_y = gt.xyxy[:, 3]
-    found = []
-    for i in range(len(gt.frame) - 1):
-        if gt.track_id[i] != gt.track_id[i + 1]:
-            continue
-        p, q = (anchor_x[i], anchor_y[i]), (anchor_x[i + 1], anchor_y[i + 1])
-        # Side of the line for each end of the step, and of the step's line for each end of the segment.
-        side_p = dx * (p[1] - ay) - dy * (p[0] - ax)
-        side_q = dx * (q[1] - ay) - dy * (q[0] - ax)
-        sx, sy = q[0] - p[0], q[1] - p[1]
-        side_a = sx * (ay - p[1]) - sy * (ax - p[0])
-        side_b = sx * (end[1] - p[1]) - sy * (end[0] - p[0])
-        if side_p * side_q < 0 and side_a * side_b <= 0:
-            # side < 0 is the 'in' side: toward (dy, -dx)
-            found.append(TrueCrossing(int(gt.frame[i + 1]), int(gt.track_id[i]), "in" if side_q < 0 else "out"))
-    return found
+    line = LineConfig(name="line", start=tuple(start), end=tuple(end))
+    return [TrueCrossing(frame, track, direction) for frame, track, direction in mot_crossings(gt, line)]
 
 
 def crossing_totals(crossings: list[TrueCrossing]) -> dict[str, int]:

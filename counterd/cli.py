@@ -18,6 +18,7 @@ from counterd.errors import UserError
 # name -> (module, one-line help); each module's register() gives the same help (tests/test_cli.py).
 COMMANDS: dict[str, tuple[str, str]] = {
     "process": ("counterd.commands.process", "count line crossings in a video file"),
+    "validate": ("counterd.commands.validate", "compare counts on a recording with the true crossings (commissioning)"),
     "check-config": ("counterd.commands.check_config", "validate a config file and print it resolved"),
     "run": ("counterd.commands.run", "run the counting daemon: camera, HTTP API, uploads"),
     "demo": ("counterd.commands.demo", "run the whole daemon on a built-in synthetic scene"),

@@ -40,14 +40,16 @@ def parse_line(spec: str) -> LineConfig:
     return LineConfig(name=name.strip(), start=(x1, y1), end=(x2, y2))
 
 
-def resolve_config(args) -> Config:
+def resolve_config(args, fallback_lines: tuple[LineConfig, ...] = ()) -> Config:
+    """The config file (or defaults) with the command line's overrides; fallback_lines count when
+    neither the config nor --line gives any."""
     config = load_config(args.config) if args.config else config_from_dict({}, "<command line>")
     detector = config.detector
     if args.detector:
         detector = dataclasses.replace(detector, type=args.detector)
     if args.model:
         detector = dataclasses.replace(detector, model=args.model)
-    lines = tuple(parse_line(s) for s in args.line) or config.lines
+    lines = tuple(parse_line(s) for s in args.line) or config.lines or tuple(fallback_lines)
     if not lines:
         raise UserError("no counting lines: give --line NAME=x1,y1,x2,y2 or a --config with [[lines]]")
     names = [line.name for line in lines]
