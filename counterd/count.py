@@ -1,18 +1,29 @@
 """Line crossings from tracks: events and running totals per line, direction and class.
 
-Each track has, per line, a decided side: the side its anchor was last seen on outside a band of
-hysteresis_px either side of the line, and the point it was seen at. A crossing is a change of
-decided side whose chord (last point on the old side -> first point on the new side) passes
-through the segment itself, not the line beyond its ends. So jitter inside the band never counts,
-a jump across the line between two frames counts, and a track missing for frames while it
-crosses counts once when it reappears.
+Each track has, per line, a decided side: the side its anchor was last seen on outside a band
+either side of the line, and the point it was seen at. The band scales with the object: its
+half-width is hysteresis_ratio of the box's height, never less than hysteresis_px, because a box
+edge jitters in proportion to the box (a 6 px band means nothing to a person 400 px tall at 1080p,
+or to a bus). A crossing is a change of decided side whose chord (last point on the old side ->
+first point on the new side) passes through the segment itself, not the line beyond its ends. So
+jitter inside the band never counts, a jump across the line between two frames counts, and a
+track missing for frames while it crosses counts once when it reappears.
+
+Three rules keep one object from counting back and forth:
+- A track's first crossing of a line counts at once. Crossing back (against the direction it
+  last counted) counts only once the track has stayed on the far side, beyond the band,
+  for reverse_hold_seconds; coming back earlier cancels it. The event carries the time it crossed.
+- A box touching the frame's edge is cut: its anchor is not the object's (the bottom-centre of
+  a car half out of the picture jumps as it leaves). A cut box may give a track its first side
+  (a person walking in from the bottom edge) but never changes a side, so it never counts.
+- Reversals are never settled on a lost track: crossing back has to be seen held.
 
 Two rules cover tracks that end inside a band, where no side change can be seen. When the
 tracker loses a track there and starts a new id beside it (an id switch on the line), the new
 track takes over the old one's side: the crossing counts once, when it leaves the band. A track
 that vanished inside the band past the line, with no new track taking over within
-handoff_seconds (it left the frame there), counts as crossed; finish() does the same for every
-track when a stream ends.
+handoff_seconds (it left the frame there), counts as crossed if it had not counted on that line
+before; finish() does the same for every track when a stream ends.
 
 The geometry is pure functions over arrays; LineCounter holds the per-track state.
 """
@@ -31,6 +42,8 @@ from counterd.packed import PackedRows
 
 DIRECTIONS = ("in", "out")
 SWEEP_SECONDS = 0.5   # how often lost tracks are settled and old ones forgotten
+EDGE_PX = 2.0         # a box this close to the frame's edge is cut by it
+NO_TIME = np.inf      # no reversal pending
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,8 +86,9 @@ def signed_distance(points: np.ndarray, lines: LineGeometry) -> np.ndarray:
     return points @ lines.normal.T - lines.offset
 
 
-def decided_side(distance: np.ndarray, band: float) -> np.ndarray:
-    """+1 beyond the band on the 'in' side, -1 beyond it on the 'out' side, 0 inside it."""
+def decided_side(distance: np.ndarray, band: float | np.ndarray) -> np.ndarray:
+    """+1 beyond the band on the 'in' side, -1 beyond it on the 'out' side, 0 inside it (band: a
+    number, or one per point as an (N, 1) column)."""
     return (distance > band).astype(np.int8) - (distance < -band)
 
 
@@ -89,7 +103,7 @@ def chord_meets_segment(p0: np.ndarray, p1: np.ndarray, line: np.ndarray, lines:
     return (along >= 0) & (along <= lines.length[line])
 
 
-def near_lines(p0: np.ndarray, p1: np.ndarray, lines: LineGeometry, band: float) -> bool:
+def near_lines(p0: np.ndarray, p1: np.ndarray, lines: LineGeometry, band: float | np.ndarray) -> bool:
     """Whether any point moving from p0[i] to p1[i] (both (N, 2)) is inside a line's band or enters
     it on the way: within band of the line, or on both sides of it, alongside the segment (its
     ends widened by the band). The detection schedule never skips such a frame."""
@@ -104,6 +118,21 @@ def near_lines(p0: np.ndarray, p1: np.ndarray, lines: LineGeometry, band: float)
     return bool(np.count_nonzero(meets & beside))
 
 
+def band_width(xyxy: np.ndarray, counting: CountingConfig) -> np.ndarray:
+    """(N, 1) half-width of the undecided band for each box: a share of its height, with a floor."""
+    height = xyxy[:, 3:4] - xyxy[:, 1:2]
+    return np.maximum(counting.hysteresis_ratio * height, counting.hysteresis_px)
+
+
+def cut_by_frame(xyxy: np.ndarray, frame_size: tuple[int, int] | None) -> np.ndarray:
+    """(N,) whether each box touches the frame's edge (all False when the frame size is unknown)."""
+    if frame_size is None:
+        return np.zeros(len(xyxy), bool)
+    width, height = frame_size
+    return ((xyxy[:, 0] <= EDGE_PX) | (xyxy[:, 1] <= EDGE_PX)
+            | (xyxy[:, 2] >= width - EDGE_PX) | (xyxy[:, 3] >= height - EDGE_PX))
+
+
 # ---------------------------------------------------------------------------------------------
 # Counter
 
@@ -111,7 +140,7 @@ def near_lines(p0: np.ndarray, p1: np.ndarray, lines: LineGeometry, band: float)
 class LineCounter(PackedRows):
     """Turns tracks into crossing events and keeps totals: {line: {"in": {class: n}, "out": ...}}."""
 
-    _ARRAYS = ("_ids", "_seen", "_box", "_class", "_side", "_decided_at")
+    _ARRAYS = ("_ids", "_seen", "_box", "_class", "_side", "_decided_at", "_counted", "_reverse_at")
 
     def __init__(self, lines: Sequence[LineConfig], counting: CountingConfig, capacity: int = 64):
         self._count = 0                                  # live rows are [0, _count)
@@ -125,6 +154,8 @@ class LineCounter(PackedRows):
         self.lines: tuple[LineConfig, ...] = ()
         self._side = np.zeros((capacity, 0), np.int8)          # decided side per line, 0 = none yet
         self._decided_at = np.zeros((capacity, 0, 2))          # the anchor when it was decided
+        self._counted = np.zeros((capacity, 0), np.int8)       # side its last counted crossing ended on
+        self._reverse_at = np.zeros((capacity, 0))             # when it crossed back, uncounted yet
         self._totals: dict[str, dict[str, dict[str, int]]] = {}
         self.counting = counting
         self.reconfigure(lines, counting)
@@ -139,14 +170,18 @@ class LineCounter(PackedRows):
         lines = tuple(lines)
         anchor_kept = self.counting.anchor == counting.anchor
         old_column = {line.geometry: i for i, line in enumerate(self.lines)}
-        side = np.zeros((len(self._ids), len(lines)), np.int8)
-        decided_at = np.zeros((len(self._ids), len(lines), 2))
+        per_line = {"_side": 0, "_decided_at": 0.0, "_counted": 0, "_reverse_at": NO_TIME}
+        columns = {}
+        for name, fill in per_line.items():
+            old = getattr(self, name)
+            columns[name] = np.full((len(old), len(lines)) + old.shape[2:], fill, old.dtype)
         for j, line in enumerate(lines):
             i = old_column.get(line.geometry)
             if i is not None and anchor_kept:
-                side[:, j] = self._side[:, i]
-                decided_at[:, j] = self._decided_at[:, i]
-        self._side, self._decided_at = side, decided_at
+                for name in per_line:
+                    columns[name][:, j] = getattr(self, name)[:, i]
+        for name, array in columns.items():
+            setattr(self, name, array)
         self._totals = {line.name: self._totals.get(line.name, {d: {} for d in DIRECTIONS}) for line in lines}
         self.lines = lines
         self.counting = counting
@@ -156,7 +191,8 @@ class LineCounter(PackedRows):
         """Whether a tracked object whose box moves from boxes_now to boxes_then is inside a
         line's band or enters it meanwhile (near_lines, at the counted anchor)."""
         weights = ANCHOR_WEIGHTS[self.counting.anchor]
-        return near_lines(boxes_now @ weights, boxes_then @ weights, self._geometry, self.counting.hysteresis_px)
+        return near_lines(boxes_now @ weights, boxes_then @ weights, self._geometry,
+                          band_width(boxes_now, self.counting))
 
     @property
     def totals(self) -> dict[str, dict[str, dict[str, int]]]:
@@ -177,8 +213,10 @@ class LineCounter(PackedRows):
 
     # -- the hot loop --------------------------------------------------------------------------
 
-    def update(self, tracks: Detections, timestamp: float) -> list[CrossingEvent]:
-        """Feed the tracks seen in one frame; returns the crossings they made."""
+    def update(self, tracks: Detections, timestamp: float,
+               frame_size: tuple[int, int] | None = None) -> list[CrossingEvent]:
+        """Feed the tracks seen in one frame (of this width and height, if known: boxes cut by
+        its edge then never count); returns the crossings they made."""
         t = float(timestamp)
         settled = []
         if abs(t - self._last_sweep) >= SWEEP_SECONDS:      # also when a wall clock steps back
@@ -192,13 +230,19 @@ class LineCounter(PackedRows):
         points = tracks.anchors(self.counting.anchor)
         rows, born = self._rows_for(tracks.tracker_id)
         distance = signed_distance(points, self._geometry)
-        side = decided_side(distance, self.counting.hysteresis_px)
+        side = decided_side(distance, band_width(tracks.xyxy, self.counting))
         if born is not None and self.counting.handoff_seconds > 0:
             self._hand_over(rows, born, points, t)
 
         before = self._side[rows]
+        cut = cut_by_frame(tracks.xyxy, frame_size)
+        if np.count_nonzero(cut):
+            side[cut] *= before[cut] == 0           # a cut box only gives a first side
         flipped = (side * before) < 0
         events = self._crossings(flipped, rows, points, side, tracks, t) if np.count_nonzero(flipped) else []
+        reverse_at = self._reverse_at[rows]
+        if np.count_nonzero(t - reverse_at >= self.counting.reverse_hold_seconds):
+            events += self._held_reversals(rows, reverse_at, tracks, t)
 
         decided = side != 0
         np.copyto(before, side, where=decided)
@@ -212,11 +256,30 @@ class LineCounter(PackedRows):
         return settled + events if settled else events
 
     def _crossings(self, flipped, rows, points, side, tracks, t) -> list[CrossingEvent]:
+        """Side changes: through the segment, a first crossing counts, crossing back starts the
+        hold (counted by _held_reversals), returning to the counted side cancels a hold; round
+        an end of the segment, the track's history on that line starts over."""
         which, line = np.divmod(flipped.ravel().nonzero()[0], flipped.shape[1])
-        real = chord_meets_segment(self._decided_at[rows[which], line], points[which], line, self._geometry)
-        which, line = which[real], line[real]
+        row, new_side = rows[which], side[which, line]
+        real = chord_meets_segment(self._decided_at[row, line], points[which], line, self._geometry)
+        counted = self._counted[row, line] * real                   # round an end: start over
+        self._counted[row, line] = counted
+        self._reverse_at[row, line] = np.where(real & (counted == -new_side), t, NO_TIME)
+        first = real & (counted == 0)
+        which, line = which[first], line[first]
+        self._counted[rows[which], line] = side[which, line]
         return self._record(np.full(len(which), t), line, side[which, line],
                             tracks.class_id[which], tracks.tracker_id[which])
+
+    def _held_reversals(self, rows, reverse_at, tracks, t) -> list[CrossingEvent]:
+        """Tracks that crossed back and have not returned for reverse_hold_seconds: count them
+        now, at the time they crossed."""
+        which, line = np.nonzero(t - reverse_at >= self.counting.reverse_hold_seconds)
+        row = rows[which]
+        side = -self._counted[row, line]
+        self._counted[row, line] = side
+        self._reverse_at[row, line] = NO_TIME
+        return self._record(reverse_at[which, line], line, side, tracks.class_id[which], tracks.tracker_id[which])
 
     def _settle_lost(self, t: float) -> list[CrossingEvent]:
         """A track that vanished inside a band past the line (left the frame there, or was lost)
@@ -236,9 +299,12 @@ class LineCounter(PackedRows):
         rows = lost[which]
         last = anchor[which]
         real = chord_meets_segment(self._decided_at[rows, line], last, line, self._geometry)
+        if self.counting.reverse_hold_seconds > 0:      # crossing back has to be seen held
+            real &= self._counted[rows, line] == 0
         rows, line = rows[real], line[real]
         side = -self._side[rows, line]
         self._side[rows, line] = side
+        self._counted[rows, line] = side
         self._decided_at[rows, line] = last[real]
         return self._record(self._seen[rows], line, side, self._class[rows], self._ids[rows])
 
@@ -271,6 +337,8 @@ class LineCounter(PackedRows):
         new = self._add_rows(int(born.sum()))
         self._ids[new] = ids[born]
         self._side[new] = 0
+        self._counted[new] = 0
+        self._reverse_at[new] = NO_TIME
         self._seen[new] = -np.inf
         rows[born] = np.arange(new.start, new.stop)
         self._reindex()
@@ -287,13 +355,14 @@ class LineCounter(PackedRows):
         if not len(lost):
             return
         last = self._last_anchor(lost)
-        in_band = np.abs(signed_distance(last, self._geometry)) <= self.counting.hysteresis_px
+        band = band_width(self._box[lost], self.counting)
+        in_band = np.abs(signed_distance(last, self._geometry)) <= band
         orphan = in_band & (self._side[lost] != 0)                           # (lost, L)
         if not orphan.any():
             return
         newborn = np.flatnonzero(born)
         gap = np.hypot(*(points[newborn, None, :] - last[None, :, :]).transpose(2, 0, 1))
-        reach = np.maximum(self._box[lost, 2] - self._box[lost, 0], 2 * self.counting.hysteresis_px)
+        reach = np.maximum(self._box[lost, 2] - self._box[lost, 0], 2 * band[:, 0])
         for j in np.flatnonzero(orphan.any(0)):
             # Nearest pairs first; each lost track and each new one hands over at most once.
             near = (gap <= reach) & orphan[:, j]
@@ -306,9 +375,12 @@ class LineCounter(PackedRows):
                 taken_new.add(a)
                 taken_lost.add(b)
                 heir, old = rows[newborn[a]], lost[b]
-                self._side[heir, j] = self._side[old, j]
-                self._decided_at[heir, j] = self._decided_at[old, j]
+                for name in ("_side", "_decided_at", "_counted", "_reverse_at"):
+                    state = getattr(self, name)
+                    state[heir, j] = state[old, j]
                 self._side[old, j] = 0
+                self._counted[old, j] = 0
+                self._reverse_at[old, j] = NO_TIME
 
     def _last_anchor(self, rows: np.ndarray) -> np.ndarray:
         return self._box[rows] @ ANCHOR_WEIGHTS[self.counting.anchor]

@@ -89,7 +89,7 @@ class Pipeline:
             t1 = time.perf_counter()
             tracks = self.last_tracks = self.tracker.update(detections, frame.timestamp)
             t2 = time.perf_counter()
-            events += self.counter.update(tracks, frame.timestamp)
+            events += self.counter.update(tracks, frame.timestamp, frame.image.shape[1::-1])
             t3 = time.perf_counter()
             self.schedule.observe(tracks, frame.timestamp)
             self.times.record(detect_each, t2 - t1, t3 - t2)
