@@ -74,7 +74,7 @@ def run_once(frames: list[Detections]) -> tuple[float, float, int]:
     wall, cpu = time.perf_counter(), time.process_time()
     for i, dets in enumerate(frames):
         t = i / FPS
-        crossings += len(counter.update(tracker.update(dets, t), t))
+        crossings += len(counter.update(tracker.update(dets, t), t, (WIDTH, HEIGHT)))
     return time.perf_counter() - wall, time.process_time() - cpu, crossings
 
 

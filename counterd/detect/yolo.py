@@ -43,7 +43,10 @@ def letterbox(frame: np.ndarray, size: tuple[int, int], centre: bool = True) -> 
     th, tw = size
     scale = min(th / h, tw / w)
     nh, nw = round(h * scale), round(w * scale)
-    resized = frame if (nh, nw) == (h, w) else cv2.resize(frame, (nw, nh), interpolation=cv2.INTER_LINEAR)
+    # Bilinear reads 2x2 pixels: shrinking by more than 2x (a 1080p camera into a 416 input) skips
+    # pixels and aliases, and small people vanish; area averaging uses them all.
+    interpolation = cv2.INTER_AREA if scale < 0.5 else cv2.INTER_LINEAR
+    resized = frame if (nh, nw) == (h, w) else cv2.resize(frame, (nw, nh), interpolation=interpolation)
     if centre:
         top, left = (th - nh) // 2, (tw - nw) // 2
     else:
