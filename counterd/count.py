@@ -16,6 +16,10 @@ Three rules keep one object from counting back and forth:
 - A box touching the frame's edge is cut: its anchor is not the object's (the bottom-centre of
   a car half out of the picture jumps as it leaves). A cut box may give a track its first side
   (a person walking in from the bottom edge) but never changes a side, so it never counts.
+- A box whose width or height jumps by more than JUMP_RATIO from its track's steady size is not
+  the object's outline (half hidden, merged with a neighbour's, or another object after an id
+  switch) and decides no side. Staying so for JUMP_SETTLE_SECONDS, the track has become another
+  object: its sides start over, so what the old object did never counts for the new one.
 - Reversals are never settled on a lost track: crossing back has to be seen held.
 
 Two rules cover tracks that end inside a band, where no side change can be seen. When the
@@ -42,7 +46,13 @@ from counterd.packed import PackedRows
 
 DIRECTIONS = ("in", "out")
 SWEEP_SECONDS = 0.5   # how often lost tracks are settled and old ones forgotten
-EDGE_PX = 2.0         # a box this close to the frame's edge is cut by it
+EDGE_SHARE = 0.01     # a box this close to the frame's edge (share of the frame's size) is cut by it:
+                      # detectors place the edge of a cut box a few pixels inside the picture
+EDGE_PX = 2.0         # ... and never less close than this
+JUMP_RATIO = 1.5      # a box this much wider, narrower, taller or shorter than the track's last
+                      # steady one is not that object's whole outline (half hidden, merged with a
+                      # neighbour's, or another object after an id switch)
+JUMP_SETTLE_SECONDS = 0.5   # ... and when it stays so this long, the track has become another object
 NO_TIME = np.inf      # no reversal pending
 
 
@@ -129,8 +139,14 @@ def cut_by_frame(xyxy: np.ndarray, frame_size: tuple[int, int] | None) -> np.nda
     if frame_size is None:
         return np.zeros(len(xyxy), bool)
     width, height = frame_size
-    return ((xyxy[:, 0] <= EDGE_PX) | (xyxy[:, 1] <= EDGE_PX)
-            | (xyxy[:, 2] >= width - EDGE_PX) | (xyxy[:, 3] >= height - EDGE_PX))
+    mx, my = max(EDGE_PX, EDGE_SHARE * width), max(EDGE_PX, EDGE_SHARE * height)
+    return ((xyxy[:, 0] <= mx) | (xyxy[:, 1] <= my) | (xyxy[:, 2] >= width - mx) | (xyxy[:, 3] >= height - my))
+
+
+def box_jumped(steady: np.ndarray, size: np.ndarray) -> np.ndarray:
+    """(N,) whether each box's width or height differs by more than JUMP_RATIO from the steady size."""
+    ratio = size / steady
+    return ((ratio > JUMP_RATIO) | (ratio < 1.0 / JUMP_RATIO)).any(1)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -140,7 +156,8 @@ def cut_by_frame(xyxy: np.ndarray, frame_size: tuple[int, int] | None) -> np.nda
 class LineCounter(PackedRows):
     """Turns tracks into crossing events and keeps totals: {line: {"in": {class: n}, "out": ...}}."""
 
-    _ARRAYS = ("_ids", "_seen", "_box", "_class", "_side", "_decided_at", "_counted", "_reverse_at")
+    _ARRAYS = ("_ids", "_seen", "_box", "_class", "_steady", "_odd_since", "_side", "_decided_at", "_counted",
+               "_reverse_at")
 
     def __init__(self, lines: Sequence[LineConfig], counting: CountingConfig, capacity: int = 64):
         self._count = 0                                  # live rows are [0, _count)
@@ -148,6 +165,8 @@ class LineCounter(PackedRows):
         self._seen = np.zeros(capacity)                  # timestamp the track was last seen
         self._box = np.zeros((capacity, 4), np.float32)  # its box when last seen
         self._class = np.zeros(capacity, np.int32)       # its class then
+        self._steady = np.ones((capacity, 2))            # width and height of its last steady box
+        self._odd_since = np.zeros(capacity)             # since when its box has not been steady
         self._sorted_ids = np.zeros(0, np.int64)         # lookup: _ids[_order] == _sorted_ids
         self._order = np.zeros(0, np.intp)
         self._last_sweep = -np.inf
@@ -234,8 +253,11 @@ class LineCounter(PackedRows):
         if born is not None and self.counting.handoff_seconds > 0:
             self._hand_over(rows, born, points, t)
 
-        before = self._side[rows]
         cut = cut_by_frame(tracks.xyxy, frame_size)
+        odd = self._unsteady(rows, tracks.xyxy, cut, t)
+        if np.count_nonzero(odd):
+            side[odd] = 0                           # a box that is not the object's outline: no side
+        before = self._side[rows]
         if np.count_nonzero(cut):
             side[cut] *= before[cut] == 0           # a cut box only gives a first side
         flipped = (side * before) < 0
@@ -339,6 +361,8 @@ class LineCounter(PackedRows):
         self._side[new] = 0
         self._counted[new] = 0
         self._reverse_at[new] = NO_TIME
+        self._steady[new] = np.nan                  # the first box is steady whatever its size
+        self._odd_since[new] = NO_TIME
         self._seen[new] = -np.inf
         rows[born] = np.arange(new.start, new.stop)
         self._reindex()
@@ -381,6 +405,27 @@ class LineCounter(PackedRows):
                 self._side[old, j] = 0
                 self._counted[old, j] = 0
                 self._reverse_at[old, j] = NO_TIME
+
+    def _unsteady(self, rows: np.ndarray, xyxy: np.ndarray, cut: np.ndarray, t: float) -> np.ndarray:
+        """(N,) which boxes jumped in size away from their track's steady size: they decide no side.
+        A track whose box stays so for JUMP_SETTLE_SECONDS has become another object: its sides
+        start over (nothing the old object did counts for it) and the new size is its steady one.
+        Boxes cut by the frame are partial by nature: they neither jump nor set the steady size."""
+        size = np.maximum(xyxy[:, 2:] - xyxy[:, :2], 1.0)
+        odd = box_jumped(self._steady[rows], size) & ~cut
+        since = np.where(odd, np.minimum(self._odd_since[rows], t), NO_TIME)
+        other = odd & (t - since >= JUMP_SETTLE_SECONDS)
+        if np.count_nonzero(other):
+            changed = rows[other]
+            self._side[changed] = 0
+            self._counted[changed] = 0
+            self._reverse_at[changed] = NO_TIME
+            odd &= ~other
+            since[other] = NO_TIME
+        self._odd_since[rows] = since
+        steady = ~odd & ~cut
+        self._steady[rows[steady]] = size[steady]
+        return odd
 
     def _last_anchor(self, rows: np.ndarray) -> np.ndarray:
         return self._box[rows] @ ANCHOR_WEIGHTS[self.counting.anchor]

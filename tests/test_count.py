@@ -12,6 +12,7 @@ from hypothesis import given, settings, strategies as st
 from conftest import PETS_GT, REPO, need_shared
 from counterd.classes import CLASS_IDS
 from counterd.config import ConfigError, CountingConfig, LineConfig, config_from_dict
+import counterd.count as count_module
 from counterd.count import CrossingEvent, LineCounter
 from counterd.detections import Detections
 
@@ -143,7 +144,7 @@ def test_a_box_cut_by_the_frame_edge_never_changes_side():
     # A car drives down past the line, then leaves through the right edge: as it is cut its box
     # shrinks and the bottom-centre jumps back above the line. That must not count.
     down = [boxes(box(1, 500, y, 60, 100)) for y in range(260, 345, 8)]
-    leaving = [boxes((1, (x, 250, 640, 290))) for x in range(560, 640, 10)]
+    leaving = [boxes((1, (x, 250, 636.5, 290))) for x in range(560, 630, 10)]   # edge a few px inside
     events = [e for k, d in enumerate(down + leaving) for e in c.update(d, k / FPS, size)]
     assert [e.direction for e in events] == ["out"]
     assert c.finish() == []
@@ -451,3 +452,20 @@ def test_ground_truth_tracks_give_the_true_crossings(pets_gt):
     for name in truth:
         for direction in ("in", "out"):
             assert abs(counted[name][direction] - truth[name][direction]) <= 1, (name, direction)
+
+
+def test_a_box_that_jumps_to_another_object_starts_over(monkeypatch):
+    line = LineConfig("across", (0, 300), (640, 300))   # 'in' is upward
+    c = counter(line)
+    # A car passes the line going down (out); then its track jumps to the car behind it (a box
+    # twice as wide, its bottom 30 px above the line): that is not a crossing back.
+    down = [boxes(box(1, 300, y, 60, 100)) for y in range(270, 335, 8)]
+    jumped = [boxes(box(1, 320, 270, 70, 200))] * 10
+    assert [e.direction for e in play(c, down + jumped)] == ["out"]
+    # The car behind then crosses the line itself, under the old id: that counts.
+    events = play(c, [boxes(box(1, 320, y, 70, 200)) for y in range(276, 340, 8)], start=30)
+    assert [e.direction for e in events] == ["out"] and counts(c, "across") == (0, 2)
+    # Without the rule the jump would have counted 'in'.
+    monkeypatch.setattr(count_module, "JUMP_RATIO", 1e9)
+    c = counter(line)
+    assert [e.direction for e in play(c, down + jumped)] == ["out", "in"]
