@@ -18,8 +18,9 @@ Three rules keep one object from counting back and forth:
   (a person walking in from the bottom edge) but never changes a side, so it never counts.
 - A box whose width or height jumps by more than JUMP_RATIO from its track's steady size is not
   the object's outline (half hidden, merged with a neighbour's, or another object after an id
-  switch) and decides no side. Staying so for JUMP_SETTLE_SECONDS, the track has become another
-  object: its sides start over, so what the old object did never counts for the new one.
+  switch) and decides no side. Staying so for JUMP_SETTLE_SECONDS it becomes the steady box; if
+  its anchor has also moved far from the last steady one's, the track has become another object:
+  its sides start over, so what the old object did never counts for the new one.
 - Reversals are never settled on a lost track: crossing back has to be seen held.
 
 Two rules cover tracks that end inside a band, where no side change can be seen. When the
@@ -49,10 +50,12 @@ SWEEP_SECONDS = 0.5   # how often lost tracks are settled and old ones forgotten
 EDGE_SHARE = 0.01     # a box this close to the frame's edge (share of the frame's size) is cut by it:
                       # detectors place the edge of a cut box a few pixels inside the picture
 EDGE_PX = 2.0         # ... and never less close than this
-JUMP_RATIO = 1.5      # a box this much wider, narrower, taller or shorter than the track's last
+JUMP_RATIO = 2.0      # a box this much wider, narrower, taller or shorter than the track's last
                       # steady one is not that object's whole outline (half hidden, merged with a
                       # neighbour's, or another object after an id switch)
-JUMP_SETTLE_SECONDS = 0.5   # ... and when it stays so this long, the track has become another object
+JUMP_SETTLE_SECONDS = 0.5   # ... when it stays so this long, the box is the object's from then on,
+JUMP_AWAY = 0.33            # and when its anchor is also this far (share of the steady box's height)
+                            # from where the last steady box had it, the track is another object
 NO_TIME = np.inf      # no reversal pending
 
 
@@ -156,8 +159,8 @@ def box_jumped(steady: np.ndarray, size: np.ndarray) -> np.ndarray:
 class LineCounter(PackedRows):
     """Turns tracks into crossing events and keeps totals: {line: {"in": {class: n}, "out": ...}}."""
 
-    _ARRAYS = ("_ids", "_seen", "_box", "_class", "_steady", "_odd_since", "_side", "_decided_at", "_counted",
-               "_reverse_at")
+    _ARRAYS = ("_ids", "_seen", "_box", "_class", "_steady", "_steady_at", "_odd_since", "_side", "_decided_at",
+               "_counted", "_reverse_at")
 
     def __init__(self, lines: Sequence[LineConfig], counting: CountingConfig, capacity: int = 64):
         self._count = 0                                  # live rows are [0, _count)
@@ -166,6 +169,7 @@ class LineCounter(PackedRows):
         self._box = np.zeros((capacity, 4), np.float32)  # its box when last seen
         self._class = np.zeros(capacity, np.int32)       # its class then
         self._steady = np.ones((capacity, 2))            # width and height of its last steady box
+        self._steady_at = np.zeros((capacity, 2))        # and its anchor
         self._odd_since = np.zeros(capacity)             # since when its box has not been steady
         self._sorted_ids = np.zeros(0, np.int64)         # lookup: _ids[_order] == _sorted_ids
         self._order = np.zeros(0, np.intp)
@@ -254,7 +258,7 @@ class LineCounter(PackedRows):
             self._hand_over(rows, born, points, t)
 
         cut = cut_by_frame(tracks.xyxy, frame_size)
-        odd = self._unsteady(rows, tracks.xyxy, cut, t)
+        odd = self._unsteady(rows, tracks.xyxy, points, cut, t)
         if np.count_nonzero(odd):
             side[odd] = 0                           # a box that is not the object's outline: no side
         before = self._side[rows]
@@ -406,25 +410,28 @@ class LineCounter(PackedRows):
                 self._counted[old, j] = 0
                 self._reverse_at[old, j] = NO_TIME
 
-    def _unsteady(self, rows: np.ndarray, xyxy: np.ndarray, cut: np.ndarray, t: float) -> np.ndarray:
+    def _unsteady(self, rows, xyxy, points, cut, t: float) -> np.ndarray:
         """(N,) which boxes jumped in size away from their track's steady size: they decide no side.
-        A track whose box stays so for JUMP_SETTLE_SECONDS has become another object: its sides
-        start over (nothing the old object did counts for it) and the new size is its steady one.
-        Boxes cut by the frame are partial by nature: they neither jump nor set the steady size."""
+        A box that stays so for JUMP_SETTLE_SECONDS is the track's steady one from then on; if its
+        anchor is also far from the last steady one's, the track has become another object and its
+        sides start over (nothing the old object did counts for it). Boxes cut by the frame are
+        partial by nature: they neither jump nor set the steady size."""
         size = np.maximum(xyxy[:, 2:] - xyxy[:, :2], 1.0)
         odd = box_jumped(self._steady[rows], size) & ~cut
         since = np.where(odd, np.minimum(self._odd_since[rows], t), NO_TIME)
-        other = odd & (t - since >= JUMP_SETTLE_SECONDS)
-        if np.count_nonzero(other):
-            changed = rows[other]
-            self._side[changed] = 0
-            self._counted[changed] = 0
-            self._reverse_at[changed] = NO_TIME
-            odd &= ~other
-            since[other] = NO_TIME
+        settled = odd & (t - since >= JUMP_SETTLE_SECONDS)
+        if np.count_nonzero(settled):
+            moved = np.hypot(*(points[settled] - self._steady_at[rows[settled]]).T)
+            other = rows[settled][moved > JUMP_AWAY * self._steady[rows[settled], 1]]
+            self._side[other] = 0
+            self._counted[other] = 0
+            self._reverse_at[other] = NO_TIME
+            odd &= ~settled
+            since[settled] = NO_TIME
         self._odd_since[rows] = since
         steady = ~odd & ~cut
         self._steady[rows[steady]] = size[steady]
+        self._steady_at[rows[steady]] = points[steady]
         return odd
 
     def _last_anchor(self, rows: np.ndarray) -> np.ndarray:

@@ -460,12 +460,25 @@ def test_a_box_that_jumps_to_another_object_starts_over(monkeypatch):
     # A car passes the line going down (out); then its track jumps to the car behind it (a box
     # twice as wide, its bottom 30 px above the line): that is not a crossing back.
     down = [boxes(box(1, 300, y, 60, 100)) for y in range(270, 335, 8)]
-    jumped = [boxes(box(1, 320, 270, 70, 200))] * 10
+    jumped = [boxes(box(1, 320, 270, 70, 230))] * 10
     assert [e.direction for e in play(c, down + jumped)] == ["out"]
     # The car behind then crosses the line itself, under the old id: that counts.
-    events = play(c, [boxes(box(1, 320, y, 70, 200)) for y in range(276, 340, 8)], start=30)
+    events = play(c, [boxes(box(1, 320, y, 70, 230)) for y in range(276, 340, 8)], start=30)
     assert [e.direction for e in events] == ["out"] and counts(c, "across") == (0, 2)
     # Without the rule the jump would have counted 'in'.
     monkeypatch.setattr(count_module, "JUMP_RATIO", 1e9)
     c = counter(line)
     assert [e.direction for e in play(c, down + jumped)] == ["out", "in"]
+
+
+def test_a_moment_merged_with_a_neighbour_decides_nothing():
+    line = LineConfig("across", (0, 300), (640, 300))   # 'in' is upward
+    c = counter(line, reverse_hold_seconds=0)
+    # Walking down toward the line, the box merges for 0.3 s with a neighbour's whose feet are
+    # past it: the merged box (2.5x as wide) reaches below the line. Then it walks on, unmerged.
+    approach = [boxes(box(1, 300, y, 80)) for y in range(240, 281, 10)]
+    merged = [boxes((1, (250, 240, 350, 320)))] * 3
+    back = [boxes(box(1, 300, 280, 80))] * 3
+    assert play(c, approach + merged + back) == []
+    events = play(c, [boxes(box(1, 300, y, 80)) for y in range(290, 341, 10)], start=20)
+    assert [e.direction for e in events] == ["out"]

@@ -111,7 +111,7 @@ class CountingConfig:
     anchor: Literal[ANCHORS] = "bottom-center"
     hysteresis_px: float = setting(6.0, min=0.0)   # least half-width of the band where side is undecided
     hysteresis_ratio: float = setting(0.05, min=0.0, max=1.0)  # the band's half-width as a share of box height
-    reverse_hold_seconds: float = setting(0.5, min=0.0)  # crossing back counts once held this long
+    reverse_hold_seconds: float = setting(0.2, min=0.0)  # crossing back counts once held this long
     primary_line: str = ""                          # the line the Axis API reports; default: first
     handoff_seconds: float = setting(1.5, min=0.0)  # id switch on a line: new track takes over a side
     forget_seconds: float = setting(10.0, above=0.0)  # a track unseen this long leaves the counter
