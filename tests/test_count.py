@@ -220,7 +220,7 @@ def test_hand_over_needs_the_new_track_to_be_near():
 
 
 def test_vanishing_past_the_line_inside_the_band_counts_once_the_track_is_given_up():
-    c = counter(handoff_seconds=1.0)
+    c = counter(handoff_seconds=1.0, hysteresis_px=6)
     # Walks out of the frame across the line: last seen 4 px past it, inside the band.
     events = play(c, walk(1, (200, 100), (244, 100), 11))
     assert events == []
@@ -230,7 +230,7 @@ def test_vanishing_past_the_line_inside_the_band_counts_once_the_track_is_given_
 
 
 def test_finish_counts_tracks_the_stream_ended_on_inside_a_band_past_the_line():
-    c = counter(DOWN, ACROSS)
+    c = counter(DOWN, ACROSS, hysteresis_px=6)
     play(c, walk(1, (200, 100), (244, 100), 11))         # past the line, still inside the band
     play(c, walk(2, (100, 260), (100, 205), 11))         # before the other line, inside its band
     assert [(e.line, e.direction, e.track_id) for e in c.finish()] == [("down", "in", 1)]

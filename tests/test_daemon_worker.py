@@ -213,7 +213,8 @@ def run_worker(pipeline, n=20, wall=lambda: 1_000_000.0):
 
 
 def scheduled_pipeline(line_x: float = 80, **gating) -> Pipeline:
-    config = config_from_dict({"detector": {"type": "motion"}, "gating": gating, "counting": {"hysteresis_px": 0},
+    config = config_from_dict({"detector": {"type": "motion"}, "gating": gating,
+                               "counting": {"hysteresis_px": 0, "hysteresis_ratio": 0},
                                "lines": [{"name": "door", "start": [line_x, 0], "end": [line_x, 120]}]}, "<test>")
     return Pipeline(config, detector=ScriptedDetector())
 

@@ -109,7 +109,7 @@ class TrackerConfig:
 class CountingConfig:
     enabled: bool = True                            # Counter.Enabled: off = no detection, nothing stored
     anchor: Literal[ANCHORS] = "bottom-center"
-    hysteresis_px: float = setting(6.0, min=0.0)   # least half-width of the band where side is undecided
+    hysteresis_px: float = setting(2.0, min=0.0)   # least half-width of the band where side is undecided
     hysteresis_ratio: float = setting(0.05, min=0.0, max=1.0)  # the band's half-width as a share of box height
     reverse_hold_seconds: float = setting(0.2, min=0.0)  # crossing back counts once held this long
     primary_line: str = ""                          # the line the Axis API reports; default: first
