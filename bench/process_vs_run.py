@@ -1,7 +1,7 @@
 """`counterd process` and `counterd run` count a recording the same, on every scene of bench/accuracy.py.
 
     python bench/process_vs_run.py [--scenes pets,tud,people,car,highway] [--detector yolox_nano]
-                                   [--set gating.stride=true --set detector.mosaic=true ...]
+                                   [--option gating.stride=true --option detector.mosaic=true ...]
 
 For each scene, one config (the scene's lines and classes, the detector, the overrides) counts
 the clip twice: `counterd process VIDEO --config FILE --json` as a subprocess, and the daemon that
@@ -82,13 +82,13 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scenes", default=",".join(SCENES), help="comma-separated subset")
     parser.add_argument("--detector", default="yolox_nano", choices=DETECTORS)
-    parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+    parser.add_argument("--option", "--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
                         help="config override for both, e.g. gating.stride=true")
     args = parser.parse_args()
     if not DATA.exists():
         print(f"needs {DATA} (../shared beside the repo)", file=sys.stderr)
         return 2
-    extra = overrides(args.set)
+    extra = overrides(args.option)
     differ = []
     for name in args.scenes.split(","):
         scene = SCENES[name]()
@@ -97,7 +97,7 @@ def main() -> int:
             offline = count_with_process(scene, path)
             live = asyncio.run(count_with_daemon(path))
         same = offline == live
-        print(f"\n## {name}: {scene.video.name} ({args.detector}{', ' + ', '.join(args.set) if args.set else ''})")
+        print(f"\n## {name}: {scene.video.name} ({args.detector}{', ' + ', '.join(args.option) if args.option else ''})")
         print(f"{'line':18} {'direction':9} {'class':10} {'process':>8} {'run':>8}")
         for key in sorted(set(offline) | set(live)):
             print(f"{key[0]:18} {key[1]:9} {key[2]:10} {offline[key]:>8} {live[key]:>8}")

@@ -169,7 +169,7 @@ async def test_setparams_bad_names_and_values_change_nothing(client, store):
         text = await response.text()
         assert response.status == 400 and named in text and text.count("\n") == 1
     params = json.loads(await body(client, API + "params.json"))["Counter"]
-    assert (params["Name"], params["PrimaryLine"], params["Hysteresis"]) == (NAME, "door", 6.0)
+    assert (params["Name"], params["PrimaryLine"], params["Hysteresis"]) == (NAME, "door", 2.0)
 
 
 async def test_occupancy_live_reset_and_exports(client, store, clock):

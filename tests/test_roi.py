@@ -43,9 +43,9 @@ def test_from_lines_learns_object_size_then_crops_around_the_band():
     for _ in range(WARMUP_BOXES):
         roi.restore(boxes(person, [0, 0, 10, 10]), None, 640, 480)   # the far-away box is not learned
     x1, y1, x2, y2 = roi.region(640, 480)
-    # Lines' band box (294, 194)-(406, 206); 30 px (half a width + a width) sideways; above: the
-    # body (60) + a height (60); below: a height.
-    assert (x1, y1, x2, y2) == (264, 74, 436, 266)
+    # Lines' band box (298, 198)-(402, 202) (the 2 px band floor); 30 px (half a width + a width)
+    # sideways; above: the body (60) + a height (60); below: a height.
+    assert (x1, y1, x2, y2) == (268, 78, 432, 262)
 
 
 def test_a_region_covering_most_of_the_frame_is_not_cropped():
