@@ -7,8 +7,13 @@ import os
 from pathlib import Path
 
 
+def temp_path(path: Path) -> Path:
+    """Where write_atomically writes before the rename: beside the file, so the rename is atomic."""
+    return path.with_name(f".{path.name}.tmp")
+
+
 def write_atomically(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
+    tmp = temp_path(path)
     with open(tmp, "wb") as f:
         f.write(data)
         f.flush()

@@ -1,9 +1,17 @@
 """What `counterd check-config` checks beyond the config file's own validation: the things a
 first deployment trips over (a model that is not there or does not load, a video file that is
-missing, an MQTT certificate or password file that cannot be read) are errors; upload columns this configuration can never fill are warnings."""
+missing, an MQTT certificate or password file that cannot be read) are errors; upload columns
+this configuration can never fill, and a config file the console's lines editor could not save
+into, are warnings."""
 from __future__ import annotations
 
+import os
+import pwd
+import stat
+from pathlib import Path
+
 from counterd.config import Config
+from counterd.durable import temp_path
 from counterd.errors import UserError
 from counterd.report_schema import COUNT_COLUMNS, DEFAULT_CLASS_MAP
 
@@ -63,3 +71,30 @@ def upload_warnings(config: Config) -> list[str]:
     # Columns no class maps to (van and taxi for a COCO detector) are documented as always 0;
     # warning about them would fire on every yolo-schema box and teach people to skip warnings.
     return out
+
+
+def save_warnings(path: str | Path) -> list[str]:
+    """Why the console's lines editor could not save into the config file as the user running this
+    (it writes a temp file beside the file, renames it over and keeps <file>.bak), or nothing.
+    Run as the service user (`sudo -u counterd counterd check-config FILE`) it catches a wrong
+    owner or mode before an installer meets a 503 on Save."""
+    path = Path(path).resolve()
+    folder, uid = path.parent, os.geteuid()
+    who = _user_name(uid)
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return [f"the console cannot save lines into {path}: user {who} may not create files in {folder}"]
+    owner = path.stat().st_uid
+    if folder.stat().st_mode & stat.S_ISVTX and uid not in (0, owner, folder.stat().st_uid):
+        return [f"the console cannot save lines into {path}: it belongs to {_user_name(owner)} and the sticky "
+                f"bit on {folder} lets only its owner replace it (chown {who} {path})"]
+    for leftover in (path.with_name(path.name + ".bak"), temp_path(path)):
+        if leftover.exists() and not os.access(leftover, os.W_OK):
+            return [f"the console cannot save lines into {path}: user {who} may not overwrite {leftover}"]
+    return []
+
+
+def _user_name(uid: int) -> str:
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return str(uid)

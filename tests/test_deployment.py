@@ -228,6 +228,16 @@ def test_daemon_as_the_service_user_saves_lines_into_the_recipes_config(throwawa
                                                           "--config", str(config), "--state-dir", str(state)]))
     base, auth = f"http://127.0.0.1:{port}", requests.auth.HTTPBasicAuth("operator", password)
     before = config.read_text()
+    # check-config as the service user finds the layout right, and names a config it could not replace.
+    assert "cannot save" not in check_config(user, config)
+    os.chown(config, 0, -1)                      # root:counterd 0640: readable, not replaceable
+    assert (f"the console cannot save lines into {config}: it belongs to root and the sticky bit on "
+            f"{config.parent} lets only its owner replace it (chown {user} {config})") in check_config(user, config)
+    os.chown(config, _uid(user), _uid(user))
+    leftover = config.with_name(".counterd.toml.tmp")     # root's, from an interrupted save as root
+    leftover.write_text("")
+    assert f"user {user} may not overwrite {leftover}" in check_config(user, config)
+    leftover.unlink()
 
     daemon = Daemon(argv, base)
     try:
@@ -255,6 +265,14 @@ def test_daemon_as_the_service_user_saves_lines_into_the_recipes_config(throwawa
         assert [(line["name"], line["start"], line["end"]) for line in lines] == [("doorway", [30, 2], [30, 46])]
     finally:
         daemon.stop()
+
+
+def check_config(user: str, config: Path) -> str:
+    """`counterd check-config` as `user`: its warnings."""
+    result = subprocess.run(as_user(user, [sys.executable, "-m", "counterd", "check-config", str(config)]),
+                            capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=120)
+    assert result.returncode == 0, result.stderr
+    return result.stderr
 
 
 def _uid(user: str) -> int:

@@ -5,7 +5,7 @@ import json
 import sys
 
 from counterd.config import config_to_dict, load_config
-from counterd.preflight import deployment_errors, upload_warnings
+from counterd.preflight import deployment_errors, save_warnings, upload_warnings
 
 
 def register(subparsers) -> None:
@@ -13,8 +13,8 @@ def register(subparsers) -> None:
                               description="Validate a config file as `counterd run` would load it, print it "
                                           "resolved (secrets redacted), and check what a first start needs: "
                                           "the model is found and loads, a file source exists. Exits 2 on "
-                                          "any error; warnings (upload columns that can never be filled) "
-                                          "go to stderr.")
+                                          "any error; warnings (upload columns that can never be filled, a "
+                                          "config the console could not save lines into as this user) go to stderr.")
     p.add_argument("file", help="TOML config file")
     p.set_defaults(func=run)
 
@@ -22,7 +22,7 @@ def register(subparsers) -> None:
 def run(args) -> int:
     config = load_config(args.file)  # ConfigError -> one line per problem, exit 2
     print(json.dumps(config_to_dict(config), indent=2))
-    for warning in upload_warnings(config):
+    for warning in upload_warnings(config) + save_warnings(args.file):
         print(f"counterd: warning: {warning}", file=sys.stderr)
     errors = deployment_errors(config)
     for error in errors:
