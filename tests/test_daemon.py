@@ -180,6 +180,28 @@ async def test_unreachable_camera_at_start_still_serves_stored_data(stored_event
     assert "counterd_upload_spool_files 0.0" in metrics      # upload metrics show even with uploads off
 
 
+class FailingStoreGauge:
+    """A Prometheus collector whose store read fails: what the API's error middleware would
+    turn into its one-line 503 "store: ..." had /metrics passed through it."""
+
+    def collect(self):
+        raise sqlite3.OperationalError("disk I/O error")
+
+
+async def test_daemon_routes_bypass_the_api_error_middleware_and_api_errors_keep_their_form(
+        stored_events, aiohttp_client):
+    client = await aiohttp_client(make_daemon_app(unreachable_config(stored_events)))
+    client.app[DAEMON].metrics.registry.register(FailingStoreGauge())
+    metrics = await client.get("/metrics")
+    assert metrics.status == 500 and "store:" not in await metrics.text()    # aiohttp's own 500
+    bad = await client.get("/local/tvpc/.api?occupancy-reset&occ=many")
+    text = await bad.text()
+    assert bad.status == 400 and bad.content_type == "text/plain"
+    assert text.startswith("occ:") and text.count("\n") == 1                 # the API's one line
+    health = await client.get("/healthz")
+    assert health.status == 200 and (await health.json())["store"] == "ok"
+
+
 async def test_sighup_reload_applies_lines_and_users_and_refuses_a_broken_file(stored_events, aiohttp_client,
                                                                                caplog):
     path = stored_events / "counterd.toml"

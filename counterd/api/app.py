@@ -1,8 +1,8 @@
 """The HTTP API application: Axis tvpc CGIs under every base path, /api/v1/, and alert webhooks.
 
-`add_api(app, config, store_provider, bus)` adds it to the daemon's application (the store is
-opened by the daemon's own cleanup_ctx, so the API asks for it when it starts); `make_app(config,
-store)` builds a standalone one around an open Store (tests, the benchmark). Live totals and the
+`add_api(app, config, store_provider, bus)` mounts it on the daemon's application, one sub-app
+per base path (the store is opened by the daemon's own cleanup_ctx, so the API asks for it when
+it starts); `make_app(config, store)` builds a standalone one around an open Store (tests, the benchmark). Live totals and the
 alert webhook follow the bus of committed batches (counterd/bus.py): what the API shows as live
 is what the store holds.
 """
@@ -65,13 +65,33 @@ def add_api(app: web.Application, hub: ConfigHub, store_provider: Callable[[], A
                     "every request (add users with: counterd passwd NAME --role ROLE)")
     hub.register("api", ("users", "api"), lambda old, new: apply_api(auth, old, new))
     hub.register("alert webhook", ("alerts",), restart_needed("alerts"))
-    app.middlewares.append(error_middleware)
-    app.add_routes(tvpc.routes() + v1.routes())
-    add_console(app)
+    mount(app, tvpc.routes() + v1.routes() + add_console(app))
     app.cleanup_ctx.append(settings_ctx)
     app.cleanup_ctx.append(webhook_ctx)
     app.on_cleanup.append(lambda app: asyncio.to_thread(app[SITE].exports.shutdown))
     return site
+
+
+# Each base path the API serves is a sub-app carrying error_middleware, so the daemon's own
+# routes on the parent app (/metrics, /healthz) never pass through it. The shared keys (SITE,
+# CONSOLE) stay on the parent: handlers read them through request.config_dict.
+API_BASES = tvpc.PREFIXES + ("/api/v1/", "/console/")
+
+
+def mount(app: web.Application, routes: list[web.RouteDef]) -> None:
+    """Put each route in the sub-app of its base path. The console's two pages at / and /login
+    stay on `app` (a sub-app needs a prefix): they only ask for a login, which the error
+    middleware never translates."""
+    subapps: dict[str, web.Application] = {}
+    for route in routes:
+        base = next((base for base in API_BASES if route.path.startswith(base)), None)
+        if base is None:
+            route.register(app.router)
+            continue
+        subapp = subapps.setdefault(base, web.Application(middlewares=[error_middleware]))
+        web.RouteDef(route.method, route.path[len(base) - 1:], route.handler, route.kwargs).register(subapp.router)
+    for base, subapp in subapps.items():
+        app.add_subapp(base.rstrip("/"), subapp)
 
 
 API_RELOADED = ("anonymous_viewer", "nonce_seconds", "live_view")    # [api] keys applied at once

@@ -62,12 +62,12 @@ def page_handlers(files: dict[str, bytes]):
     async def index(request: web.Request) -> web.Response:
         # A login is asked for here (unless anonymous viewers are allowed), so the browser holds
         # the credentials for the page's own requests.
-        await request.app[SITE].auth.identify(request, "viewer", "the console")
+        await request.config_dict[SITE].auth.identify(request, "viewer", "the console")
         return _static_response("index.html", files)
 
     async def login(request: web.Request) -> web.Response:
         """Log in as an operator (the browser asks for the password), then back to the page."""
-        await request.app[SITE].auth.identify(request, "operator", "editing in the console")
+        await request.config_dict[SITE].auth.identify(request, "operator", "editing in the console")
         raise web.HTTPSeeOther("/")
 
     async def asset(request: web.Request) -> web.Response:
@@ -97,7 +97,7 @@ def frame_size(site: Site, console: Console) -> tuple[int, int] | None:
 
 
 async def whoami(request: web.Request) -> web.Response:
-    site = request.app[SITE]
+    site = request.config_dict[SITE]
     identity = await site.auth.identify(request, "viewer", "/api/v1/whoami")
     return web.json_response({"name": identity.name, "role": identity.role,
                               "can_edit": ROLES[identity.role] >= ROLES["operator"],
@@ -117,15 +117,15 @@ def lines_json(site: Site, console: Console) -> dict:
 
 
 async def get_lines(request: web.Request) -> web.Response:
-    site = request.app[SITE]
+    site = request.config_dict[SITE]
     await site.auth.identify(request, "viewer", "/api/v1/lines")
-    return web.json_response(lines_json(site, request.app[CONSOLE]))
+    return web.json_response(lines_json(site, request.config_dict[CONSOLE]))
 
 
 async def put_lines(request: web.Request) -> web.Response:
     """Replace every line: applied at once (counts and live tracks kept) and written to the
     config file, so a restart keeps them."""
-    site, console = request.app[SITE], request.app[CONSOLE]
+    site, console = request.config_dict[SITE], request.config_dict[CONSOLE]
     await site.auth.identify(request, "operator", "changing lines")
     if (request.content_length or 0) > MAX_LINES_BODY:
         raise BadRequest(f"body: too long (at most {MAX_LINES_BODY} bytes)")
@@ -188,7 +188,7 @@ def _parse_line(i: int, item) -> dict:
 
 async def view(request: web.Request) -> web.Response:
     """The newest analysed frame's tracks and size: no pixels, so served with live view off too."""
-    site, console = request.app[SITE], request.app[CONSOLE]
+    site, console = request.config_dict[SITE], request.config_dict[CONSOLE]
     await site.auth.identify(request, "viewer", "/api/v1/view")
     latest = console.live_view.latest() if console.live_view else None
     size = frame_size(site, console)
@@ -201,7 +201,7 @@ async def view(request: web.Request) -> web.Response:
 
 def picture_handler(role: str, what: str, with_tracks: bool):
     async def handle(request: web.Request) -> web.Response:
-        site, console = request.app[SITE], request.app[CONSOLE]
+        site, console = request.config_dict[SITE], request.config_dict[CONSOLE]
         await site.auth.identify(request, role, what)
         if not site.config.api.live_view:
             raise refusal(403, LIVE_VIEW_OFF)
@@ -230,7 +230,7 @@ def live_totals(site: Site) -> dict:
 async def live_stream(request: web.Request) -> web.StreamResponse:
     """Server-sent events: `totals` with today's counts per line, direction and class, sent at
     once and then after every committed batch that changes them (the bus of counterd/bus.py)."""
-    site, console = request.app[SITE], request.app[CONSOLE]
+    site, console = request.config_dict[SITE], request.config_dict[CONSOLE]
     await site.auth.identify(request, "viewer", "/api/v1/live/stream")
     response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-store",
                                            "X-Accel-Buffering": "no"})
@@ -260,7 +260,7 @@ async def live_stream(request: web.Request) -> web.StreamResponse:
 
 
 async def health(request: web.Request) -> web.Response:
-    site, console = request.app[SITE], request.app[CONSOLE]
+    site, console = request.config_dict[SITE], request.config_dict[CONSOLE]
     identity = await site.auth.identify(request, "viewer", "/api/v1/health")
     body = await console.health() if console.health else {"camera": None}
     if ROLES[identity.role] >= ROLES["operator"]:
@@ -269,12 +269,12 @@ async def health(request: web.Request) -> web.Response:
     return web.json_response(body)
 
 
-def add_console(app: web.Application) -> Console:
-    console = Console()
-    app[CONSOLE] = console
+def add_console(app: web.Application) -> list[web.RouteDef]:
+    """Lend `app` the console's state; its routes are returned for the API to mount."""
+    app[CONSOLE] = Console()
     index, login, asset = page_handlers(static_files())
     app.on_shutdown.append(_stop_streams)
-    app.add_routes([
+    return [
         web.get("/", index), web.get("/login", login), web.get("/console/{name}", asset),
         web.get("/api/v1/whoami", whoami),
         web.get("/api/v1/lines", get_lines), web.put("/api/v1/lines", put_lines),
@@ -283,8 +283,7 @@ def add_console(app: web.Application) -> Console:
         web.get("/api/v1/snapshot.jpg", picture_handler("operator", "/api/v1/snapshot.jpg", False)),
         web.get("/api/v1/live/stream", live_stream),
         web.get("/api/v1/health", health),
-    ])
-    return console
+    ]
 
 
 async def _stop_streams(app: web.Application) -> None:

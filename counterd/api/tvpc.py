@@ -313,7 +313,7 @@ def find_command(pairs: list[tuple[str, str]]) -> str:
 
 def cgi_handler(cgi_role: str) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
     async def handle(request: web.Request) -> web.StreamResponse:
-        site = request.app[SITE]
+        site = request.config_dict[SITE]
         # Credentials before anything else: a client that sends none (curl --digest's first
         # request, with an empty body) must get the challenge, not a complaint about its query.
         identity = await site.auth.identify(request, cgi_role, request.path.rpartition("/")[2])

@@ -16,7 +16,7 @@ LOCAL = "%Y-%m-%dT%H:%M:%S"
 
 
 async def _site_and_query(request: web.Request, what: str) -> tuple[Site, dict[str, str]]:
-    site = request.app[SITE]
+    site = request.config_dict[SITE]
     await site.auth.identify(request, "viewer", what)     # before parsing: 401 comes first
     return site, one_value_each(parse_query(request.rel_url.raw_query_string))
 
