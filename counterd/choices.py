@@ -11,6 +11,9 @@ from dataclasses import dataclass
 # counterd/detections.py maps each to its weights on a box.
 ANCHORS: tuple[str, ...] = ("bottom-center", "center", "top-center")
 
+# HTTP API roles (users' role, `counterd passwd --role`), each allowed what those below it are.
+ROLES: dict[str, int] = {"viewer": 1, "operator": 2, "admin": 3}
+
 
 @dataclass(frozen=True)
 class Backend:

@@ -18,7 +18,6 @@ import numpy as np
 import pytest
 
 from counterd.config import config_from_dict
-from counterd.daemon import http
 from counterd.daemon.notify import Notifier
 from counterd.daemon.service import DAEMON, make_daemon_app
 from rtsp_server import free_port
@@ -248,13 +247,12 @@ def small_config(tmp_path, **camera):
                              "lines": [{"name": "mid", "start": [32, 0], "end": [32, 48]}]}, "<test>")
 
 
-async def test_watchdog_pings_stop_when_the_worker_is_stuck(notify_socket, tmp_path, aiohttp_client, monkeypatch):
+async def test_watchdog_pings_stop_when_the_worker_is_stuck(notify_socket, tmp_path, aiohttp_client):
     sock, path = notify_socket
     detector = StuckDetector()
-    monkeypatch.setattr(http, "HEALTHY_HEARTBEAT_S", 0.5)
     notifier = Notifier({"NOTIFY_SOCKET": path, "WATCHDOG_USEC": "800000"})
     client = await aiohttp_client(make_daemon_app(small_config(tmp_path), capture_factory=Frames, notifier=notifier,
-                                                  detector=detector))
+                                                  detector=detector, healthy_heartbeat_s=0.5))
     assert (await asyncio.to_thread(receive, sock, 0.2))[0].startswith("READY=1")
     await asyncio.to_thread(detector.entered.wait, 10)
     # Stuck from now on: pings may go on for 0.75 x WatchdogSec (0.6 s), then must stop.

@@ -30,8 +30,8 @@ from multidict import CIMultiDict
 
 from counterd.api.replies import refusal
 from counterd.api.throttle import MAX_DELAY_S, Attempt, Throttle
+from counterd.choices import ROLES
 
-ROLES = {"viewer": 1, "operator": 2, "admin": 3}
 REPEAT_WINDOW_S = 2.0        # a used nc may come again this soon (parallel requests on one nc)
 MAX_NONCE_USES = 4096        # per user; beyond it the user's oldest nonces are retired (stale)
 HASHES = {"MD5": hashlib.md5, "SHA-256": hashlib.sha256}

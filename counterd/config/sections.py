@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from counterd.choices import ANCHORS, BACKENDS
+from counterd.choices import ANCHORS, BACKENDS, ROLES
 from counterd.classes import CLASS_IDS, DEFAULT_CLASSES
 from counterd.config.fields import ConfigError, CredentialUrl, Secret, setting, xml_unsafe
 from counterd.report_schema import CAMERA_REF_PATTERN, COUNT_COLUMNS
@@ -190,7 +190,7 @@ class UserConfig:
     """An HTTP API user. ha1 = md5("name:realm:password") in hex, ha1_sha256 the same with
     SHA-256 (for Digest SHA-256): `counterd passwd` prints both. Login-equivalent: secrets."""
     name: str
-    role: Literal["viewer", "operator", "admin"]
+    role: Literal[tuple(ROLES)]
     ha1: Secret
     ha1_sha256: Secret = Secret()
 

@@ -12,7 +12,7 @@ from counterd.daemon.camera import LinkState
 if TYPE_CHECKING:
     from counterd.daemon.service import Daemon
 
-HEALTHY_HEARTBEAT_S = 10.0   # a worker that has not turned round for this long is stuck
+HEALTHY_HEARTBEAT_S = 10.0   # default: a worker that has not turned round for this long is stuck
 
 
 def add_daemon_routes(app: web.Application, daemon: Daemon) -> None:
@@ -31,7 +31,7 @@ def add_daemon_routes(app: web.Application, daemon: Daemon) -> None:
         503 when the inference worker has died or is stuck, or the store cannot write."""
         await login(request)
         worker = daemon.worker
-        failing = problems(daemon, HEALTHY_HEARTBEAT_S)
+        failing = problems(daemon, daemon.healthy_heartbeat_s)
         healthy = not failing
         camera = worker.camera if worker else None
         up = camera is not None and camera.state is LinkState.UP

@@ -37,7 +37,7 @@ from counterd.daemon.camera import Camera, LinkState
 from counterd.daemon.console import lend_console
 from counterd.daemon.flusher import Flusher
 from counterd.daemon.guard import LISTEN_BACKLOG, ConnectionGuard, raise_open_files_limit
-from counterd.daemon.http import add_daemon_routes, problems
+from counterd.daemon.http import HEALTHY_HEARTBEAT_S, add_daemon_routes, problems
 from counterd.daemon.jobs import Jobs
 from counterd.daemon.liveview import LiveView
 from counterd.daemon.metrics import Metrics
@@ -90,6 +90,7 @@ class Daemon:
     started_at: float = dataclasses.field(default_factory=time.time)
     started_monotonic: float = dataclasses.field(default_factory=time.monotonic)
     live_view: LiveView = dataclasses.field(default_factory=LiveView)   # the console's picture
+    healthy_heartbeat_s: float = HEALTHY_HEARTBEAT_S   # a worker silent this long is stuck (/healthz, MQTT)
     _upload_metrics: UploadMetrics | None = None
 
     def upload_metrics(self) -> UploadMetrics:
@@ -118,10 +119,14 @@ DAEMON = web.AppKey("daemon", Daemon)
 def make_daemon_app(config: Config, *, capture_factory: CaptureFactory | None = None,
                     notifier: Notifier | None = None,
                     adjust: Callable[[Config], Config] | None = None,
-                    detector: Detector | None = None) -> web.Application:
-    """`detector` replaces the one [detector] would build (tests: a scripted or stuck one)."""
+                    detector: Detector | None = None,
+                    healthy_heartbeat_s: float = HEALTHY_HEARTBEAT_S) -> web.Application:
+    """`detector` replaces the one [detector] would build (tests: a scripted or stuck one);
+    `healthy_heartbeat_s` is how long the worker may go without turning round before /healthz
+    calls it stuck (tests: shorter)."""
     hub = ConfigHub(config, adjust=adjust or (lambda config: config))
-    daemon = Daemon(hub, Metrics(), notifier or Notifier(), capture_factory, detector=detector)
+    daemon = Daemon(hub, Metrics(), notifier or Notifier(), capture_factory, detector=detector,
+                    healthy_heartbeat_s=healthy_heartbeat_s)
     daemon.upload_metrics()      # on /metrics from the start, even while uploads are off
     daemon.jobs = Jobs(daemon.metrics.registry)
     daemon.recorder = Recorder(config.daemon.max_gap_s)

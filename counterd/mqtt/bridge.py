@@ -20,7 +20,6 @@ from counterd.bus import CommittedBatch
 from counterd.config import Config, MqttConfig
 from counterd.confighub import restart_needed
 from counterd.daemon.camera import LinkState
-from counterd.daemon.http import HEALTHY_HEARTBEAT_S
 from counterd.mqtt.discovery import discovery_messages, node_id
 from counterd.mqtt.publisher import MqttMetrics, Publisher
 from counterd.mqtt.topics import (
@@ -169,7 +168,7 @@ class MqttBridge:
         worker = daemon.worker
         camera = worker.camera if worker else None
         return {"time": iso_time(now, self.tz),
-                "healthy": bool(worker and worker.healthy(HEALTHY_HEARTBEAT_S) and camera.state is LinkState.UP),
+                "healthy": bool(worker and worker.healthy(daemon.healthy_heartbeat_s) and camera.state is LinkState.UP),
                 "stream": camera.state.value if camera else "stopped",
                 "stream_reason": camera.reason if camera else "",
                 "fps": fps, "coverage": coverage,
