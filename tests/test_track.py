@@ -110,6 +110,25 @@ def test_match_agrees_with_a_plain_exact_solver_on_random_and_adversarial_matric
         assert iou[rows, cols].sum() == pytest.approx(total, abs=1e-9), iou
 
 
+def test_the_padded_square_solve_equals_laps_own_rectangular_extension():
+    """_solve pads a thin matrix to a square by hand (lapjv's extend_cost is ~3x slower): the
+    same optimum as lapjv on the rectangle, wide and tall, up to the tracker's crowd sizes."""
+    import lap
+    rng = np.random.default_rng(7)
+    for _ in range(200):
+        shape = rng.integers(1, 60, 2)
+        iou = rng.uniform(0, 1, shape) * (rng.uniform(0, 1, shape) < rng.uniform(0.02, 0.3))
+        allowed = iou >= 0.2
+        cost = np.where(allowed, 1.0 - iou, 1e3)
+        _, row_to_col, _ = lap.lapjv(cost, extend_cost=True)
+        lap_rows = np.flatnonzero(row_to_col >= 0)
+        lap_rows = lap_rows[allowed[lap_rows, row_to_col[lap_rows]]]
+        rows, cols = solve_whole(allowed, iou)
+        assert len(set(cols.tolist())) == len(cols) and allowed[rows, cols].all()
+        assert len(rows) == len(lap_rows), shape
+        assert iou[rows, cols].sum() == pytest.approx(iou[lap_rows, row_to_col[lap_rows]].sum(), abs=1e-9)
+
+
 @pytest.mark.parametrize("size", [30, 150])      # solved whole, and split around uncontested pairs
 def test_match_in_a_crowd_equals_solving_the_whole_matrix(size):
     rng = np.random.default_rng(size)
