@@ -299,6 +299,17 @@ def test_hot_loop_benchmark_runs_and_counts():
     assert wall > 0 and cpu > 0 and crossings > 0
 
 
+def test_assignment_benchmark_finds_contested_matrices_where_the_solvers_agree():
+    import assignment
+    cases = assignment.contested_matrices(50, 40)
+    assert cases and all(allowed.shape == iou.shape for allowed, iou in cases)
+    for allowed, iou in cases:
+        rows, cols = solve_whole(allowed, iou)
+        lap_rows, lap_cols = assignment.lap_rectangle(allowed, iou)
+        assert len(rows) == len(lap_rows)
+        assert iou[rows, cols].sum() == pytest.approx(iou[lap_rows, lap_cols].sum(), abs=1e-9)
+
+
 @pytest.fixture(scope="module")
 def pets_gt():
     return read_mot(need_shared(PETS_GT))
