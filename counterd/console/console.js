@@ -15,7 +15,7 @@ const state = {
   width: 640, height: 360, sizeKnown: false, band: 6,
   saved: [],          // lines as the daemon runs them
   draft: [],          // the editor's copy: {name, start, end, invert, ..., was}
-  dirty: false, selected: -1, drag: null,
+  dirty: false, edits: 0, selected: -1, drag: null,    // edits: counts changes and saves
   tracks: [], frameUrl: null, lastSeq: null, configPath: "",
 };
 
@@ -111,6 +111,8 @@ async function refreshView() {
 async function loadFrame() {
   const response = await fetch(at("/api/v1/frame.jpg"), {cache: "no-store"});
   if (!response.ok) {
+    // 403: the live view was turned off since /api/v1/view said it was on; drop the picture now.
+    if (response.status === 403) clearFrame();
     setStatus("view-status", (await response.text()).trim(), "error");
     return;
   }
@@ -304,6 +306,7 @@ function input(type, value, editable, onChange) {
 
 function markDirty() {
   state.dirty = true;
+  state.edits += 1;
   $("save-lines").disabled = false;
   $("revert-lines").disabled = false;
   setStatus("lines-status", "Unsaved changes.");
@@ -333,6 +336,15 @@ async function loadLines() {
   takeLines(await getJSON("/api/v1/lines"));
 }
 
+// The periodic refresh: an answer that overtook an edit or a save started meanwhile is older
+// than what the page shows, so it is dropped (the next refresh brings the lines as saved).
+async function refreshLines() {
+  if (state.dirty) return;
+  const edits = state.edits;
+  const doc = await getJSON("/api/v1/lines");
+  if (!state.dirty && edits === state.edits) takeLines(doc);
+}
+
 function addLine() {
   const w = state.width, h = state.height;
   let n = state.draft.length + 1;
@@ -347,6 +359,7 @@ function addLine() {
 }
 
 async function saveLines() {
+  state.edits += 1;
   $("save-lines").disabled = true;
   setStatus("lines-status", "Saving…");
   const response = await fetch(at("/api/v1/lines"), {method: "PUT", headers: {"Content-Type": "application/json"},
@@ -564,7 +577,7 @@ async function start() {
   tick();
   setInterval(refreshHealth, HEALTH_EVERY_MS);
   setInterval(loadChart, CHART_EVERY_MS);
-  setInterval(() => { if (!state.dirty) loadLines().catch(() => {}); }, 10000);
+  setInterval(() => refreshLines().catch(() => {}), 10000);
   document.body.dataset.ready = "true";
 }
 
