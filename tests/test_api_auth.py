@@ -337,3 +337,37 @@ async def test_a_viewer_on_the_operator_cgi_gets_a_fresh_challenge(server):
             assert response.status == 401 and "Digest" in response.headers["WWW-Authenticate"]
             assert "viewer role" in await response.text()
     assert server.auth.throttle.failures("name", "vera") == 0          # right password: no failure
+
+
+def test_refusals_beyond_a_burst_are_paced_and_parked_ones_are_bounded():
+    """A flood of refused guesses is answered at REFUSALS_PER_S after REFUSAL_BURST, so it cannot
+    take the event loop (and counting's cores) with it; at most MAX_PARKED_REFUSALS wait."""
+    from counterd.api.throttle import MAX_PARKED_REFUSALS, REFUSAL_BURST, REFUSALS_PER_S, RefusalPacer
+    now = [100.0]
+    pacer = RefusalPacer(clock=lambda: now[0])
+    assert [pacer.wait() for _ in range(REFUSAL_BURST)] == [0.0] * REFUSAL_BURST
+    waits = [pacer.wait() for _ in range(MAX_PARKED_REFUSALS)]
+    assert waits == pytest.approx([(i + 1) / REFUSALS_PER_S for i in range(MAX_PARKED_REFUSALS)])
+    assert pacer.parked == MAX_PARKED_REFUSALS and pacer.wait() == 0.0      # full: answered at once
+    for _ in range(MAX_PARKED_REFUSALS):
+        pacer.parked_done()
+    assert pacer.wait() == pytest.approx((MAX_PARKED_REFUSALS + 1) / REFUSALS_PER_S)   # still in line
+    now[0] += 3600                                           # a quiet hour: the burst is back
+    assert pacer.wait() == 0.0
+
+
+async def test_a_guessing_flood_is_answered_at_the_paced_rate(server):
+    """In any time T at most REFUSAL_BURST + REFUSALS_PER_S * T refusals are answered (real time,
+    real sockets), and every one of them is still a 429."""
+    from counterd.api.throttle import REFUSAL_BURST, REFUSALS_PER_S
+    basic = {"Authorization": aiohttp.encode_basic_auth("ada", "guess")}
+    loop = asyncio.get_running_loop()
+    async with aiohttp.ClientSession() as session:
+        async def guess() -> int:
+            async with session.get(server.make_url(ADMIN), headers=basic) as response:
+                return response.status
+        started = loop.time()
+        statuses = await asyncio.gather(*(guess() for _ in range(9 + REFUSAL_BURST + 25)))
+        took = loop.time() - started
+    assert statuses.count(401) == 9 and statuses.count(429) == REFUSAL_BURST + 25
+    assert took >= 25 / REFUSALS_PER_S

@@ -29,7 +29,7 @@ from aiohttp import web
 from multidict import CIMultiDict
 
 from counterd.api.replies import refusal
-from counterd.api.throttle import MAX_DELAY_S, Attempt, Throttle
+from counterd.api.throttle import MAX_DELAY_S, Attempt, RefusalPacer, Throttle
 from counterd.choices import ROLES
 
 REPEAT_WINDOW_S = 2.0        # a used nc may come again this soon (parallel requests on one nc)
@@ -80,6 +80,7 @@ class Authenticator:
         self.clock = clock
         self.sleep = sleep                      # replaceable so tests see delays without waiting
         self.throttle = Throttle(clock)
+        self.pacer = RefusalPacer()
         self._key = os.urandom(32)
         self._opaque = os.urandom(16).hex()
         self._uses: dict[str, _Uses] = {}
@@ -102,8 +103,7 @@ class Authenticator:
         name = fields.get("username") if scheme == "digest" else basic[0] if basic else None
         attempt = self.throttle.begin(request.remote or "?", name)
         if attempt.wait is None:
-            raise refusal(429, "too many failed logins; try again later",
-                          {"Retry-After": str(int(MAX_DELAY_S))})
+            await self._refuse_paced()
         if attempt.wait:
             await self.sleep(attempt.wait)
         identity, stale = None, False
@@ -120,6 +120,17 @@ class Authenticator:
         self.throttle.succeeded(attempt)
         self.need(request, identity, role, what)
         return identity
+
+    async def _refuse_paced(self):
+        """429 for a throttled login, answered in its turn (throttle.RefusalPacer: a flood of
+        refusals cannot take the event loop's and the kernel's time from counting)."""
+        wait = self.pacer.wait()
+        if wait:
+            try:
+                await asyncio.sleep(wait)       # not self.sleep: a pace, not the throttle's delay
+            finally:
+                self.pacer.parked_done()
+        raise refusal(429, "too many failed logins; try again later", {"Retry-After": str(int(MAX_DELAY_S))})
 
     def need(self, request: web.Request, identity: Identity, role: str, what: str) -> None:
         """A login whose role is too low gets a fresh challenge, as a device does, so a client

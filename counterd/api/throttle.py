@@ -6,6 +6,16 @@ sent at once are not 45 free ones), and a valid login of another user from the s
 forgives nothing but itself. Past FREE failures an attempt waits, doubling each time; past
 MAX_DELAY_S it is refused at once with 429 and Retry-After, without its password being checked.
 A key's failures are forgotten after FORGET_S without a new one.
+
+Refusals are paced (RefusalPacer). Answering a refused guess costs the daemon almost nothing in
+counterd (the throttle answers before the query, a body or a password is looked at: about 2% of
+the event loop's time in a py-spy profile of bench/attack.py's brute force) but a whole HTTP
+exchange in aiohttp and the kernel (accept, parse, send, close), and 45 guessing connections
+drove that to 5,000 a second, both of an edge box's cores, costing counting 12-38% of its
+frames. So beyond a burst of REFUSAL_BURST, a refusal waits its turn at REFUSALS_PER_S before it
+is answered, which slows a guessing client's connections to that rate whatever it sends. At most
+MAX_PARKED_REFUSALS wait at once (a quarter of the default api.max_connections, so parked guesses
+never crowd out other clients); beyond that a refusal is answered at once, as before.
 """
 from __future__ import annotations
 
@@ -20,6 +30,9 @@ MAX_KEYS = 4096              # per kind; the least recently failing key is forgo
 # behind one NAT), so the address gets more slack.
 FREE = {"name": 3, "address": 10}
 FIRST_DELAY_S = 0.25
+REFUSALS_PER_S = 50.0        # refused guesses answered per second beyond the burst
+REFUSAL_BURST = 50           # refusals answered at once before pacing starts (a burst of 45 parallel guesses)
+MAX_PARKED_REFUSALS = 64     # refusals waiting their turn at most; beyond, answered at once
 
 
 @dataclass
@@ -82,3 +95,28 @@ class Throttle:
             return 0.0
         delay = FIRST_DELAY_S * 2 ** (count - FREE[kind])
         return delay if delay <= MAX_DELAY_S else None
+
+
+class RefusalPacer:
+    """A token bucket for 429 answers: wait() says how long this refusal waits for its turn."""
+
+    def __init__(self, clock=time.monotonic):
+        self.clock = clock
+        self.parked = 0
+        self._next_free = float("-inf")      # when the bucket next has a token, burst counted
+
+    def wait(self) -> float:
+        """Seconds to wait before answering (0: at once). Call parked_done() after a wait."""
+        now = self.clock()
+        self._next_free = max(self._next_free, now - REFUSAL_BURST / REFUSALS_PER_S) + 1 / REFUSALS_PER_S
+        wait = self._next_free - now
+        if wait <= 0:
+            return 0.0
+        if self.parked >= MAX_PARKED_REFUSALS:
+            self._next_free -= 1 / REFUSALS_PER_S     # answered now: it takes no turn
+            return 0.0
+        self.parked += 1
+        return wait
+
+    def parked_done(self) -> None:
+        self.parked -= 1
