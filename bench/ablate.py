@@ -1,0 +1,229 @@
+"""Which crossing rule earns its place: each rule of counterd/count.py on and off, on every scene and model.
+
+    python bench/ablate.py cache [--scenes ...] [--detectors ...] [--cache-dir DIR]
+    python bench/ablate.py replay [--scenes ...] [--detectors ...] [--cache-dir DIR]
+
+Detections do not depend on the counting rules, so `cache` runs each detector once per scene of
+bench/accuracy.py (same scenes, lines, truth and scoring) and keeps every frame's detections in
+DIR/SCENE-MODEL.npz (default /tmp/counterd-ablate; a few MB in all). `replay` then feeds the
+cached detections through the tracker and LineCounter under each rule variant: seconds per
+variant instead of minutes.
+
+Cached runs detect EVERY frame (gating.enabled = false): the motion gate's rests depend on
+whether a track is in a line's band, i.e. on the band being measured. So the numbers are those of
+a counter without motion gating; the shipped gate never rests while a track is near a line.
+
+Variants, each against the shipped defaults (counterd/config/sections.py CountingConfig):
+- band: counting.hysteresis_ratio / hysteresis_px (6 px fixed = the old rule), and a floor in
+  the detector's input pixels (hysteresis_px = k x max(width, height) / model input size).
+- hold: counting.reverse_hold_seconds 0 / 0.2 / 0.4.
+- edge rule off: the counter is not told the frame size (cut_by_frame then cuts nothing).
+- size-jump rule off: count.JUMP_RATIO = inf for the replay only (no box ever jumps).
+- old: all four as before the crossing rules (6 px, no hold, no edge rule, no size jump).
+Bench-only switches: nothing here changes the product.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+BENCH = Path(__file__).resolve().parent
+sys.path.insert(0, str(BENCH))
+sys.path.insert(0, str(BENCH.parent))
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import accuracy  # noqa: E402  (scenes, detectors, config building: one definition)
+from counterd import count  # noqa: E402
+from counterd.count import LineCounter  # noqa: E402
+from counterd.detections import Detections  # noqa: E402
+from counterd.track import Tracker  # noqa: E402
+from counterd.truth import Counted, score  # noqa: E402
+
+CACHE_DIR = Path("/tmp/counterd-ablate")
+MODELS = ("yolox_nano", "yolo11n_int8_320", "yolov8n_int8_640")
+INPUT_SIZE = {"yolox_nano": 416, "yolo11n_int8_320": 320, "yolov8n_int8_640": 640}
+
+
+def scene_config(scene, detector: dict, threads: int = 1, extra: dict | None = None):
+    extra = extra or {}
+    return accuracy.config_from_dict({
+        **extra, "detector": {**detector, "classes": list(scene.classes), "threads": threads},
+        "gating": {"enabled": False},
+        "lines": [{"name": line.name, "start": list(line.start), "end": list(line.end)} for line in scene.lines],
+    }, "bench/ablate.py")
+
+
+def cache_path(cache_dir: Path, scene: str, model: str) -> Path:
+    return cache_dir / f"{scene}-{model}.npz"
+
+
+def cache_scene(scene, model: str, cache_dir: Path, threads: int) -> Path:
+    """Detect every frame of the scene once; store what the tracker was given, frame by frame."""
+    from counterd.pipeline import Pipeline
+    from counterd.source import open_source
+
+    config = scene_config(scene, accuracy.DETECTORS[model], threads)
+    boxes, confidence, class_id, offsets, stamps = [], [], [], [0], []
+    with open_source(str(scene.video)) as source:
+        pipeline = Pipeline(config)
+        track = pipeline.tracker.update
+
+        def recording(detections: Detections, timestamp: float):
+            boxes.append(detections.xyxy)
+            confidence.append(detections.confidence)
+            class_id.append(detections.class_id)
+            offsets.append(offsets[-1] + len(detections))
+            stamps.append(timestamp)
+            return track(detections, timestamp)
+
+        pipeline.tracker.update = recording
+        try:
+            for frame in source:
+                pipeline.step(frame)
+            pipeline.finish()
+        finally:
+            pipeline.close()
+        size, fps = (source.width, source.height), source.fps
+    path = cache_path(cache_dir, scene.name, model)
+    tmp = path.with_suffix(".tmp.npz")
+    np.savez_compressed(tmp, xyxy=np.concatenate(boxes), confidence=np.concatenate(confidence),
+                        class_id=np.concatenate(class_id), offsets=np.array(offsets), timestamps=np.array(stamps),
+                        frame_size=np.array(size), fps=np.array(fps))
+    tmp.replace(path)
+    return path
+
+
+def cmd_cache(args) -> int:
+    args.cache_dir.mkdir(parents=True, exist_ok=True)
+    for name in args.scenes.split(","):
+        scene = accuracy.SCENES[name]()
+        for model in args.detectors.split(","):
+            path = cache_path(args.cache_dir, name, model)
+            if path.exists():
+                print(f"{path} exists", file=sys.stderr)
+                continue
+            started = time.perf_counter()
+            cache_scene(scene, model, args.cache_dir, args.threads)
+            print(f"cached {path} in {time.perf_counter() - started:.0f} s", file=sys.stderr, flush=True)
+    return 0
+
+
+
+# name -> (counting overrides, edge rule on, size-jump rule on)
+SHIPPED = ({}, True, True)
+VARIANTS = {
+    "shipped (ratio 0.05 + 2 px, hold 0.2 s, edge, jump)": SHIPPED,
+    "band 6 px fixed": ({"hysteresis_ratio": 0.0, "hysteresis_px": 6.0}, True, True),
+    "band ratio 0.05 + 4 px floor": ({"hysteresis_px": 4.0}, True, True),
+    "band ratio 0.05 + 6 px floor": ({"hysteresis_px": 6.0}, True, True),
+    "band ratio 0.025 + 2 px floor": ({"hysteresis_ratio": 0.025}, True, True),
+    "band ratio 0.075 + 2 px floor": ({"hysteresis_ratio": 0.075}, True, True),
+    "band ratio 0.1 + 2 px floor": ({"hysteresis_ratio": 0.1}, True, True),
+    "band ratio 0.05 + 4 px floor, hold 0.4 s": ({"hysteresis_px": 4.0, "reverse_hold_seconds": 0.4}, True, True),
+    # A floor in the detector's input pixels instead of the frame's (box edges are quantised there):
+    # frame px = input px x max(width, height) / input size; the same under any upscaling.
+    "band ratio 0.05 + 3 input px floor": ({"input_px": 3.0}, True, True),
+    "band ratio 0.05 + 5 input px floor": ({"input_px": 5.0}, True, True),
+    "hold 0 s": ({"reverse_hold_seconds": 0.0}, True, True),
+    "hold 0.4 s": ({"reverse_hold_seconds": 0.4}, True, True),
+    "edge rule off": ({}, False, True),
+    "size-jump rule off": ({}, True, False),
+    "band 6 px fixed + hold 0 s (old band and hold, new edge and jump)": (
+        {"hysteresis_ratio": 0.0, "hysteresis_px": 6.0, "reverse_hold_seconds": 0.0}, True, True),
+    "old (6 px, no hold, no edge, no jump)": (
+        {"hysteresis_ratio": 0.0, "hysteresis_px": 6.0, "reverse_hold_seconds": 0.0}, False, False),
+}
+
+
+def load_cache(path: Path):
+    """[(timestamp, Detections)], frame size."""
+    with np.load(path) as data:
+        offsets = data["offsets"]
+        frames = [(float(t), Detections.from_arrays(data["xyxy"][a:b], data["confidence"][a:b],
+                                                    data["class_id"][a:b]))
+                  for t, a, b in zip(data["timestamps"], offsets[:-1], offsets[1:])]
+        return frames, tuple(int(v) for v in data["frame_size"])
+
+
+def replay(scene, model, frames, frame_size, variant) -> object:
+    """Track and count cached detections under one rule variant; the score against the truth."""
+    counting, edge_rule, jump_rule = variant
+    if "input_px" in counting:
+        counting = {**counting, "hysteresis_px": counting["input_px"] * max(frame_size) / INPUT_SIZE[model]}
+        del counting["input_px"]
+    config = scene_config(scene, {"type": "motion"}, extra={"counting": counting})
+    tracker, counter = Tracker(config.tracker), LineCounter(config.lines, config.counting)
+    saved = count.JUMP_RATIO
+    count.JUMP_RATIO = saved if jump_rule else np.inf       # bench-only: no box ever jumps
+    try:
+        events = []
+        for t, detections in frames:
+            events += counter.update(tracker.update(detections, t), t, frame_size if edge_rule else None)
+        events += counter.finish()
+    finally:
+        count.JUMP_RATIO = saved
+    counted = [Counted(e.timestamp, e.line, e.direction, e.class_name) for e in events]
+    return score(scene.truth.crossings, counted, classes=scene.classes)
+
+
+def cmd_replay(args) -> int:
+    scenes, models = args.scenes.split(","), args.detectors.split(",")
+    results = {}     # (variant, scene, model) -> score
+    for name in scenes:
+        scene = accuracy.SCENES[name]()
+        for model in models:
+            path = cache_path(args.cache_dir, name, model)
+            if not path.exists():
+                print(f"no cache {path}: run `python bench/ablate.py cache` first", file=sys.stderr)
+                return 2
+            frames, size = load_cache(path)
+            started = time.perf_counter()
+            for variant, spec in VARIANTS.items():
+                results[variant, name, model] = replay(scene, model, frames, size, spec)
+            print(f"{name} {model}: {len(VARIANTS)} variants in {time.perf_counter() - started:.1f} s",
+                  file=sys.stderr, flush=True)
+    print_table(results, scenes, models)
+    return 0
+
+
+def print_table(results: dict, scenes: list[str], models: list[str]) -> None:
+    """Per variant: accuracy per scene (one number per model), the mean over scenes per model and
+    over everything, wrong-direction share of all true crossings, and the worst loss of any
+    scene x model against the best variant for it."""
+    cells = [(s, m) for s in scenes for m in models]
+    best = {c: max(results[v, *c].accuracy for v in VARIANTS) for c in cells}
+    print(f"models per cell: {' / '.join(models)}\n")
+    print("| variant | " + " | ".join(scenes) + " | mean per model | mean | wrong dir | worst loss vs best |")
+    print("|---" * (len(scenes) + 5) + "|")
+    for v in VARIANTS:
+        row = [" / ".join(f"{results[v, s, m].accuracy:.3f}" for m in models) for s in scenes]
+        per_model = [np.mean([results[v, s, m].accuracy for s in scenes]) for m in models]
+        wrong = sum(results[v, *c].wrong_direction for c in cells)
+        true = sum(results[v, *c].true_total for c in cells)
+        loss, where = max((best[c] - results[v, *c].accuracy, c) for c in cells)
+        print(f"| {v} | " + " | ".join(row) + f" | {' / '.join(f'{a:.3f}' for a in per_model)} | "
+              f"{np.mean(per_model):.3f} | {wrong}/{true} ({100 * wrong / true:.1f}%) | "
+              f"{loss:.3f} ({where[0]} {where[1]}) |")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("command", choices=("cache", "replay"))
+    parser.add_argument("--scenes", default=",".join(accuracy.SCENES), help="comma-separated subset")
+    parser.add_argument("--detectors", default=",".join(MODELS), help="comma-separated subset")
+    parser.add_argument("--cache-dir", type=Path, default=CACHE_DIR)
+    parser.add_argument("--threads", type=int, default=1, help="ONNX Runtime threads (cache)")
+    args = parser.parse_args()
+    if not (accuracy.DATA / "pets09_s2l1").exists():
+        print(f"needs {accuracy.DATA} (../shared beside the repo)", file=sys.stderr)
+        return 2
+    return cmd_cache(args) if args.command == "cache" else cmd_replay(args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
