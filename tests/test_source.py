@@ -142,11 +142,12 @@ def test_empty_source_is_an_error():
 
 
 def test_unreachable_rtsp_fails_fast_with_the_password_hidden():
-    # Nothing listens on port 1: the open fails at once (spec: "open, nothing listening: immediate").
+    # Nothing listens on port 1: the open fails at once (spec: "open, nothing listening: immediate"),
+    # not after its timeout; the timeout is long so that a loaded box cannot blur the two.
     t0 = time.monotonic()
     with pytest.raises(SourceError, match=r"rtsp://admin:\*\*\*@127\.0\.0\.1:1/x: cannot be opened"):
-        open_source("rtsp://admin:hunter2@127.0.0.1:1/x", open_timeout_s=2, read_timeout_s=2)
-    assert time.monotonic() - t0 < 3
+        open_source("rtsp://admin:hunter2@127.0.0.1:1/x", open_timeout_s=60, read_timeout_s=60)
+    assert time.monotonic() - t0 < 30
 
 
 def test_source_kinds_and_redaction():
