@@ -9,7 +9,7 @@ first point on the new side) passes through the segment itself, not the line bey
 jitter inside the band never counts, a jump across the line between two frames counts, and a
 track missing for frames while it crosses counts once when it reappears.
 
-Three rules keep one object from counting back and forth:
+Four rules keep one object from counting back and forth:
 - A track's first crossing of a line counts at once. Crossing back (against the direction it
   last counted) counts only once the track has stayed on the far side, beyond the band,
   for reverse_hold_seconds; coming back earlier cancels it. The event carries the time it crossed.

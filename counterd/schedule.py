@@ -9,7 +9,7 @@ Three policies make one decision per frame, checked in this order:
   rests until the fastest one can have moved `stride_max_shift` of its size (STRIDE);
 - mosaic (`detector.mosaic`, counterd/detect/mosaic.py): a frame due for detection is held
   until the next due frame, so the two share one inference (HOLD); only backends that can batch
-  allow it (counterd/backends.py), and the config refuses it for the others.
+  allow it (counterd/choices.py), and the config refuses it for the others.
 
 Neither rest is taken while a tracked object is inside a line's band or will enter one before
 the next detection could come (Pipeline.watching_lines): a crossing is only ever decided on a
