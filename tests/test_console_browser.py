@@ -53,16 +53,21 @@ def requested(driver, path: str) -> int:
 
 
 def counted(driver) -> int:
-    return sum(int(td.text) for td in driver.find_elements("css selector", "#totals td.num"))
+    # Read in one script: the table re-renders on every event, so elements found first and read
+    # later can be gone by then (StaleElementReferenceException).
+    return js(driver, """Array.from(document.querySelectorAll('#totals td.num'))
+        .reduce((sum, td) => sum + (parseInt(td.textContent, 10) || 0), 0)""")
 
 
 def test_console_in_chromium(chromium, tmp_path):
     from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.support.ui import WebDriverWait
 
     state = tmp_path / "state"
     demo = Demo(state)
-    wait = WebDriverWait(chromium, WAIT_S)
+    # A poll that meets an element the page just re-rendered polls again.
+    wait = WebDriverWait(chromium, WAIT_S, ignored_exceptions=(StaleElementReferenceException,))
     try:
         banner = "".join(demo.banner)
         console_url = re.search(r"^  console +(http://\S+)$", banner, re.M).group(1)
