@@ -20,6 +20,9 @@ Variants, each against the shipped defaults (counterd/config/sections.py Countin
 - edge rule off: the counter is not told the frame size (cut_by_frame then cuts nothing).
 - size-jump rule off: count.JUMP_RATIO = inf for the replay only (no box ever jumps).
 - old: all four as before the crossing rules (6 px, no hold, no edge rule, no size jump).
+- vehicles (applied to the cached detections before the tracker): detector.vehicle_nested_share
+  off / 0.7 / 0.9 (counterd/detect/overlap.py; the cache holds the detector's boxes before that
+  rule), and NMS across car/truck/bus by IoU instead of or on top of it (bench-only).
 Bench-only switches: nothing here changes the product.
 """
 from __future__ import annotations
@@ -40,6 +43,8 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 import accuracy  # noqa: E402  (scenes, detectors, config building: one definition)
 from counterd import count  # noqa: E402
 from counterd.count import LineCounter  # noqa: E402
+from counterd.detect.overlap import VEHICLE_IDS, drop_nested_vehicles  # noqa: E402
+from counterd.detect.yolo import nms  # noqa: E402
 from counterd.detections import Detections  # noqa: E402
 from counterd.track import Tracker  # noqa: E402
 from counterd.truth import Counted, score  # noqa: E402
@@ -67,7 +72,8 @@ def cache_scene(scene, model: str, cache_dir: Path, threads: int) -> Path:
     from counterd.pipeline import Pipeline
     from counterd.source import open_source
 
-    config = scene_config(scene, accuracy.DETECTORS[model], threads)
+    # The detector's own boxes: the vehicle rule is one of the variants replayed on them.
+    config = scene_config(scene, {**accuracy.DETECTORS[model], "vehicle_nested_share": 0.0}, threads)
     boxes, confidence, class_id, offsets, stamps = [], [], [], [0], []
     with open_source(str(scene.video)) as source:
         pipeline = Pipeline(config)
@@ -114,7 +120,7 @@ def cmd_cache(args) -> int:
 
 
 
-# name -> (counting overrides, edge rule on, size-jump rule on)
+# name -> (counting overrides, edge rule on, size-jump rule on[, detection overrides])
 SHIPPED = ({}, True, True)
 VARIANTS = {
     "shipped (ratio 0.05 + 2 px, hold 0.2 s, edge, jump)": SHIPPED,
@@ -137,7 +143,22 @@ VARIANTS = {
         {"hysteresis_ratio": 0.0, "hysteresis_px": 6.0, "reverse_hold_seconds": 0.0}, True, True),
     "old (6 px, no hold, no edge, no jump)": (
         {"hysteresis_ratio": 0.0, "hysteresis_px": 6.0, "reverse_hold_seconds": 0.0}, False, False),
+    "vehicles: nested boxes kept (vehicle_nested_share 0)": ({}, True, True, {"vehicle_nested_share": 0.0}),
+    "vehicles: nested share 0.7": ({}, True, True, {"vehicle_nested_share": 0.7}),
+    "vehicles: nested share 0.9": ({}, True, True, {"vehicle_nested_share": 0.9}),
+    "vehicles: NMS across car/truck/bus (IoU 0.45) instead of nested": (
+        {}, True, True, {"vehicle_nested_share": 0.0, "vehicle_nms_iou": 0.45}),
+    "vehicles: NMS across car/truck/bus (IoU 0.45) and nested 0.8": ({}, True, True, {"vehicle_nms_iou": 0.45}),
 }
+
+
+def vehicle_nms(dets: Detections, iou: float) -> Detections:
+    """Bench-only: NMS with car, truck and bus as one class (the higher score keeps its class)."""
+    vehicle = np.isin(dets.class_id, VEHICLE_IDS)
+    if np.count_nonzero(vehicle) < 2:
+        return dets
+    group = np.where(vehicle, -1, dets.class_id)
+    return dets[np.sort(nms(dets.xyxy, dets.confidence, group, iou))]
 
 
 def load_cache(path: Path):
@@ -152,17 +173,23 @@ def load_cache(path: Path):
 
 def replay(scene, model, frames, frame_size, variant) -> object:
     """Track and count cached detections under one rule variant; the score against the truth."""
-    counting, edge_rule, jump_rule = variant
+    counting, edge_rule, jump_rule, detection = (*variant, {})[:4]
+    nms_iou = detection.get("vehicle_nms_iou")
+    detection = {k: v for k, v in detection.items() if k != "vehicle_nms_iou"}
     if "input_px" in counting:
         counting = {**counting, "hysteresis_px": counting["input_px"] * max(frame_size) / INPUT_SIZE[model]}
         del counting["input_px"]
-    config = scene_config(scene, {"type": "motion"}, extra={"counting": counting})
+    config = scene_config(scene, {"type": "motion", **detection}, extra={"counting": counting})
+    nested_share = config.detector.vehicle_nested_share
     tracker, counter = Tracker(config.tracker), LineCounter(config.lines, config.counting)
     saved = count.JUMP_RATIO
     count.JUMP_RATIO = saved if jump_rule else np.inf       # bench-only: no box ever jumps
     try:
         events = []
         for t, detections in frames:
+            if nms_iou is not None:
+                detections = vehicle_nms(detections, nms_iou)
+            detections = drop_nested_vehicles(detections, nested_share)
             events += counter.update(tracker.update(detections, t), t, frame_size if edge_rule else None)
         events += counter.finish()
     finally:

@@ -16,6 +16,7 @@ import time
 from counterd.config import Config, ConfigError
 from counterd.count import CrossingEvent, LineCounter
 from counterd.detect import Detector, make_detector
+from counterd.detect.overlap import drop_nested_vehicles
 from counterd.detections import Detections
 from counterd.schedule import Decision, DetectionSchedule
 from counterd.roi import RegionOfInterest
@@ -81,7 +82,9 @@ class Pipeline:
             detected = [self.detector.detect(crops[0][0])]
         else:
             detected = self.detector.detect_many([image for image, _ in crops])
-        detected = [self.roi.restore(d, region, f.image.shape[1], f.image.shape[0])
+        nested_share = self.config.detector.vehicle_nested_share
+        detected = [drop_nested_vehicles(self.roi.restore(d, region, f.image.shape[1], f.image.shape[0]),
+                                         nested_share)
                     for d, (_, region), f in zip(detected, crops, frames)]
         detect_each = (time.perf_counter() - t0) / len(frames)
         events = []

@@ -60,6 +60,9 @@ class DetectorConfig:
     models_dir: str = ""            # where model names are looked up; empty = the default search
     confidence: float = setting(0.25, min=0.0, max=1.0)
     nms_iou: float = setting(0.45, min=0.0, max=1.0)
+    # A car/truck/bus box lying this share of its area inside a higher-scoring car/truck/bus box
+    # is dropped: a second box on one vehicle (counterd/detect/overlap.py); 0 keeps them all.
+    vehicle_nested_share: float = setting(0.8, min=0.0, max=1.0)
     classes: tuple[str, ...] = DEFAULT_CLASSES
     threads: int = setting(1, min=1, max=64)
     # onnx: two frames share one inference when both fit at >= 0.75 scale (about half the CPU a
