@@ -22,7 +22,10 @@ Variants, each against the shipped defaults (counterd/config/sections.py Countin
 - old: all four as before the crossing rules (6 px, no hold, no edge rule, no size jump).
 - vehicles (applied to the cached detections before the tracker): detector.vehicle_nested_share
   off / 0.7 / 0.9 (counterd/detect/overlap.py; the cache holds the detector's boxes before that
-  rule), and NMS across car/truck/bus by IoU instead of or on top of it (bench-only).
+  rule), and NMS across car/truck/bus by IoU instead of or on top of it (bench-only); the track's
+  class vote decayed over time or weighted by box size (bench-only); a rider rule (bench-only):
+  every bicycle/motorcycle crossing also counts a person, with or without dropping the person
+  boxes that lie on a two-wheeler first.
 Bench-only switches: nothing here changes the product.
 """
 from __future__ import annotations
@@ -42,7 +45,9 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import accuracy  # noqa: E402  (scenes, detectors, config building: one definition)
 from counterd import count  # noqa: E402
-from counterd.count import LineCounter  # noqa: E402
+from counterd import track  # noqa: E402
+from counterd.classes import CLASS_IDS  # noqa: E402
+from counterd.count import CrossingEvent, LineCounter  # noqa: E402
 from counterd.detect.overlap import VEHICLE_IDS, drop_nested_vehicles  # noqa: E402
 from counterd.detect.yolo import nms  # noqa: E402
 from counterd.detections import Detections  # noqa: E402
@@ -149,7 +154,45 @@ VARIANTS = {
     "vehicles: NMS across car/truck/bus (IoU 0.45) instead of nested": (
         {}, True, True, {"vehicle_nested_share": 0.0, "vehicle_nms_iou": 0.45}),
     "vehicles: NMS across car/truck/bus (IoU 0.45) and nested 0.8": ({}, True, True, {"vehicle_nms_iou": 0.45}),
+    "class vote decayed, time constant 1 s": ({}, True, True, {"vote_tau": 1.0}),
+    "class vote decayed, time constant 2 s": ({}, True, True, {"vote_tau": 2.0}),
+    "class vote by score x sqrt(box area)": ({}, True, True, {"vote_area": True}),
+    "riders: a bicycle/motorcycle crossing also counts a person": ({}, True, True, {"riders": "events"}),
+    "riders: same, person boxes on a two-wheeler dropped first": ({}, True, True, {"riders": "drop"}),
 }
+BENCH_ONLY = ("vehicle_nms_iou", "vote_tau", "vote_area", "riders")
+TWO_WHEELERS = np.array([CLASS_IDS["bicycle"], CLASS_IDS["motorcycle"]])
+
+
+class VoteTracker(Tracker):
+    """Bench-only: the class vote decayed with time constant tau (seconds) since the track was
+    last seen, and/or each detection's score weighted by the square root of its box area."""
+
+    def __init__(self, cfg, tau: float | None, by_area: bool):
+        super().__init__(cfg)
+        self.tau, self.by_area = tau, by_area
+
+    def _correct(self, rows, boxes, class_id, confidence, t):
+        if self.tau is not None and len(rows):
+            age = np.maximum(t - self._state[rows, track.SEEN], 0.0)
+            self._votes[rows] *= np.exp(-age / self.tau)[:, None].astype(np.float32)
+        if self.by_area:
+            confidence = confidence * np.sqrt((boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]))
+        return super()._correct(rows, boxes, class_id, confidence, t)
+
+
+def drop_riders(dets: Detections) -> Detections:
+    """Bench-only: person boxes with half their area or more inside a bicycle/motorcycle box."""
+    person = np.flatnonzero(dets.class_id == CLASS_IDS["person"])
+    wheels = np.flatnonzero(np.isin(dets.class_id, TWO_WHEELERS))
+    if not len(person) or not len(wheels):
+        return dets
+    a, b = dets.xyxy[person], dets.xyxy[wheels]
+    size = np.clip(np.minimum(a[:, None, 2:], b[None, :, 2:]) - np.maximum(a[:, None, :2], b[None, :, :2]), 0, None)
+    area = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
+    keep = np.ones(len(dets), bool)
+    keep[person[(size[..., 0] * size[..., 1] >= 0.5 * area[:, None]).any(axis=1)]] = False
+    return dets[keep]
 
 
 def vehicle_nms(dets: Detections, iou: float) -> Detections:
@@ -174,14 +217,16 @@ def load_cache(path: Path):
 def replay(scene, model, frames, frame_size, variant) -> object:
     """Track and count cached detections under one rule variant; the score against the truth."""
     counting, edge_rule, jump_rule, detection = (*variant, {})[:4]
-    nms_iou = detection.get("vehicle_nms_iou")
-    detection = {k: v for k, v in detection.items() if k != "vehicle_nms_iou"}
+    bench = {k: v for k, v in detection.items() if k in BENCH_ONLY}          # not config keys
+    detection = {k: v for k, v in detection.items() if k not in BENCH_ONLY}
+    nms_iou, riders = bench.get("vehicle_nms_iou"), bench.get("riders")
     if "input_px" in counting:
         counting = {**counting, "hysteresis_px": counting["input_px"] * max(frame_size) / INPUT_SIZE[model]}
         del counting["input_px"]
     config = scene_config(scene, {"type": "motion", **detection}, extra={"counting": counting})
     nested_share = config.detector.vehicle_nested_share
-    tracker, counter = Tracker(config.tracker), LineCounter(config.lines, config.counting)
+    tracker = VoteTracker(config.tracker, bench.get("vote_tau"), bench.get("vote_area", False))
+    counter = LineCounter(config.lines, config.counting)
     saved = count.JUMP_RATIO
     count.JUMP_RATIO = saved if jump_rule else np.inf       # bench-only: no box ever jumps
     try:
@@ -190,10 +235,15 @@ def replay(scene, model, frames, frame_size, variant) -> object:
             if nms_iou is not None:
                 detections = vehicle_nms(detections, nms_iou)
             detections = drop_nested_vehicles(detections, nested_share)
+            if riders == "drop":
+                detections = drop_riders(detections)
             events += counter.update(tracker.update(detections, t), t, frame_size if edge_rule else None)
         events += counter.finish()
     finally:
         count.JUMP_RATIO = saved
+    if riders:
+        events += [CrossingEvent(e.timestamp, e.line, e.direction, "person", e.track_id)
+                   for e in events if e.class_name in ("bicycle", "motorcycle")]
     counted = [Counted(e.timestamp, e.line, e.direction, e.class_name) for e in events]
     return score(scene.truth.crossings, counted, classes=scene.classes)
 

@@ -17,17 +17,20 @@ from __future__ import annotations
 
 import numpy as np
 
-from counterd.classes import CLASS_IDS
+from counterd.classes import CLASS_IDS, COCO_NAMES
 from counterd.detections import Detections
 
 VEHICLE_IDS = np.array([CLASS_IDS[c] for c in ("car", "truck", "bus")], np.int32)
+IS_VEHICLE = np.isin(np.arange(len(COCO_NAMES)), VEHICLE_IDS)   # a table: np.isin costs 10 us a call
 
 
 def drop_nested_vehicles(dets: Detections, share: float) -> Detections:
     """dets without the vehicle boxes that lie at least `share` of their own area inside a
     higher-scoring vehicle box; share 0 keeps every box."""
-    vehicle = np.flatnonzero(np.isin(dets.class_id, VEHICLE_IDS))
-    if share <= 0 or len(vehicle) < 2:
+    if share <= 0 or len(dets) < 2:
+        return dets
+    vehicle = np.flatnonzero(IS_VEHICLE[dets.class_id])
+    if len(vehicle) < 2:
         return dets
     boxes = dets.xyxy[vehicle]
     overlap = np.minimum(boxes[:, None, 2:], boxes[None, :, 2:])
