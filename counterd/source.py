@@ -3,7 +3,10 @@
 A `VideoSource` owns one OpenCV capture and one reader thread, and yields `Frame`s:
 - files: every frame, in order, through a bounded buffer (the reader waits; nothing is dropped),
   timestamped with the stream position; `loop=True` reopens the file at its end;
-- live sources: the newest frame wins; frames the consumer never took are counted in `dropped`;
+- live sources: a short queue of the newest frames (`live_frames`, oldest dropped first when it is
+  full), so a consumer held up for a moment (the core taken by another process, a slow frame)
+  catches up instead of losing frames, while one that stays slower than the camera drops frames
+  rather than falling further behind; frames the consumer never took are counted in `dropped`;
   timestamped with the wall clock.
 
 The capture is built by an injected factory, so the daemon's reconnect and watchdog logic (which
@@ -41,6 +44,10 @@ if "OPENCV_LOG_LEVEL" not in os.environ:
 
 FALLBACK_FPS = 25.0        # when a container does not say (timestamps of files only)
 FILE_BUFFER_FRAMES = 8     # decoded frames a file reader may run ahead of its consumer
+# Decoded frames a live source holds for a consumer that fell behind (source.live_frames): 8 is
+# 320 ms at 25 fps, above the longest stall measured on a shared core (188 ms, bench/RESULTS.md
+# "Live headroom"); at most 8 pictures (50 MB at 1080p) and only while behind.
+LIVE_BUFFER_FRAMES = 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,7 +139,8 @@ class VideoSource:
 
     def __init__(self, open_capture: CaptureFactory, *, name: str, live: bool, loop: bool = False,
                  clock: Callable[[], float] = time.time, buffer_frames: int = FILE_BUFFER_FRAMES,
-                 observe_read: Callable[[float], None] | None = None, stale_read_s: float | None = None):
+                 live_frames: int = LIVE_BUFFER_FRAMES, observe_read: Callable[[float], None] | None = None,
+                 stale_read_s: float | None = None):
         self.name = name
         # When FFmpeg's read timeout fires on a frozen stream, read() hands back the last decoded
         # frame again instead of failing. A live read that blocked this long is such a stale frame.
@@ -154,7 +162,7 @@ class VideoSource:
         self.dropped = 0
         self.end_reason: str | None = None       # set when the reader stops: why
         self._buffer: collections.deque[Frame] = collections.deque()
-        self._capacity = 1 if live else buffer_frames
+        self._capacity = max(1, live_frames) if live else buffer_frames
         self._cond = threading.Condition()
         self._stopping = False
         self._done = False
@@ -165,7 +173,7 @@ class VideoSource:
     # --- consumer side
 
     def read(self, timeout: float | None = None) -> Frame | None:
-        """The next frame (live: the newest), None if none came within timeout.
+        """The next frame (live: the oldest still queued), None if none came within timeout.
 
         Raises EndOfStream once the source is exhausted or failed (see end_reason)."""
         deadline = None if timeout is None else time.monotonic() + timeout
@@ -275,7 +283,7 @@ class VideoSource:
     def _put(self, frame: Frame) -> None:
         with self._cond:
             if self.live:
-                if self._buffer:
+                while len(self._buffer) >= self._capacity:   # behind by a whole queue: drop the oldest
                     self._buffer.popleft()
                     self.dropped += 1
             else:
@@ -288,7 +296,7 @@ class VideoSource:
 
 def open_source(spec: str, *, loop: bool = False, open_timeout_s: float = 5.0,
                 read_timeout_s: float = 5.0, rtsp_transport: str = "tcp",
-                capture_factory: CaptureFactory | None = None,
+                live_frames: int = LIVE_BUFFER_FRAMES, capture_factory: CaptureFactory | None = None,
                 clock: Callable[[], float] = time.time,
                 observe_read: Callable[[float], None] | None = None) -> VideoSource:
     """Open a file path, rtsp:// URL, USB index ("0") or /dev/videoN; raises SourceError."""
@@ -297,4 +305,4 @@ def open_source(spec: str, *, loop: bool = False, open_timeout_s: float = 5.0,
     factory = capture_factory or (lambda: open_capture(
         spec, open_timeout_s=open_timeout_s, read_timeout_s=read_timeout_s, rtsp_transport=rtsp_transport))
     return VideoSource(factory, name=redact(spec), live=is_live(spec), loop=loop, clock=clock,
-                       observe_read=observe_read, stale_read_s=0.9 * read_timeout_s)
+                       live_frames=live_frames, observe_read=observe_read, stale_read_s=0.9 * read_timeout_s)

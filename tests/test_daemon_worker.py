@@ -8,7 +8,8 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pytest
 
-from counterd.config import CountingConfig, DetectorConfig, GatingConfig, SourceConfig, config_from_dict
+from counterd.config import (ConfigError, CountingConfig, DetectorConfig, GatingConfig, SourceConfig,
+                             config_from_dict)
 from counterd.count import CrossingEvent
 from counterd.daemon.camera import Camera, LinkState
 from counterd.daemon.gating import MotionGate
@@ -270,7 +271,7 @@ class FastCamera:
         pass
 
 
-def test_a_slow_pipeline_analyses_the_newest_frame_and_counts_the_drops():
+def test_a_slow_pipeline_drops_frames_instead_of_falling_behind_and_counts_them():
     pipeline = SlowPipeline()
     camera = Camera("cam", lambda: VideoSource(FastCamera, name="cam", live=True), SourceConfig())
     metrics = Metrics()
@@ -285,3 +286,50 @@ def test_a_slow_pipeline_analyses_the_newest_frame_and_counts_the_drops():
     dropped = metrics.frames_dropped._value.get()
     assert dropped >= 3 * worker.frames_processed
     assert metrics.frames_read._value.get() >= dropped + worker.frames_processed - 1
+
+
+class FiveFrames:
+    """A camera that has sent five frames by the time anyone reads."""
+
+    def __init__(self):
+        self.i = 0
+
+    def read(self):
+        if self.i >= 5:
+            time.sleep(0.05)
+            return False, None
+        self.i += 1
+        return True, np.full((4, 6, 3), self.i - 1, np.uint8)
+
+    def get(self, prop):
+        return 0.0
+
+    def release(self):
+        pass
+
+
+def test_source_live_frames_sets_how_many_frames_the_daemon_holds_while_behind():
+    from counterd.confighub import ConfigHub
+    from counterd.daemon.notify import Notifier
+    from counterd.daemon.service import Daemon, source_opener
+    from counterd.source import EndOfStream
+    line = {"name": "door", "start": [3, 0], "end": [3, 4]}
+    config = config_from_dict({"source": {"live_frames": 2}, "lines": [line]})
+    daemon = Daemon(ConfigHub(config, adjust=lambda c: c), Metrics(), Notifier(), capture_factory=FiveFrames)
+    source = source_opener(daemon)()
+    try:
+        deadline = time.monotonic() + 5
+        while source.alive and time.monotonic() < deadline:    # the camera has sent all five
+            time.sleep(0.005)
+        frames = []
+        while True:
+            try:
+                frames.append(source.read(timeout=2))
+            except EndOfStream:
+                break
+        assert [f.index for f in frames] == [3, 4]     # the newest two were held, the rest dropped
+        assert source.dropped == 3
+    finally:
+        source.close()
+    with pytest.raises(ConfigError, match="live_frames"):
+        config_from_dict({"source": {"live_frames": 0}, "lines": [line]})

@@ -136,6 +136,7 @@ class SourceConfig:
     watchdog_s: float = setting(10.0, above=0.0)           # no new frame this long = stream down
     backoff_base_s: float = setting(1.0, above=0.0)        # first wait before reconnecting, doubling
     backoff_cap_s: float = setting(30.0, above=0.0)        # longest wait between reconnect attempts
+    live_frames: int = setting(8, min=1, max=250)          # frames held while the detector catches up
 
     def problems(self) -> list[tuple[str, str]]:
         if self.backoff_cap_s < self.backoff_base_s:

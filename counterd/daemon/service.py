@@ -1,7 +1,7 @@
 """`counterd run` assembled: one process, one asyncio loop, two threads of our own.
 
 - the capture thread (inside VideoSource) reads frames;
-- the inference worker thread runs detect -> track -> count on the newest one;
+- the inference worker thread runs detect -> track -> count on them (a short queue: source.live_frames);
 - the loop serves the HTTP API, /metrics and /healthz, flushes counts to the store and publishes
   each committed batch on the bus (counterd/bus.py), runs the one scheduler
   (counterd/daemon/jobs.py), and talks to systemd.
@@ -194,12 +194,13 @@ def source_opener(daemon: Daemon) -> Callable[[], VideoSource]:
     cfg, spec = daemon.config.source, daemon.config.camera.source
     observe = daemon.metrics.stage_seconds.labels("decode").observe
     if daemon.capture_factory is not None:
-        return lambda: VideoSource(daemon.capture_factory, name="demo scene", live=True, observe_read=observe)
+        return lambda: VideoSource(daemon.capture_factory, name="demo scene", live=True,
+                                   live_frames=cfg.live_frames, observe_read=observe)
     if not spec:
         raise UserError(f"{daemon.config.path}: camera.source: no video source configured")
     return lambda: open_source(spec, loop=cfg.loop, open_timeout_s=cfg.open_timeout_s,
                                read_timeout_s=cfg.read_timeout_s, rtsp_transport=cfg.rtsp_transport,
-                               observe_read=observe)
+                               live_frames=cfg.live_frames, observe_read=observe)
 
 
 async def worker_ctx(app: web.Application):

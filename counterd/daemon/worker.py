@@ -1,8 +1,9 @@
 """The inference worker: one thread that pulls frames from the camera, runs the pipeline on them
 and hands crossing events and analysed time to the recorder. The asyncio loop never waits on it.
 
-Live frames are processed newest-first (the VideoSource keeps only the latest), so a slow detector
-drops frames instead of falling behind; the drops are counted. Time counts as covered only between
+Live frames come through a short queue (source.live_frames, the oldest dropped when it is full): a
+worker held up for a moment catches up without losing frames, a detector slower than the camera
+drops frames instead of falling further behind; the drops are counted. Time counts as covered only between
 analysed frames no further apart than `max_gap_s`: an outage or a stall leaves a gap in coverage.
 """
 from __future__ import annotations
