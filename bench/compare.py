@@ -207,12 +207,15 @@ def run_live(args, out: Path) -> list[dict]:
     seconds = 10 if args.quick else 30
     models = ("yolox_nano.onnx", "yolo11n_int8_320.onnx")
     variants = [(m, True) for m in models] + ([] if args.quick else [(m, False) for m in models])
-    log(f"\n## Live headroom: a 25 fps camera ({seconds} s each), counterd pinned to core {args.core}")
+    load = [c for c in args.cores if c != args.core][:1]     # the issue 11 setting: the other core busy
+    log(f"\n## Live headroom: a 25 fps camera ({seconds} s each), the daemon pinned to core {args.core}"
+        + (f", a second process loading core {load[0]}" if load else ""))
     results = []
     for model, gating in variants:
         path = out / f"live_{model}_{'gated' if gating else 'every'}.json"
         wait_all([child("compare_live.py", "--model", compare_e2e.SHARED / "models" / model, "--seconds", seconds,
                         "--core", args.core, "--out", path, *([] if gating else ["--no-gating"]),
+                        *(["--load-core", load[0]] if load else []),
                         core=args.core)], timeout=seconds + 120)
         r = json.loads(path.read_text())
         results.append(r)

@@ -20,6 +20,7 @@ is counterd.
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import sys
@@ -120,8 +121,8 @@ class FrameLog:
 
     def __init__(self):
         self.rows: list[tuple] = []
-        self.gc: list[tuple[float, float, int]] = []     # (start, end, generation), wall clock
-        self._gc_start = 0.0
+        self.gc: list[tuple[float, float, int, float]] = []   # (start, end: wall clock; generation; CPU s)
+        self._gc_start = self._gc_cpu = 0.0
 
     def wrap(self, worker_class) -> None:
         original = worker_class._process
@@ -136,10 +137,10 @@ class FrameLog:
         worker_class._process = _process
 
     def on_gc(self, phase: str, info: dict) -> None:
-        if phase == "start":
-            self._gc_start = time.time()
+        if phase == "start":    # a collection runs in the thread that triggered it, start to stop
+            self._gc_start, self._gc_cpu = time.time(), time.thread_time()
         else:
-            self.gc.append((self._gc_start, time.time(), info["generation"]))
+            self.gc.append((self._gc_start, time.time(), info["generation"], time.thread_time() - self._gc_cpu))
 
 
 def free_port() -> int:
@@ -158,7 +159,6 @@ def start_load(core: int):
 
 def run(model: str, seconds: float, gating: bool, core: int | None, live_frames: int | None = None) -> dict:
     import asyncio
-    import gc
     import signal
     import tempfile
     if core is not None:
@@ -215,7 +215,7 @@ def summarise(model: str, gating: bool, live_frames: int, frames: FrameLog, capt
     for i in np.flatnonzero((lat > 1000 * interval) | (new_drops > 0)):
         lo = end[i - 1] if i else start[i]       # from the previous frame's end: what held the worker
         hi = end[i]
-        gc_ms = sum(1000 * (min(b, hi) - max(a, lo)) for a, b, _ in frames.gc if b > lo and a < hi)
+        gc_ms = sum(1000 * (min(b, hi) - max(a, lo)) for a, b, _, _ in frames.gc if b > lo and a < hi)
         stalls.append({
             "at_s": round(float(start[i] - start[0]), 2), "latency_ms": round(float(lat[i]), 1),
             "dropped": int(new_drops[i]), "analysis_ms": round(float(1000 * (end[i] - start[i])), 1),
@@ -224,6 +224,8 @@ def summarise(model: str, gating: bool, live_frames: int, frames: FrameLog, capt
             "other_counterd_threads_cpu_ms": round(float(1000 * (proc_cpu[i] - own[i])), 1),
             "gc_ms": round(gc_ms, 1)})
     analysis_ms = 1000 * (end - start)
+    # Collections while frames flowed (start-up's, loading the model, are not the live loop's).
+    collections = [c for c in frames.gc if analysed and c[0] >= start[0]]
     return {
         "model": Path(model).name, "gating": gating, "consumer": "daemon", "live_frames": live_frames, "seconds": round(wall, 2),
         "frames_sent": capture.sent, "frames_analysed": analysed,
@@ -243,8 +245,10 @@ def summarise(model: str, gating: bool, live_frames: int, frames: FrameLog, capt
         "analysis_ms_histogram": dict(zip(("<10", "10-20", "20-30", "30-40", "40-80", ">=80"),
                                           np.histogram(analysis_ms, [0, 10, 20, 30, 40, 80, 1e9])[0].tolist())),
         "worker_cpu_ms_max": round(float(1000 * own.max()), 1) if analysed else None,
-        "gc_collections": len(frames.gc),
-        "gc_ms_max": round(max((1000 * (b - a) for a, b, _ in frames.gc), default=0.0), 1),
+        "gc_collections": len(collections),
+        "gc_full_collections": sum(g == 2 for _, _, g, _ in collections),
+        "gc_ms_max": round(max((1000 * (b - a) for a, b, _, _ in collections), default=0.0), 1),
+        "gc_cpu_ms_max": round(max((1000 * c for *_, c in collections), default=0.0), 1),
         "threads_cpu_s": threads,
         "stalls": stalls,
     }
