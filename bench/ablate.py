@@ -25,7 +25,9 @@ Variants, each against the shipped defaults (counterd/config/sections.py Countin
   rule), and NMS across car/truck/bus by IoU instead of or on top of it (bench-only); the track's
   class vote decayed over time or weighted by box size (bench-only); a rider rule (bench-only):
   every bicycle/motorcycle crossing also counts a person, with or without dropping the person
-  boxes that lie on a two-wheeler first.
+  boxes that lie on a two-wheeler first; an anchor hidden behind a nearer box (inside another
+  track's box whose bottom is lower by more than 5% of its own height) decides no side
+  (bench-only, `HiddenAnchorCounter`).
 Bench-only switches: nothing here changes the product.
 """
 from __future__ import annotations
@@ -159,8 +161,9 @@ VARIANTS = {
     "class vote by score x sqrt(box area)": ({}, True, True, {"vote_area": True}),
     "riders: a bicycle/motorcycle crossing also counts a person": ({}, True, True, {"riders": "events"}),
     "riders: same, person boxes on a two-wheeler dropped first": ({}, True, True, {"riders": "drop"}),
+    "anchor hidden behind a nearer box decides no side": ({}, True, True, {"hidden_margin": 0.05}),
 }
-BENCH_ONLY = ("vehicle_nms_iou", "vote_tau", "vote_area", "riders")
+BENCH_ONLY = ("vehicle_nms_iou", "vote_tau", "vote_area", "riders", "hidden_margin")
 TWO_WHEELERS = np.array([CLASS_IDS["bicycle"], CLASS_IDS["motorcycle"]])
 
 
@@ -179,6 +182,24 @@ class VoteTracker(Tracker):
         if self.by_area:
             confidence = confidence * np.sqrt((boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]))
         return super()._correct(rows, boxes, class_id, confidence, t)
+
+
+class HiddenAnchorCounter(LineCounter):
+    """Bench-only: a track whose anchor lies inside another track's box, whose bottom edge is
+    lower by more than margin x the track's height (the other is in front of it, hiding its
+    feet or wheels), decides no side in that frame, like a box that jumped in size."""
+
+    def __init__(self, lines, counting, margin: float):
+        super().__init__(lines, counting)
+        self.margin = margin
+
+    def _unsteady(self, rows, xyxy, points, cut, t):
+        odd = super()._unsteady(rows, xyxy, points, cut, t)
+        ax, ay = points[:, :1], points[:, 1:]
+        x1, y1, x2, y2 = xyxy.T[:, None, :]
+        hidden = (ax > x1) & (ax < x2) & (ay > y1) & (y2 > ay + self.margin * (xyxy[:, 3:] - xyxy[:, 1:2]))
+        np.fill_diagonal(hidden, False)
+        return odd | hidden.any(axis=1)
 
 
 def drop_riders(dets: Detections) -> Detections:
@@ -226,7 +247,8 @@ def replay(scene, model, frames, frame_size, variant) -> object:
     config = scene_config(scene, {"type": "motion", **detection}, extra={"counting": counting})
     nested_share = config.detector.vehicle_nested_share
     tracker = VoteTracker(config.tracker, bench.get("vote_tau"), bench.get("vote_area", False))
-    counter = LineCounter(config.lines, config.counting)
+    counter = (HiddenAnchorCounter(config.lines, config.counting, bench["hidden_margin"])
+               if "hidden_margin" in bench else LineCounter(config.lines, config.counting))
     saved = count.JUMP_RATIO
     count.JUMP_RATIO = saved if jump_rule else np.inf       # bench-only: no box ever jumps
     try:
