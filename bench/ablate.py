@@ -1,7 +1,8 @@
 """Which crossing rule earns its place: each rule of counterd/count.py on and off, on every scene and model.
 
     python bench/ablate.py cache [--scenes ...] [--detectors ...] [--cache-dir DIR]
-    python bench/ablate.py replay [--scenes ...] [--detectors ...] [--cache-dir DIR]
+    python bench/ablate.py replay [--scenes ...] [--detectors ...] [--cache-dir DIR] [--reid-model FILE]
+    python bench/ablate.py oracle [--detectors ...] [--cache-dir DIR]
 
 Detections do not depend on the counting rules, so `cache` runs each detector once per scene of
 bench/accuracy.py (same scenes, lines, truth and scoring) and keeps every frame's detections in
@@ -28,7 +29,16 @@ Variants, each against the shipped defaults (counterd/config/sections.py Countin
   boxes that lie on a two-wheeler first; an anchor hidden behind a nearer box (inside another
   track's box whose bottom is lower by more than 5% of its own height) decides no side
   (bench-only, `HiddenAnchorCounter`).
+- with --reid-model: the shipped rules plus appearance stitching (counterd/reid.py, tracker.reid_model);
+  the replay then decodes the video too (the stitcher crops people from the frames) and prints the
+  crops embedded and the model's seconds.
 Bench-only switches: nothing here changes the product.
+
+`oracle` says how much association could buy on the scenes with MOT ground truth (pets, tud): the
+shipped counter fed (1) the tracker's output, (2) the tracker's own boxes each relabelled with the
+id of the ground-truth person it overlaps (IoU >= 0.3; perfect association of what the tracker
+reports), (3) every cached detection matched to a ground-truth person, with that person's id
+(perfect association of what the detector found), (4) the ground-truth boxes themselves.
 """
 from __future__ import annotations
 
@@ -53,10 +63,13 @@ from counterd.count import CrossingEvent, LineCounter  # noqa: E402
 from counterd.detect.overlap import VEHICLE_IDS, drop_nested_vehicles  # noqa: E402
 from counterd.detect.yolo import nms  # noqa: E402
 from counterd.detections import Detections  # noqa: E402
+from counterd.reid import Embedder, Stitcher  # noqa: E402
 from counterd.track import Tracker  # noqa: E402
 from counterd.truth import Counted, score  # noqa: E402
 
 CACHE_DIR = Path("/tmp/counterd-ablate")
+REID_WORK: list[tuple[int, int, int, float]] = []   # (crops embedded, tracks stitched, frames, seconds) per replay
+REID_VARIANT = "shipped + appearance stitching (tracker.reid_model)"
 MODELS = ("yolox_nano", "yolo11n_int8_320", "yolov8n_int8_640")
 INPUT_SIZE = {"yolox_nano": 416, "yolo11n_int8_320": 320, "yolov8n_int8_640": 640}
 
@@ -235,8 +248,24 @@ def load_cache(path: Path):
         return frames, tuple(int(v) for v in data["frame_size"])
 
 
-def replay(scene, model, frames, frame_size, variant) -> object:
-    """Track and count cached detections under one rule variant; the score against the truth."""
+def decoded(video: Path):
+    """The video's frames as BGR images, in order."""
+    import cv2
+
+    capture = cv2.VideoCapture(str(video))
+    try:
+        while True:
+            ok, image = capture.read()
+            if not ok:
+                return
+            yield image
+    finally:
+        capture.release()
+
+
+def replay(scene, model, frames, frame_size, variant, reid_model: str = "") -> object:
+    """Track and count cached detections under one rule variant (with appearance stitching when
+    reid_model is given); the score against the truth."""
     counting, edge_rule, jump_rule, detection = (*variant, {})[:4]
     bench = {k: v for k, v in detection.items() if k in BENCH_ONLY}          # not config keys
     detection = {k: v for k, v in detection.items() if k not in BENCH_ONLY}
@@ -244,25 +273,35 @@ def replay(scene, model, frames, frame_size, variant) -> object:
     if "input_px" in counting:
         counting = {**counting, "hysteresis_px": counting["input_px"] * max(frame_size) / INPUT_SIZE[model]}
         del counting["input_px"]
-    config = scene_config(scene, {"type": "motion", **detection}, extra={"counting": counting})
+    config = scene_config(scene, {"type": "motion", **detection},
+                          extra={"counting": counting, "tracker": {"reid_model": reid_model}})
     nested_share = config.detector.vehicle_nested_share
     tracker = VoteTracker(config.tracker, bench.get("vote_tau"), bench.get("vote_area", False))
     counter = (HiddenAnchorCounter(config.lines, config.counting, bench["hidden_margin"])
                if "hidden_margin" in bench else LineCounter(config.lines, config.counting))
+    stitcher = Stitcher(config.tracker, Embedder(reid_model), counter.watching, tracker.take_over) if reid_model else None
+    images = decoded(scene.video) if reid_model else iter(lambda: None, 0)
     saved = count.JUMP_RATIO
     count.JUMP_RATIO = saved if jump_rule else np.inf       # bench-only: no box ever jumps
     try:
-        events = []
-        for t, detections in frames:
+        events, stitching = [], 0.0
+        for (t, detections), image in zip(frames, images):
             if nms_iou is not None:
                 detections = vehicle_nms(detections, nms_iou)
             detections = drop_nested_vehicles(detections, nested_share)
             if riders == "drop":
                 detections = drop_riders(detections)
-            events += counter.update(tracker.update(detections, t), t, frame_size if edge_rule else None)
+            tracks = tracker.update(detections, t)
+            if stitcher is not None:
+                started = time.perf_counter()
+                tracks = stitcher.update(tracks, image, t)
+                stitching += time.perf_counter() - started
+            events += counter.update(tracks, t, frame_size if edge_rule else None)
         events += counter.finish()
     finally:
         count.JUMP_RATIO = saved
+    if stitcher is not None:
+        REID_WORK.append((stitcher.embedder.crops_embedded, stitcher.stitched, len(frames), stitching))
     if riders:
         events += [CrossingEvent(e.timestamp, e.line, e.direction, "person", e.track_id)
                    for e in events if e.class_name in ("bicycle", "motorcycle")]
@@ -270,8 +309,58 @@ def replay(scene, model, frames, frame_size, variant) -> object:
     return score(scene.truth.crossings, counted, classes=scene.classes)
 
 
+def oracle_tracks(mode: str, tracker: Tracker, detections: Detections, t: float, gt, frame: int) -> Detections:
+    """One frame's tracks for the counter under an `oracle` mode (see the module's docstring)."""
+    from counterd.track import box_iou, match
+
+    here = gt.frame == frame
+    if mode == "gt boxes":
+        n = int(np.count_nonzero(here))
+        return Detections.from_arrays(gt.xyxy[here], np.ones(n), np.zeros(n), gt.track_id[here])
+    if mode == "tracker":
+        return tracker.update(detections, t)
+    if mode == "tracker boxes, true ids":
+        tracks = tracker.update(detections, t)
+        ids = tracks.tracker_id + (1 << 40)            # unmatched boxes keep an id of their own
+    else:                                              # "detections, true ids"
+        tracks = detections[detections.class_id == 0]
+        ids = np.full(len(tracks), -1, np.int64)
+    if len(tracks) and np.count_nonzero(here):
+        rows, cols = match(box_iou(tracks.xyxy, gt.xyxy[here]), 0.3)
+        ids[rows] = gt.track_id[here][cols]
+    return Detections(tracks.xyxy, tracks.confidence, tracks.class_id, ids)
+
+
+def cmd_oracle(args) -> int:
+    from counterd.truth import read_mot
+
+    modes = ("tracker", "tracker boxes, true ids", "detections, true ids", "gt boxes")
+    gt_files = {"pets": "pets09_s2l1/gt_480x360.txt", "tud": "tud_stadtmitte/gt_640x480.txt"}
+    print("| scene | model | " + " | ".join(modes) + " |\n" + "|---" * (len(modes) + 2) + "|")
+    for name, gt_file in gt_files.items():
+        scene, gt = accuracy.SCENES[name](), read_mot(accuracy.DATA / gt_file)
+        for model in args.detectors.split(","):
+            frames, size = load_cache(cache_path(args.cache_dir, name, model))
+            cells = []
+            for mode in modes:
+                config = scene_config(scene, {"type": "motion"})
+                tracker, counter = Tracker(config.tracker), LineCounter(config.lines, config.counting)
+                events = []
+                for index, (t, detections) in enumerate(frames):
+                    events += counter.update(oracle_tracks(mode, tracker, detections, t, gt, index + 1), t, size)
+                events += counter.finish()
+                result = score(scene.truth.crossings, [Counted(e.timestamp, e.line, e.direction, e.class_name)
+                                                       for e in events], classes=scene.classes)
+                cells.append(f"{result.accuracy:.3f} / {result.wrong_direction}")
+            print(f"| {name} | {model} | " + " | ".join(cells) + " |", flush=True)
+    return 0
+
+
 def cmd_replay(args) -> int:
     scenes, models = args.scenes.split(","), args.detectors.split(",")
+    if args.only_shipped:
+        for name in [v for v in VARIANTS if VARIANTS[v] is not SHIPPED]:
+            del VARIANTS[name]
     results = {}     # (variant, scene, model) -> score
     for name in scenes:
         scene = accuracy.SCENES[name]()
@@ -284,22 +373,30 @@ def cmd_replay(args) -> int:
             started = time.perf_counter()
             for variant, spec in VARIANTS.items():
                 results[variant, name, model] = replay(scene, model, frames, size, spec)
+            if args.reid_model:
+                results[REID_VARIANT, name, model] = replay(scene, model, frames, size, SHIPPED, args.reid_model)
             print(f"{name} {model}: {len(VARIANTS)} variants in {time.perf_counter() - started:.1f} s",
                   file=sys.stderr, flush=True)
-    print_table(results, scenes, models)
+    variants = list(VARIANTS) + ([REID_VARIANT] if args.reid_model else [])
+    print_table(results, scenes, models, variants)
+    if REID_WORK:
+        crops, stitched, frames, seconds = (sum(w[i] for w in REID_WORK) for i in range(4))
+        print(f"\nappearance stitching: {stitched} tracks stitched, {crops} crops embedded over {frames} frames "
+              f"({crops / frames:.3f} a frame); the stitcher's CPU (crops kept, model runs): "
+              f"{1000 * seconds / frames:.3f} ms a frame on average")
     return 0
 
 
-def print_table(results: dict, scenes: list[str], models: list[str]) -> None:
+def print_table(results: dict, scenes: list[str], models: list[str], variants: list[str]) -> None:
     """Per variant: accuracy per scene (one number per model), the mean over scenes per model and
     over everything, wrong-direction share of all true crossings, and the worst loss of any
     scene x model against the best variant for it."""
     cells = [(s, m) for s in scenes for m in models]
-    best = {c: max(results[v, *c].accuracy for v in VARIANTS) for c in cells}
+    best = {c: max(results[v, *c].accuracy for v in variants) for c in cells}
     print(f"models per cell: {' / '.join(models)}\n")
     print("| variant | " + " | ".join(scenes) + " | mean per model | mean | wrong dir | worst loss vs best |")
     print("|---" * (len(scenes) + 5) + "|")
-    for v in VARIANTS:
+    for v in variants:
         row = [" / ".join(f"{results[v, s, m].accuracy:.3f}" for m in models) for s in scenes]
         per_model = [np.mean([results[v, s, m].accuracy for s in scenes]) for m in models]
         wrong = sum(results[v, *c].wrong_direction for c in cells)
@@ -312,16 +409,19 @@ def print_table(results: dict, scenes: list[str], models: list[str]) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("command", choices=("cache", "replay"))
+    parser.add_argument("command", choices=("cache", "replay", "oracle"))
     parser.add_argument("--scenes", default=",".join(accuracy.SCENES), help="comma-separated subset")
     parser.add_argument("--detectors", default=",".join(MODELS), help="comma-separated subset")
     parser.add_argument("--cache-dir", type=Path, default=CACHE_DIR)
     parser.add_argument("--threads", type=int, default=1, help="ONNX Runtime threads (cache)")
+    parser.add_argument("--reid-model", default="", metavar="FILE",
+                        help="replay: also the shipped rules with appearance stitching by this OSNet ONNX file")
+    parser.add_argument("--only-shipped", action="store_true", help="replay: the shipped rules only (and --reid-model)")
     args = parser.parse_args()
     if not (accuracy.DATA / "pets09_s2l1").exists():
         print(f"needs {accuracy.DATA} (../shared beside the repo)", file=sys.stderr)
         return 2
-    return cmd_cache(args) if args.command == "cache" else cmd_replay(args)
+    return {"cache": cmd_cache, "replay": cmd_replay, "oracle": cmd_oracle}[args.command](args)
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ from counterd.detect import Detector, make_detector
 from counterd.detect.overlap import drop_nested_vehicles
 from counterd.detections import Detections
 from counterd.schedule import Decision, DetectionSchedule
+from counterd.reid import Embedder, Stitcher
 from counterd.roi import RegionOfInterest
 from counterd.source import Frame
 from counterd.track import Tracker
@@ -56,6 +57,9 @@ class Pipeline:
                                f"cannot share one inference between frames; set detector.mosaic = false"])
         self.tracker = Tracker(config.tracker)
         self.counter = LineCounter(config.lines, config.counting)
+        self.stitcher = (Stitcher(config.tracker, Embedder(config.tracker.reid_model), self.counter.watching,
+                                  self.tracker.take_over)
+                         if config.tracker.reid_model else None)
         self.times = StageTimes()
         self.schedule = DetectionSchedule(config)
         self.last_decision: Decision | None = None
@@ -90,7 +94,10 @@ class Pipeline:
         events = []
         for frame, detections in zip(frames, detected):
             t1 = time.perf_counter()
-            tracks = self.last_tracks = self.tracker.update(detections, frame.timestamp)
+            tracks = self.tracker.update(detections, frame.timestamp)
+            if self.stitcher is not None:
+                tracks = self.stitcher.update(tracks, frame.image, frame.timestamp)
+            self.last_tracks = tracks
             t2 = time.perf_counter()
             events += self.counter.update(tracks, frame.timestamp, frame.image.shape[1::-1])
             t3 = time.perf_counter()
@@ -121,9 +128,13 @@ class Pipeline:
 
         The detector is kept, and so is the [detector] section it was built from: a different
         model, backend or mosaic setting needs a restart (pairing frames for a mosaic the
-        detector was not built for would add a frame of latency for nothing)."""
-        config = dataclasses.replace(config, detector=self.config.detector)
+        detector was not built for would add a frame of latency for nothing). So is the re-id
+        model (tracker.reid_model); its thresholds apply at once."""
+        config = dataclasses.replace(config, detector=self.config.detector, tracker=dataclasses.replace(
+            config.tracker, reid_model=self.config.tracker.reid_model))
         self.tracker.reconfigure(config.tracker)
+        if self.stitcher is not None:
+            self.stitcher.reconfigure(config.tracker)
         self.counter.reconfigure(config.lines, config.counting)
         self.schedule.reconfigure(config.gating)
         if (config.lines, config.counting) != (self.config.lines, self.config.counting):
@@ -132,3 +143,5 @@ class Pipeline:
 
     def close(self) -> None:
         self.detector.close()
+        if self.stitcher is not None:
+            self.stitcher.embedder.close()

@@ -183,6 +183,16 @@ class Tracker(PackedRows):
             self._start(dets, starters.nonzero()[0], t)
         return tracks
 
+    def take_over(self, new_id: int, old_id: int) -> None:
+        """The track new_id is the object old_id was (appearance says so, counterd/reid.py): it
+        carries old_id from now on, and the lost track that carried old_id goes."""
+        ids = self._ids[:self._count]
+        carrier = ids == old_id
+        if np.count_nonzero(carrier):
+            self._drop(carrier)
+            ids = self._ids[:self._count]
+        ids[ids == new_id] = old_id
+
     def predicted_boxes(self, t: float) -> np.ndarray:
         """Every live track's box moved to time t at its estimated velocity."""
         return self._predicted_boxes(t)

@@ -16,6 +16,7 @@ SHARED_MODELS = {
     "yolo11n_int8_320": SHARED / "models" / "yolo11n_int8_320.onnx",
     "yolox_nano": SHARED / "models" / "yolox_nano.onnx",
 }
+REID_MODEL = SHARED / "models" / "osnet_x0_25_msmt17.onnx"
 
 
 def need_shared(path: Path) -> Path:

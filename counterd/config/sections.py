@@ -101,6 +101,10 @@ class TrackerConfig:
     new_track_score: float = setting(0.55, min=0.0, max=1.0)
     match_iou: float = setting(0.2, above=0.0, max=1.0)    # least IoU that may pair track and box
     max_coast_seconds: float = setting(1.5, min=0.0)       # a lost track survives this long
+    # Appearance stitching (counterd/reid.py): an OSNet re-id ONNX file; empty = off
+    reid_model: str = ""
+    reid_min_similarity: float = setting(0.6, min=-1.0, max=1.0)   # cosine for one person
+    reid_reach: float = setting(1.0, above=0.0, max=10.0)         # box heights from a lost track
 
     def problems(self) -> list[tuple[str, str]]:
         if self.low_score > self.high_score:

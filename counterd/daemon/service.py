@@ -366,10 +366,13 @@ PIPELINE_SECTIONS = ("lines", "counting", "tracker", "gating", "detector")
 
 def apply_pipeline(worker: InferenceWorker, old: Config, new: Config) -> str | None:
     """Lines, counting, tracker and gating apply before the next frame, live tracks kept. The
-    detector (model, backend, mosaic) is built once: the pipeline keeps the one it has."""
+    detector (model, backend, mosaic) and the re-id model are built once: the pipeline keeps
+    the ones it has."""
     worker.reconfigure(new)
     keys = changed_keys(old, new, "detector")
-    return f"{', '.join(keys)} changed; the detector is built at start-up" if keys else None
+    if old.tracker.reid_model != new.tracker.reid_model:
+        keys.append("tracker.reid_model")
+    return f"{', '.join(keys)} changed; the models are loaded at start-up" if keys else None
 
 
 async def apply_upload(daemon: Daemon, new: Config) -> None:
