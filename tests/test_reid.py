@@ -154,3 +154,32 @@ def test_a_model_of_the_wrong_shape_is_a_clear_error():
 
     with pytest.raises(UserError, match=r"tracker.reid_model: .* takes input .*not \[N, 3, 256, 128\]"):
         Embedder(str(need_shared(SHARED_MODELS["yolo11n_int8_320"])))
+
+
+def test_a_pipeline_keeps_the_reid_model_it_started_with_and_applies_the_thresholds():
+    config = config_from_dict({"detector": {"type": "motion"}, "tracker": {"reid_model": str(need_shared(REID_MODEL))},
+                               "lines": [{"name": "door", "start": [100, 0], "end": [100, 200]}]}, "t")
+    pipeline = Pipeline(config)
+    stitcher = pipeline.stitcher
+    changed = config_from_dict({"detector": {"type": "motion"},
+                                "tracker": {"reid_model": "", "reid_min_similarity": 0.8},
+                                "lines": [{"name": "door", "start": [100, 0], "end": [100, 200]}]}, "t")
+    pipeline.reconfigure(changed)
+    assert pipeline.stitcher is stitcher and pipeline.config.tracker.reid_model == str(REID_MODEL)
+    assert stitcher.cfg.reid_min_similarity == 0.8
+
+
+async def test_reload_that_changes_the_reid_model_says_it_needs_a_restart(tmp_path, aiohttp_client):
+    from counterd.config import load_config
+    from counterd.daemon.service import DAEMON, make_daemon_app, reload
+
+    path = tmp_path / "counterd.toml"
+    text = ('[camera]\nsource = "rtsp://127.0.0.1:1/cam"\ntimezone = "UTC"\n[detector]\ntype = "motion"\n'
+            '[api]\nanonymous_viewer = true\n[[lines]]\nname = "door"\nstart = [100, 0]\nend = [100, 200]\n')
+    path.write_text(text)
+    client = await aiohttp_client(make_daemon_app(load_config(path)))
+    daemon = client.app[DAEMON]
+    path.write_text(text + f'[tracker]\nreid_model = "{need_shared(REID_MODEL)}"\nreid_reach = 2.0\n')
+    assert await reload(client.app)
+    assert daemon.hub.status["pipeline"].startswith("needs restart: tracker.reid_model changed")
+    assert daemon.effective_config.tracker.reid_reach == 2.0
