@@ -16,7 +16,8 @@ a counter without motion gating; the shipped gate never rests while a track is n
 
 Variants, each against the shipped defaults (counterd/config/sections.py CountingConfig):
 - band: counting.hysteresis_ratio / hysteresis_px (6 px fixed = the old rule), and a floor in
-  the detector's input pixels (hysteresis_px = k x max(width, height) / model input size).
+  the detector's input pixels (counting.hysteresis_input_px = k; one input px = max(width, height)
+  / model input size frame px).
 - hold: counting.reverse_hold_seconds 0 / 0.2 / 0.4.
 - edge rule off: the counter is not told the frame size (cut_by_frame then cuts nothing).
 - size-jump rule off: count.JUMP_RATIO = inf for the replay only (no box ever jumps).
@@ -29,9 +30,9 @@ Variants, each against the shipped defaults (counterd/config/sections.py Countin
   boxes that lie on a two-wheeler first; an anchor hidden behind a nearer box (inside another
   track's box whose bottom is lower by more than 5% of its own height) decides no side
   (bench-only, `HiddenAnchorCounter`).
-- with --reid-model: the shipped rules plus appearance stitching (counterd/reid.py, tracker.reid_model);
-  the replay then decodes the video too (the stitcher crops people from the frames) and prints the
-  crops embedded and the model's seconds.
+- with --reid-model: the shipped rules plus appearance stitching (counterd/reid.py, tracker.reid_model),
+  alone and with the 3 input px floor; the replay then decodes the video too (the stitcher crops
+  people from the frames) and prints the crops embedded and the stitcher's CPU per frame.
 Bench-only switches: nothing here changes the product.
 
 `oracle` says how much association could buy on the scenes with MOT ground truth (pets, tud): the
@@ -69,7 +70,10 @@ from counterd.truth import Counted, score  # noqa: E402
 
 CACHE_DIR = Path("/tmp/counterd-ablate")
 REID_WORK: list[tuple[int, int, int, float]] = []   # (crops embedded, tracks stitched, frames, seconds) per replay
-REID_VARIANT = "shipped + appearance stitching (tracker.reid_model)"
+REID_VARIANTS = {     # with --reid-model: name -> the counting variant the stitcher runs with
+    "shipped + appearance stitching (tracker.reid_model)": ({}, True, True),
+    "appearance stitching + band floor 3 input px": ({"hysteresis_input_px": 3.0}, True, True),
+}
 MODELS = ("yolox_nano", "yolo11n_int8_320", "yolov8n_int8_640")
 INPUT_SIZE = {"yolox_nano": 416, "yolo11n_int8_320": 320, "yolov8n_int8_640": 640}
 
@@ -153,8 +157,8 @@ VARIANTS = {
     "band ratio 0.05 + 4 px floor, hold 0.4 s": ({"hysteresis_px": 4.0, "reverse_hold_seconds": 0.4}, True, True),
     # A floor in the detector's input pixels instead of the frame's (box edges are quantised there):
     # frame px = input px x max(width, height) / input size; the same under any upscaling.
-    "band ratio 0.05 + 3 input px floor": ({"input_px": 3.0}, True, True),
-    "band ratio 0.05 + 5 input px floor": ({"input_px": 5.0}, True, True),
+    "band ratio 0.05 + 3 input px floor": ({"hysteresis_input_px": 3.0}, True, True),
+    "band ratio 0.05 + 5 input px floor": ({"hysteresis_input_px": 5.0}, True, True),
     "hold 0 s": ({"reverse_hold_seconds": 0.0}, True, True),
     "hold 0.4 s": ({"reverse_hold_seconds": 0.4}, True, True),
     "edge rule off": ({}, False, True),
@@ -270,9 +274,7 @@ def replay(scene, model, frames, frame_size, variant, reid_model: str = "") -> o
     bench = {k: v for k, v in detection.items() if k in BENCH_ONLY}          # not config keys
     detection = {k: v for k, v in detection.items() if k not in BENCH_ONLY}
     nms_iou, riders = bench.get("vehicle_nms_iou"), bench.get("riders")
-    if "input_px" in counting:
-        counting = {**counting, "hysteresis_px": counting["input_px"] * max(frame_size) / INPUT_SIZE[model]}
-        del counting["input_px"]
+    input_px = max(frame_size) / INPUT_SIZE[model]     # frame px per model input px (square inputs)
     config = scene_config(scene, {"type": "motion", **detection},
                           extra={"counting": counting, "tracker": {"reid_model": reid_model}})
     nested_share = config.detector.vehicle_nested_share
@@ -296,11 +298,11 @@ def replay(scene, model, frames, frame_size, variant, reid_model: str = "") -> o
                 started = time.perf_counter()
                 tracks = stitcher.update(tracks, image, t)
                 stitching += time.perf_counter() - started
-            events += counter.update(tracks, t, frame_size if edge_rule else None)
+            events += counter.update(tracks, t, frame_size if edge_rule else None, input_px)
         events += counter.finish()
     finally:
         count.JUMP_RATIO = saved
-    if stitcher is not None:
+    if stitcher is not None and variant == SHIPPED:       # the work of stitching alone, counted once
         REID_WORK.append((stitcher.embedder.crops_embedded, stitcher.stitched, len(frames), stitching))
     if riders:
         events += [CrossingEvent(e.timestamp, e.line, e.direction, "person", e.track_id)
@@ -373,11 +375,11 @@ def cmd_replay(args) -> int:
             started = time.perf_counter()
             for variant, spec in VARIANTS.items():
                 results[variant, name, model] = replay(scene, model, frames, size, spec)
-            if args.reid_model:
-                results[REID_VARIANT, name, model] = replay(scene, model, frames, size, SHIPPED, args.reid_model)
+            for variant, spec in (REID_VARIANTS.items() if args.reid_model else ()):
+                results[variant, name, model] = replay(scene, model, frames, size, spec, args.reid_model)
             print(f"{name} {model}: {len(VARIANTS)} variants in {time.perf_counter() - started:.1f} s",
                   file=sys.stderr, flush=True)
-    variants = list(VARIANTS) + ([REID_VARIANT] if args.reid_model else [])
+    variants = list(VARIANTS) + (list(REID_VARIANTS) if args.reid_model else [])
     print_table(results, scenes, models, variants)
     if REID_WORK:
         crops, stitched, frames, seconds = (sum(w[i] for w in REID_WORK) for i in range(4))

@@ -2,8 +2,9 @@
 
 Each track has, per line, a decided side: the side its anchor was last seen on outside a band
 either side of the line, and the point it was seen at. The band scales with the object: its
-half-width is hysteresis_ratio of the box's height, never less than hysteresis_px, because a box
-edge jitters in proportion to the box (a 6 px band means nothing to a person 400 px tall at 1080p,
+half-width is hysteresis_ratio of the box's height, never less than hysteresis_px (nor than
+hysteresis_input_px pixels of the detector's input, where the pipeline says how big those are),
+because a box edge jitters in proportion to the box (a 6 px band means nothing to a person 400 px tall at 1080p,
 or to a bus). A crossing is a change of decided side whose chord (last point on the old side ->
 first point on the new side) passes through the segment itself, not the line beyond its ends. So
 jitter inside the band never counts, a jump across the line between two frames counts, and a
@@ -131,10 +132,14 @@ def near_lines(p0: np.ndarray, p1: np.ndarray, lines: LineGeometry, band: float 
     return bool(np.count_nonzero(meets & beside))
 
 
-def band_width(xyxy: np.ndarray, counting: CountingConfig) -> np.ndarray:
-    """(N, 1) half-width of the undecided band for each box: a share of its height, with a floor."""
+def band_width(xyxy: np.ndarray, counting: CountingConfig, input_px: float | None = None) -> np.ndarray:
+    """(N, 1) half-width of the undecided band for each box: a share of its height, with a floor in
+    frame pixels and one in the detector's input pixels (input_px frame pixels each, if known)."""
     height = xyxy[:, 3:4] - xyxy[:, 1:2]
-    return np.maximum(counting.hysteresis_ratio * height, counting.hysteresis_px)
+    floor = counting.hysteresis_px
+    if input_px is not None and counting.hysteresis_input_px:
+        floor = max(floor, counting.hysteresis_input_px * input_px)
+    return np.maximum(counting.hysteresis_ratio * height, floor)
 
 
 def cut_by_frame(xyxy: np.ndarray, frame_size: tuple[int, int] | None) -> np.ndarray:
@@ -180,6 +185,7 @@ class LineCounter(PackedRows):
         self._counted = np.zeros((capacity, 0), np.int8)       # side its last counted crossing ended on
         self._reverse_at = np.zeros((capacity, 0))             # when it crossed back, uncounted yet
         self._totals: dict[str, dict[str, dict[str, int]]] = {}
+        self._input_px: float | None = None     # frame pixels per detector input pixel, last told
         self.counting = counting
         self.reconfigure(lines, counting)
 
@@ -215,7 +221,12 @@ class LineCounter(PackedRows):
         line's band or enters it meanwhile (near_lines, at the counted anchor)."""
         weights = ANCHOR_WEIGHTS[self.counting.anchor]
         return near_lines(boxes_now @ weights, boxes_then @ weights, self._geometry,
-                          band_width(boxes_now, self.counting))
+                          band_width(boxes_now, self.counting, self._input_px))
+
+    @property
+    def input_px(self) -> float | None:
+        """Frame pixels per pixel of the detector's input, as the last update was told."""
+        return self._input_px
 
     @property
     def totals(self) -> dict[str, dict[str, dict[str, int]]]:
@@ -236,11 +247,13 @@ class LineCounter(PackedRows):
 
     # -- the hot loop --------------------------------------------------------------------------
 
-    def update(self, tracks: Detections, timestamp: float,
-               frame_size: tuple[int, int] | None = None) -> list[CrossingEvent]:
+    def update(self, tracks: Detections, timestamp: float, frame_size: tuple[int, int] | None = None,
+               input_px: float | None = None) -> list[CrossingEvent]:
         """Feed the tracks seen in one frame (of this width and height, if known: boxes cut by
-        its edge then never count); returns the crossings they made."""
+        its edge then never count; input_px: frame pixels per pixel of the detector's input, if
+        known, for counting.hysteresis_input_px); returns the crossings they made."""
         t = float(timestamp)
+        self._input_px = input_px
         settled = []
         if abs(t - self._last_sweep) >= SWEEP_SECONDS:      # also when a wall clock steps back
             settled = self._settle_lost(t)
@@ -253,7 +266,7 @@ class LineCounter(PackedRows):
         points = tracks.anchors(self.counting.anchor)
         rows, born = self._rows_for(tracks.tracker_id)
         distance = signed_distance(points, self._geometry)
-        side = decided_side(distance, band_width(tracks.xyxy, self.counting))
+        side = decided_side(distance, band_width(tracks.xyxy, self.counting, self._input_px))
         if born is not None and self.counting.handoff_seconds > 0:
             self._hand_over(rows, born, points, t)
 
@@ -383,7 +396,7 @@ class LineCounter(PackedRows):
         if not len(lost):
             return
         last = self._last_anchor(lost)
-        band = band_width(self._box[lost], self.counting)
+        band = band_width(self._box[lost], self.counting, self._input_px)
         in_band = np.abs(signed_distance(last, self._geometry)) <= band
         orphan = in_band & (self._side[lost] != 0)                           # (lost, L)
         if not orphan.any():

@@ -92,14 +92,15 @@ class Pipeline:
                     for d, (_, region), f in zip(detected, crops, frames)]
         detect_each = (time.perf_counter() - t0) / len(frames)
         events = []
-        for frame, detections in zip(frames, detected):
+        for frame, detections, (image, _) in zip(frames, detected, crops):
+            input_px = self.detector.input_scale(image.shape[1], image.shape[0])   # of what it saw
             t1 = time.perf_counter()
             tracks = self.tracker.update(detections, frame.timestamp)
             if self.stitcher is not None:
                 tracks = self.stitcher.update(tracks, frame.image, frame.timestamp)
             self.last_tracks = tracks
             t2 = time.perf_counter()
-            events += self.counter.update(tracks, frame.timestamp, frame.image.shape[1::-1])
+            events += self.counter.update(tracks, frame.timestamp, frame.image.shape[1::-1], input_px)
             t3 = time.perf_counter()
             self.schedule.observe(tracks, frame.timestamp)
             self.times.record(detect_each, t2 - t1, t3 - t2)

@@ -137,6 +137,30 @@ def test_the_band_scales_with_the_object():
     assert [e.direction for e in play(counter(line, hysteresis_ratio=0.05), small)] == ["in"]
 
 
+def play_scaled(c: LineCounter, frames, input_px: float | None) -> list[CrossingEvent]:
+    return [e for i, dets in enumerate(frames) for e in c.update(dets, i / FPS, None, input_px)]
+
+
+def test_the_band_floor_in_detector_input_pixels_is_the_same_at_any_resolution():
+    # A person 40 px tall (band 2 px) whose feet jitter 3 px either side of the line: with a
+    # floor of 3 input px at 1.15 frame px each (a 480 px frame in a 416 px model) the band is
+    # 3.5 px and the jitter never counts; without the floor, or without knowing the scale, it does.
+    rng = np.random.default_rng(5)
+    feet = [120 - 3 * k for k in range(8)] + list(85 + rng.uniform(-3, 3, 60))
+    line = LineConfig("across", (0, 85), (640, 85))
+
+    def path(scale):
+        return [boxes(box(1, 300 * scale, y * scale, 40 * scale)) for y in feet]
+
+    floor = dict(hysteresis_input_px=3.0, reverse_hold_seconds=0.0)
+    assert play_scaled(counter(line, **floor), path(1), 480 / 416) == []
+    assert len(play_scaled(counter(line, reverse_hold_seconds=0.0), path(1), 480 / 416)) > 2
+    assert len(play_scaled(counter(line, **floor), path(1), None)) > 2
+    # The same scene 4x larger (a 1920 px camera, the same model): one input pixel is 4x larger too.
+    big = LineConfig("across", (0, 85 * 4), (640 * 4, 85 * 4))
+    assert play_scaled(counter(big, **floor), path(4), 4 * 480 / 416) == []
+
+
 def test_a_box_cut_by_the_frame_edge_never_changes_side():
     line = LineConfig("across", (0, 300), (640, 300))   # 'in' is upward
     c = counter(line)

@@ -78,3 +78,17 @@ def test_the_pipeline_detects_only_inside_the_region(region, counted):
     pipeline.finish()
     totals = {line: sum(sum(c.values()) for c in dirs.values()) for line, dirs in pipeline.totals.items()}
     assert totals == counted
+
+
+@pytest.mark.parametrize("region, input_px", [([], 2.0), ([0, 0, 320, 240], 1.0)])
+def test_the_counter_learns_how_big_the_detectors_pixels_are_in_what_it_saw(tmp_path, region, input_px):
+    """counting.hysteresis_input_px needs frame pixels per model pixel: a 640x480 frame in a
+    320x320 model is 2 frame px each; its 320x240 region 1."""
+    from test_detect_onnx import scripted_model, ultralytics_head
+
+    model = scripted_model(tmp_path / "m.onnx", ultralytics_head([]), [1, 3, 320, 320])
+    cfg = config_from_dict({"detector": {"model": model, "roi": region},
+                            "lines": [{"name": "door", "start": [100, 0], "end": [100, 200]}]}, "t")
+    pipeline = Pipeline(cfg)
+    pipeline.step(Frame(np.zeros((480, 640, 3), np.uint8), 0.0, 0))
+    assert pipeline.counter.input_px == input_px

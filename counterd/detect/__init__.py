@@ -43,6 +43,12 @@ class Detector:
         between them (onnx with detector.mosaic) override this."""
         return [self.detect(frame) for frame in frames]
 
+    def input_scale(self, width: int, height: int) -> float | None:
+        """Frame pixels per pixel of the model's input, for a frame (or region) of this size: the
+        detector places box edges to about one input pixel, so this is the smallest jitter the
+        counter can expect (counting.hysteresis_input_px). None: unknown."""
+        return None
+
     def close(self) -> None:
         """Release the engine; the detector is unusable afterwards."""
 

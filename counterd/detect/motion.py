@@ -39,6 +39,10 @@ class MotionDetector(Detector):
         self.shape = shape
         self.frames = 0
 
+    def input_scale(self, width: int, height: int) -> float:
+        """Background subtraction works on the frame's own pixels."""
+        return 1.0
+
     def describe(self) -> str:
         m = self.cfg.motion
         return f"motion ({m.algorithm}, history {m.history}, min area {m.min_area} px, as {m.class_name})"

@@ -44,6 +44,12 @@ class OnnxDetector(Detector):
         h, w = self.size
         return f"{self.engine.name} {self.path.name} ({self.head} head, {w}x{h}, {self.cfg.threads} thread(s))"
 
+    def input_scale(self, width: int, height: int) -> float:
+        """The letterbox shrinks the frame by min(input w / width, input h / height). (A mosaic draws
+        frames a little smaller still; the single frame's scale is taken for them too.)"""
+        h, w = self.size
+        return max(width / w, height / h)
+
     def _input_layout(self) -> tuple[bool, tuple[int, int]]:
         shape = self.engine.input_shape
         if len(shape) != 4 or 3 not in (shape[1], shape[3]):

@@ -20,6 +20,9 @@ from counterd.models import resolve_model
 log = logging.getLogger(__name__)
 
 
+ULTRALYTICS_IMGSZ = 640
+
+
 class UltralyticsDetector(Detector):
     def __init__(self, cfg: DetectorConfig):
         super().__init__(cfg)
@@ -48,6 +51,10 @@ class UltralyticsDetector(Detector):
         if not self.model_classes:
             log.warning("model %s detects none of the classes %s", self.source, ", ".join(cfg.classes))
         log.info("detector: %s", self.describe())
+
+    def input_scale(self, width: int, height: int) -> float:
+        """predict() letterboxes the longer side to its default imgsz of 640."""
+        return max(width, height) / ULTRALYTICS_IMGSZ
 
     def describe(self) -> str:
         return f"ultralytics {self.source} ({len(self.coco_ids)} classes, {self.cfg.threads} thread(s))"
