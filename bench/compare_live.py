@@ -127,13 +127,18 @@ class FrameLog:
     def wrap(self, worker_class) -> None:
         original = worker_class._process
         rows = self.rows
+        last = {}      # the previous frame's end: what the worker did between frames is the gap
 
         def _process(worker, frame):
             start, cpu, own, wait = time.time(), time.process_time(), time.thread_time(), thread_wait_s()
+            gap_wait = wait - last.get("wait", wait)            # runnable between frames, not running
+            gap_others = (cpu - last.get("cpu", cpu)) - (own - last.get("own", own))
             original(worker, frame)
-            rows.append((frame.timestamp, start, time.time(), time.thread_time() - own,
-                         thread_wait_s() - wait, time.process_time() - cpu, worker.camera.dropped,
+            end, cpu1, own1, wait1 = time.time(), time.process_time(), time.thread_time(), thread_wait_s()
+            rows.append((frame.timestamp, start, end, own1 - own, wait1 - wait, cpu1 - cpu, worker.camera.dropped,
+                         gap_wait, gap_others,
                          bool(getattr(worker.pipeline.last_decision, "rested", False))))
+            last.update(cpu=cpu1, own=own1, wait=wait1)
         worker_class._process = _process
 
     def on_gc(self, phase: str, info: dict) -> None:
@@ -151,10 +156,12 @@ def free_port() -> int:
 
 
 def start_load(core: int):
-    """A second process that keeps `core` busy (pure Python arithmetic, no I/O)."""
+    """A second process that keeps `core` busy (pure Python arithmetic, no I/O), in a session of
+    its own: where the kernel groups the scheduling of sessions (autogroup), a priority given to
+    the daemon's session is not given to it."""
     import subprocess
     return subprocess.Popen([sys.executable, "-c", "while True:\n    sum(i * i for i in range(10000))"],
-                            preexec_fn=lambda: os.sched_setaffinity(0, {core}))
+                            preexec_fn=lambda: os.sched_setaffinity(0, {core}), start_new_session=True)
 
 
 def run(model: str, seconds: float, gating: bool, core: int | None, live_frames: int | None = None) -> dict:
@@ -204,9 +211,9 @@ def run(model: str, seconds: float, gating: bool, core: int | None, live_frames:
 
 def summarise(model: str, gating: bool, live_frames: int, frames: FrameLog, capture, wall: float, cpu: float,
               waited: float, threads: dict[str, float]) -> dict:
-    rows = np.array([r[:7] for r in frames.rows]) if frames.rows else np.zeros((0, 7))
+    rows = np.array([r[:9] for r in frames.rows]) if frames.rows else np.zeros((0, 9))
     interval = 1 / SOURCE_FPS
-    arrival, start, end, own, wait, proc_cpu, dropped = rows.T
+    arrival, start, end, own, wait, proc_cpu, dropped, gap_wait, gap_others = rows.T
     lat = (end - arrival) * 1000
     analysed = len(rows)
     # Only frames while the camera was sending: the first read and the shutdown are not the loop.
@@ -222,6 +229,11 @@ def summarise(model: str, gating: bool, live_frames: int, frames: FrameLog, capt
             "worker_cpu_ms": round(float(1000 * own[i]), 1),
             "worker_waiting_for_core_ms": round(float(1000 * wait[i]), 1),
             "other_counterd_threads_cpu_ms": round(float(1000 * (proc_cpu[i] - own[i])), 1),
+            # Before the frame was taken: the worker idle between frames (waiting for one), or
+            # runnable and waiting for the core, or other threads of counterd running meanwhile.
+            "gap_before_ms": round(float(1000 * (start[i] - lo)), 1),
+            "gap_waiting_for_core_ms": round(float(1000 * gap_wait[i]), 1),
+            "gap_other_threads_cpu_ms": round(float(1000 * gap_others[i]), 1),
             "gc_ms": round(gc_ms, 1)})
     analysis_ms = 1000 * (end - start)
     # Collections while frames flowed (start-up's, loading the model, are not the live loop's).
@@ -229,7 +241,7 @@ def summarise(model: str, gating: bool, live_frames: int, frames: FrameLog, capt
     return {
         "model": Path(model).name, "gating": gating, "consumer": "daemon", "live_frames": live_frames, "seconds": round(wall, 2),
         "frames_sent": capture.sent, "frames_analysed": analysed,
-        "frames_detected": int(sum(not r[7] for r in frames.rows)),
+        "frames_detected": int(sum(not r[9] for r in frames.rows)),
         "dropped": int(dropped[-1]) if analysed else 0, "cpu_fraction": round(cpu / wall, 3),
         # What one core must give to analyse every frame sent (gating as it fell on these frames):
         # below 1 is headroom. Drops on a machine shared with other work come from the time spent
@@ -250,6 +262,11 @@ def summarise(model: str, gating: bool, live_frames: int, frames: FrameLog, capt
         "gc_ms_max": round(max((1000 * (b - a) for a, b, _, _ in collections), default=0.0), 1),
         "gc_cpu_ms_max": round(max((1000 * c for *_, c in collections), default=0.0), 1),
         "threads_cpu_s": threads,
+        # Where the stalls' time went, summed: counterd's own CPU, or waiting for the core.
+        "stall_split_ms": {key: round(sum(st[key] for st in stalls), 1) for key in
+                           ("analysis_ms", "worker_cpu_ms", "worker_waiting_for_core_ms",
+                            "other_counterd_threads_cpu_ms", "gap_before_ms", "gap_waiting_for_core_ms",
+                            "gap_other_threads_cpu_ms", "gc_ms")},
         "stalls": stalls,
     }
 
