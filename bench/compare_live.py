@@ -292,7 +292,8 @@ def main(argv=None) -> int:
     result["loadavg"] = os.getloadavg()[0]
     print(json.dumps({k: v for k, v in result.items() if k not in ("stalls", "threads_cpu_s")}), file=sys.stderr)
     print(f"threads CPU s: {result['threads_cpu_s']}", file=sys.stderr)
-    for stall in result["stalls"]:
+    longest = sorted(result["stalls"], key=lambda st: -st["latency_ms"])[:10]   # all of them: in --out
+    for stall in sorted(longest, key=lambda st: st["at_s"]):
         print(f"stall: {stall}", file=sys.stderr)
     Path(args.out).write_text(json.dumps(result, indent=1))
     return 0
