@@ -25,6 +25,7 @@ import numpy as np
 
 from counterd.classes import CLASS_IDS
 from counterd.config import TrackerConfig
+from counterd.detect import as_bgr
 from counterd.detections import Detections
 from counterd.errors import UserError
 from counterd.packed import PackedRows
@@ -67,7 +68,9 @@ class Embedder:
 
 
 def person_crops(image: np.ndarray, xyxy: np.ndarray) -> np.ndarray:
-    """(N, 256, 128, 3) RGB crops of these boxes from a BGR frame, clipped to it."""
+    """(N, 256, 128, 3) RGB crops of these boxes from a BGR frame (grey and BGRA converted, as
+    night-time IR cameras send them), clipped to it."""
+    image = as_bgr(image)
     height, width = image.shape[:2]
     out = np.empty((len(xyxy), CROP_SIZE[1], CROP_SIZE[0], 3), np.uint8)
     for i, (x1, y1, x2, y2) in enumerate(np.round(xyxy).astype(int)):

@@ -13,7 +13,7 @@ from counterd.count import LineCounter
 from counterd.detections import Detections
 from counterd.errors import UserError
 from counterd.pipeline import Pipeline
-from counterd.reid import Embedder, Stitcher
+from counterd.reid import Embedder, Stitcher, person_crops
 from counterd.track import Tracker
 from counterd.truth import read_mot
 
@@ -183,3 +183,14 @@ async def test_reload_that_changes_the_reid_model_says_it_needs_a_restart(tmp_pa
     assert await reload(client.app)
     assert daemon.hub.status["pipeline"].startswith("needs restart: tracker.reid_model changed")
     assert daemon.effective_config.tracker.reid_reach == 2.0
+
+
+def test_crops_come_from_grey_and_bgra_frames_too():
+    """IR cameras send grey frames at night; the detector takes them, so must the stitcher."""
+    grey = np.zeros((360, 480), np.uint8)
+    grey[100:200, 50:100] = 200
+    bgra = np.zeros((360, 480, 4), np.uint8)
+    for image in (grey, bgra):
+        crops = person_crops(image, np.array([[50, 100, 100, 200], [-5, 300, 20, 400]], np.float32))
+        assert crops.shape == (2, 256, 128, 3) and crops.dtype == np.uint8
+    assert person_crops(grey, np.array([[50, 100, 100, 200]], np.float32)).min() == 200
