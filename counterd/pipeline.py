@@ -16,6 +16,7 @@ import time
 from counterd.config import Config, ConfigError
 from counterd.count import CrossingEvent, LineCounter
 from counterd.detect import Detector, make_detector
+from counterd.detect.mosaic import MIN_MOSAIC_HEIGHT
 from counterd.detect.overlap import drop_nested_vehicles
 from counterd.detections import Detections
 from counterd.schedule import Decision, DetectionSchedule
@@ -70,7 +71,8 @@ class Pipeline:
     def step(self, frame: Frame) -> list[CrossingEvent]:
         self.times.fresh = False
         self.last_decision = decision = self.schedule.decide(frame, holding=bool(self._held),
-                                                                   watching=self.watching_lines)
+                                                             watching=self.watching_lines,
+                                                             pairable=self.mosaic_fits)
         if decision.rested:
             return []
         self._held.append(frame)
@@ -114,6 +116,30 @@ class Pipeline:
             return False
         return self.counter.watching(self.tracker.predicted_boxes(timestamp),
                                      self.tracker.predicted_boxes(timestamp + horizon_s))
+
+    def mosaic_fits(self, frame: Frame) -> bool:
+        """Whether this frame may share one inference with the next (detector.mosaic): no tracked
+        object that would be drawn below MIN_MOSAIC_HEIGHT model-input pixels at the mosaic's
+        scale (as tall as when last seen) is in a line's band or can reach one within
+        tracker.max_coast_seconds, the time a track survives unseen. Such an object must stay
+        tracked until it has crossed, and a smaller one is found less often (bench/size_recall.py).
+        Small objects that cannot reach a line that soon (parked cars, people far off) do not stop
+        the pairing: they have time to be found again at full size before they matter. A small one
+        seen only once has no velocity yet, so it may be heading anywhere: no pairing either. With
+        nothing tracked, no: a newcomer's size is unknown, so it is looked for at full size."""
+        image, _ = self.roi.crop(frame.image)          # the detector sees the crop
+        scale = self.detector.mosaic_scale(image.shape[1], image.shape[0])
+        if scale is None or not len(self.tracker):
+            return False
+        seen, hits = self.tracker.sightings()
+        small = (seen[:, 3] - seen[:, 1]) * scale < MIN_MOSAIC_HEIGHT
+        if not small.any():
+            return True
+        if (hits[small] < 2).any():
+            return False
+        t, horizon = frame.timestamp, self.config.tracker.max_coast_seconds
+        return not self.counter.watching(self.tracker.predicted_boxes(t)[small],
+                                         self.tracker.predicted_boxes(t + horizon)[small])
 
     def finish(self) -> list[CrossingEvent]:
         """The stream has ended: a held frame is analysed, and tracks last seen inside a band past

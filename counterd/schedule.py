@@ -8,8 +8,10 @@ Three policies make one decision per frame, checked in this order:
 - stride (`gating.stride`, counterd/stride.py): while every track moves slowly, the detector
   rests until the fastest one can have moved `stride_max_shift` of its size (STRIDE);
 - mosaic (`detector.mosaic`, counterd/detect/mosaic.py): a frame due for detection is held
-  until the next due frame, so the two share one inference (HOLD); only backends that can batch
-  allow it (counterd/choices.py), and the config refuses it for the others.
+  until the next due frame, so the two share one inference (HOLD), but only while every tracked
+  object would stay large enough for the model at the mosaic's scale (Pipeline.mosaic_fits);
+  only backends that can batch allow it (counterd/choices.py), and the config refuses it for
+  the others.
 
 Neither rest is taken while a tracked object is inside a line's band or will enter one before
 the next detection could come (Pipeline.watching_lines): a crossing is only ever decided on a
@@ -48,18 +50,20 @@ class DetectionSchedule:
         self.stride = self._stride_for(config.gating)
 
     def decide(self, frame: Frame, holding: bool,
-               watching: Callable[[float, float], bool] = lambda timestamp, horizon_s: False) -> Decision:
+               watching: Callable[[float, float], bool] = lambda timestamp, horizon_s: False,
+               pairable: Callable[[Frame], bool] = lambda frame: True) -> Decision:
         """What to do with this frame; `holding`: a frame is already held for a mosaic;
         `watching(timestamp, horizon_s)`: whether a tracked object is in a line's band or enters
         one within horizon_s (Pipeline.watching_lines). Neither rest is taken while it is: the
-        gating never costs a count."""
+        gating never costs a count. `pairable(frame)`: whether this frame's objects stay large
+        enough in a mosaic (Pipeline.mosaic_fits); a frame is only held for a partner if so."""
         t = frame.timestamp
         if self.gate.cfg.enabled and not self.gate.should_detect(frame.image, t) \
                 and not watching(t, self.gate.cfg.max_skip_s):
             return Decision.STATIC
         if self.stride is not None and not self.stride.should_detect(t) and not watching(t, self.stride.max_rest_s):
             return Decision.STRIDE
-        if self.mosaic and not holding:
+        if self.mosaic and not holding and pairable(frame):
             if self.stride is not None:
                 self.stride.hold(frame.timestamp)
             return Decision.HOLD

@@ -197,6 +197,13 @@ class Tracker(PackedRows):
         """Every live track's box moved to time t at its estimated velocity."""
         return self._predicted_boxes(t)
 
+    def sightings(self) -> tuple[np.ndarray, np.ndarray]:
+        """Every live track's box where it was last seen (coasting ones too; its size, unlike a
+        prediction's, is not extrapolated from a velocity that a long coast magnifies), and how
+        many detections it has had (one: no velocity yet)."""
+        state = self._state[:self._count]
+        return state[:, BOX], state[:, HITS]
+
     def _predicted_boxes(self, t: float) -> np.ndarray:
         state = self._state[:self._count]
         boxes = state[:, VELOCITY] * (t - state[:, SEEN:])

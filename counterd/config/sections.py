@@ -65,8 +65,8 @@ class DetectorConfig:
     vehicle_nested_share: float = setting(0.8, min=0.0, max=1.0)
     classes: tuple[str, ...] = DEFAULT_CLASSES
     threads: int = setting(1, min=1, max=64)
-    # onnx: two frames share one inference when both fit at >= 0.75 scale (about half the CPU a
-    # frame, one frame of latency, people drawn a little smaller); see counterd/detect/mosaic.py
+    # onnx: two frames share one inference while every tracked object near a line stays large
+    # enough for the model at the mosaic's scale (Pipeline.mosaic_fits; one frame of latency)
     mosaic: bool = False
     # onnx: ONNX Runtime execution providers, in order of preference (an unknown or unavailable
     # one is an error at start, naming what this installation has)

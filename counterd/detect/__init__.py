@@ -49,6 +49,11 @@ class Detector:
         counter can expect (counting.hysteresis_input_px). None: unknown."""
         return None
 
+    def mosaic_scale(self, width: int, height: int) -> float | None:
+        """Frame pixels -> model-input pixels when two frames of this size share one inference
+        (detector.mosaic); None where this detector does not pair frames."""
+        return None
+
     def close(self) -> None:
         """Release the engine; the detector is unusable afterwards."""
 

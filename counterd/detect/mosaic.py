@@ -6,6 +6,11 @@ interpolated pixels and grey bars that carry no information. Two such frames sca
 the same input one above the other, and one inference detects both: about half the CPU per frame,
 with people a little smaller than in the source rather than a little larger. Measured in
 bench/RESULTS.md ("Compared with ultralytics and supervision").
+
+Whether two frames may share an inference depends on the objects, not the frame: the pipeline
+pairs frames only while every tracked object would still be at least MIN_MOSAIC_HEIGHT pixels
+tall in the model's input at the mosaic's scale (Pipeline.mosaic_fits), and detects singly
+otherwise, or when nothing is tracked yet (a newcomer is found at full size).
 """
 from __future__ import annotations
 
@@ -16,7 +21,12 @@ import numpy as np
 
 from counterd.detect.yolo import PAD_VALUE, Letterbox
 
-MIN_MOSAIC_SCALE = 0.75   # below this the people get too small: frames go through one at a time
+# Box height in model-input pixels from which every shared model finds people as often as at any
+# larger size: recall against the PETS/TUD box ground truth (bench/size_recall.py, RESULTS.md
+# "Mosaic by object size") is 0.85-0.92 from 32 px up for all three, but 0.84 / 0.83 / 0.88 at
+# 24-28 px and 0.43-0.65 at 16-20 px. 32 px is also one cell of the models' coarsest (stride-32)
+# grid. A mosaic that would draw a tracked object smaller than this is not made.
+MIN_MOSAIC_HEIGHT = 32.0
 
 
 @dataclass(frozen=True)
@@ -44,21 +54,31 @@ class MosaicPlan:
                  Letterbox(self.scale, float(left), float(top))) for top, left in self.corners]
 
 
-def mosaic_plan(input_size: tuple[int, int], frames: list[np.ndarray], min_scale: float) -> MosaicPlan | None:
+def _layout(input_size: tuple[int, int], width: int, height: int, count: int) -> tuple[float, bool]:
+    """(scale, stacked in rows): rows or columns of the input, whichever scales the frames more."""
+    th, tw = input_size
+    rows = min(th / (height * count), tw / width)       # one above the other
+    cols = min(th / height, tw / (width * count))       # side by side
+    return max(rows, cols), rows >= cols
+
+
+def mosaic_scale(input_size: tuple[int, int], width: int, height: int, count: int = 2) -> float:
+    """Frame pixels -> model-input pixels for `count` frames of this size sharing one input."""
+    return _layout(input_size, width, height, count)[0]
+
+
+def mosaic_plan(input_size: tuple[int, int], frames: list[np.ndarray]) -> MosaicPlan | None:
     """Stack the frames in the rows or the columns of the input, whichever scales them more; None
-    when there is one frame, their sizes differ, or they would shrink below min_scale."""
+    when there is one frame or their sizes differ. Whether their objects stay large enough is
+    the pipeline's call, before it pairs them (Pipeline.mosaic_fits)."""
     height, width = frames[0].shape[:2]
     count = len(frames)
     if count < 2 or any(f.shape[:2] != (height, width) for f in frames):
         return None
     th, tw = input_size
-    rows = min(th / (height * count), tw / width)       # one above the other
-    cols = min(th / height, tw / (width * count))       # side by side
-    scale = max(rows, cols)
-    if scale < min_scale:
-        return None
+    scale, in_rows = _layout(input_size, width, height, count)
     nh, nw = round(height * scale), round(width * scale)
-    if rows >= cols:
+    if in_rows:
         top0, left = (th - nh * count) // 2, (tw - nw) // 2
         corners = tuple((top0 + k * nh, left) for k in range(count))
     else:

@@ -16,7 +16,7 @@ from counterd.classes import COCO_NAMES
 from counterd.config import DetectorConfig
 from counterd.detect import Detector, as_bgr, coco_ids_for, first_line
 from counterd.detect.engines import open_engine
-from counterd.detect.mosaic import MIN_MOSAIC_SCALE, mosaic_plan
+from counterd.detect.mosaic import mosaic_plan, mosaic_scale
 from counterd.detect.yolo import (Letterbox, decode_end2end, decode_ultralytics, decode_yolox, letterbox,
                                   select, to_detections, yolox_grid)
 from counterd.detections import Detections
@@ -138,13 +138,16 @@ class OnnxDetector(Detector):
     def detect_many(self, frames: list[np.ndarray]) -> list[Detections]:
         """With detector.mosaic, same-sized frames share one inference (counterd/detect/mosaic.py)."""
         frames = [as_bgr(f) for f in frames]
-        plan = mosaic_plan(self.size, frames, MIN_MOSAIC_SCALE) if self.cfg.mosaic else None
+        plan = mosaic_plan(self.size, frames) if self.cfg.mosaic else None
         if plan is None:
             return [self.detect(f) for f in frames]
         xyxy, scores = self._decode(self._infer(plan.canvas(frames), self.head))
         return [to_detections(*select(xyxy[inside], scores[inside], self.coco_ids, self.wanted,
                                       self.cfg.confidence, self.cfg.nms_iou), box, *plan.frame_size)
                 for inside, box in plan.split(xyxy)]
+
+    def mosaic_scale(self, width: int, height: int) -> float | None:
+        return mosaic_scale(self.size, width, height) if self.cfg.mosaic else None
 
     def _decode(self, output: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         if self.head == "ultralytics":
