@@ -7,9 +7,12 @@ The floor of detector.mosaic's size rule (counterd/detect/mosaic.py MIN_MOSAIC_H
 here. The clips with box ground truth (PETS09-S2L1, TUD-Stadtmitte: MOT gt, every person in every
 frame, occluded ones included) are shrunk into the model's input by each factor of the model's own
 letterbox scale, placed as a mosaic tile is (grey around it, the frame resized with INTER_AREA),
-and detected; a true box is found when a detected person overlaps it with IoU >= 0.5. Recall is
-binned by the true box's height in model-input pixels, over all factors together, so each bin
-mixes both clips and every shrink that puts a person at that height.
+and detected; a true box is found when a detected person overlaps it with IoU >= 0.5. Two
+numbers per bin of the true box's height in model-input pixels (all factors together):
+- recall: found / true. It mixes the clips (PETS people are small and often occluded, TUD's
+  large), so it also says how hard each clip is, not only how size matters;
+- kept: of the boxes found at the model's own scale (factor 1), the share still found when drawn
+  at this height by a smaller factor: what shrinking costs the same people, free of that mix.
 """
 from __future__ import annotations
 
@@ -59,12 +62,12 @@ def detect_shrunk(detector, image: np.ndarray, plan: MosaicPlan) -> np.ndarray:
     return to_detections(*kept, box, *plan.frame_size).xyxy
 
 
-def measure(model: str, every: int, factors: list[float]) -> tuple[np.ndarray, np.ndarray]:
-    """(found, true) counts per height bin."""
+def measure(model: str, every: int, factors: list[float]) -> tuple[np.ndarray, ...]:
+    """(found, true, kept, found at factor 1) counts per height bin."""
     config = config_from_dict({"detector": {**accuracy.DETECTORS[model], "classes": ["person"], "threads": 1},
                                "lines": [{"name": "x", "start": [0, 0], "end": [1, 1]}]}, "bench/size_recall.py")
     detector = make_detector(config.detector)
-    found, true = np.zeros(len(EDGES) - 1), np.zeros(len(EDGES) - 1)
+    found, true, kept, base = (np.zeros(len(EDGES) - 1) for _ in range(4))
     for video, gt in CLIPS.values():
         mot = read_mot(gt)
         with open_source(str(video)) as source:
@@ -74,16 +77,22 @@ def measure(model: str, every: int, factors: list[float]) -> tuple[np.ndarray, n
                 truth = mot.xyxy[mot.frame == index]
                 if not len(truth):
                     continue
-                for factor in factors:
+                at_full = None
+                for factor in [1.0] + [f for f in factors if f != 1.0]:
                     plan = shrunk_plan(detector, source.width, source.height, factor)
                     boxes = detect_shrunk(detector, frame.image, plan)
                     hit = (box_iou(truth, boxes).max(axis=1) >= MATCH_IOU) if len(boxes) else np.zeros(len(truth), bool)
-                    heights = (truth[:, 3] - truth[:, 1]) * plan.scale
-                    bins = np.digitize(heights, EDGES) - 1
-                    np.add.at(true, bins, 1)
-                    np.add.at(found, bins, hit)
+                    bins = np.digitize((truth[:, 3] - truth[:, 1]) * plan.scale, EDGES) - 1
+                    if factor in factors:
+                        np.add.at(true, bins, 1)
+                        np.add.at(found, bins, hit)
+                    if at_full is None:
+                        at_full = hit
+                    else:
+                        np.add.at(base, bins, at_full)
+                        np.add.at(kept, bins, hit & at_full)
     detector.close()
-    return found, true
+    return found, true, kept, base
 
 
 def main() -> int:
@@ -99,15 +108,20 @@ def main() -> int:
     factors = [float(f) for f in args.factors.split(",")]
     labels = [f"{EDGES[i]:g}-{EDGES[i + 1]:g}" if EDGES[i + 1] < 1e9 else f">={EDGES[i]:g}"
               for i in range(len(EDGES) - 1)]
-    print("recall of true person boxes by height in model-input pixels (found / true)\n")
-    print("| height (input px) | " + " | ".join(args.detectors.split(",")) + " |")
-    print("|---" * (len(args.detectors.split(",")) + 1) + "|")
+    models = args.detectors.split(",")
     columns = {}
-    for model in args.detectors.split(","):
+    for model in models:
         columns[model] = measure(model, args.every, factors)
         print(f"{model} done", file=sys.stderr, flush=True)
+    print("true person boxes by height in model-input pixels: recall (found / true) | kept (still found "
+          "when shrunk to this height / found at the model's own scale)\n")
+    print("| height (input px) | " + " | ".join(f"{m} recall | {m} kept" for m in models) + " |")
+    print("|---" * (2 * len(models) + 1) + "|")
     for i, label in enumerate(labels):
-        cells = [f"{f[i] / t[i]:.3f} ({int(f[i])}/{int(t[i])})" if t[i] else "-" for f, t in columns.values()]
+        cells = []
+        for f, t, k, b in columns.values():
+            cells.append(f"{f[i] / t[i]:.3f} ({int(t[i])})" if t[i] else "-")
+            cells.append(f"{k[i] / b[i]:.3f} ({int(b[i])})" if b[i] else "-")
         print(f"| {label} | " + " | ".join(cells) + " |")
     return 0
 

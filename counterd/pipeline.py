@@ -109,12 +109,15 @@ class Pipeline:
         return events
 
     def watching_lines(self, timestamp: float, horizon_s: float) -> bool:
-        """Whether a tracked object is inside a line's band now or will enter one within
-        horizon_s, at its estimated velocity: the stride and the motion gate never skip such a
-        frame, since a crossing decided on a skipped frame is decided on a guess."""
+        """Whether a tracked object is inside a line's band or will enter one within horizon_s,
+        at its estimated velocity, or has crossed one since it was last seen: the stride and the
+        motion gate never skip such a frame, since a crossing decided on a skipped frame is
+        decided on a guess. The path starts where the object was last seen, not where it is
+        predicted now: an object that stepped over a narrow band since (a car moving more than
+        the band's width a frame) has a crossing the counter has not yet decided."""
         if not len(self.tracker):
             return False
-        return self.counter.watching(self.tracker.predicted_boxes(timestamp),
+        return self.counter.watching(self.tracker.sightings()[0],
                                      self.tracker.predicted_boxes(timestamp + horizon_s))
 
     def mosaic_fits(self, frame: Frame) -> bool:

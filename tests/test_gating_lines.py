@@ -4,6 +4,8 @@ import numpy as np
 
 from counterd.config import LineConfig, config_from_dict
 from counterd.count import LineGeometry, near_lines
+from counterd.detect import Detector
+from counterd.detections import Detections
 from counterd.pipeline import Pipeline
 from counterd.source import Frame
 
@@ -65,3 +67,33 @@ def test_the_motion_gate_never_rests_while_someone_stands_in_a_band():
             pipeline.step(Frame(with_box(20), i * 0.1, i))
         calls[line_x] = pipeline.detector.calls
     assert calls == {30: 10, 140: 1}
+
+
+class SlidingCar(Detector):
+    """A 200 x 40 px box (a car) moving right 12 px a frame: more than its 2 px band each frame."""
+
+    def detect(self, frame):
+        x = 12.0 * float(frame[0, 0, 0])
+        return Detections.from_arrays([[x, 100, x + 200, 140]], [0.9], [2])
+
+
+def test_the_stride_never_rests_on_a_crossing_the_counter_has_not_decided():
+    """The car's anchor steps from 8 px before the line to 4 px past its band in one frame. The
+    frame after that step must be detected, though the car is predicted clear of the band by
+    then: its crossing since it was last seen is only decided on a detected frame, so resting
+    there would count it a frame late (or, with a turn, not at all)."""
+    def crossings(stride):
+        config = config_from_dict({"detector": {"classes": ["car"]},
+                                   "gating": {"enabled": False, "stride": stride},
+                                   "lines": [{"name": "road", "start": [300, 0], "end": [300, 360]}]}, "t")
+        pipeline = Pipeline(config, SlidingCar(config.detector))
+        events = []
+        for k in range(30):
+            events += pipeline.step(Frame(np.full((360, 480, 3), k, np.uint8), k / 10, k))
+        events += pipeline.finish()
+        return [(round(e.timestamp, 2), e.direction) for e in events], pipeline.times.frames
+
+    ungated, every_frame = crossings(stride=False)
+    strided, detected = crossings(stride=True)
+    assert detected < every_frame                     # the stride does rest this car elsewhere
+    assert strided == ungated == [(1.7, "in")]
