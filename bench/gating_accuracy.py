@@ -6,8 +6,9 @@ every scene and shared model of bench/accuracy.py.
                                     [--variants ungated,gate,stride,mosaic,...]
                                     [--cache-dir /tmp/counterd-ablate] [--jobs 2]
 
-Variants (each a set of config options; everything else at the shipped defaults):
-- ungated: gating.enabled = false (every frame detected, one at a time);
+Variants (each sets gating.enabled, gating.stride and detector.mosaic; everything else at the
+shipped defaults):
+- ungated: all three off (every frame detected, one at a time);
 - gate: the motion gate (gating.enabled = true);
 - stride: gating.stride = true, motion gate off;
 - gate+stride: both;
@@ -52,15 +53,22 @@ from counterd.source import open_source  # noqa: E402
 from counterd.truth import Counted, score  # noqa: E402
 
 MODELS = ("yolox_nano", "yolo11n_int8_320", "yolov8n_int8_640")
+OPTIONS = ("gating.enabled", "gating.stride", "detector.mosaic")   # each variant sets all three
+
+
+def variant(*on: str) -> list[str]:
+    return [f"{key}={'true' if key in on else 'false'}" for key in OPTIONS]
+
+
 VARIANTS = {
-    "ungated": ["gating.enabled=false"],
-    "gate": ["gating.enabled=true"],
-    "stride": ["gating.enabled=false", "gating.stride=true"],
-    "gate+stride": ["gating.enabled=true", "gating.stride=true"],
-    "mosaic": ["gating.enabled=false", "detector.mosaic=true"],
-    "stride+mosaic": ["gating.enabled=false", "gating.stride=true", "detector.mosaic=true"],
-    "gate+mosaic": ["gating.enabled=true", "detector.mosaic=true"],
-    "gate+stride+mosaic": ["gating.enabled=true", "gating.stride=true", "detector.mosaic=true"],
+    "ungated": variant(),
+    "gate": variant("gating.enabled"),
+    "stride": variant("gating.stride"),
+    "gate+stride": variant("gating.enabled", "gating.stride"),
+    "mosaic": variant("detector.mosaic"),
+    "stride+mosaic": variant("gating.stride", "detector.mosaic"),
+    "gate+mosaic": variant("gating.enabled", "detector.mosaic"),
+    "gate+stride+mosaic": variant(*OPTIONS),
 }
 TOLERANCE = 0.005
 CHECK_EVERY = 97          # frames re-detected to check the cache is the detector's current output
@@ -90,7 +98,7 @@ def scene_config(scene, model: str, options: list[str]):
 
 def check_cache(scene, model: str, frames: list[Detections]) -> None:
     """Re-detect a sample of frames: the cache must be what the detector finds today."""
-    detector = make_detector(scene_config(scene, model, ["gating.enabled=false"]).detector)
+    detector = make_detector(scene_config(scene, model, VARIANTS["ungated"]).detector)
     try:
         with open_source(str(scene.video)) as source:
             for frame in source:

@@ -216,12 +216,13 @@ class LineCounter(PackedRows):
         self.counting = counting
         self._geometry = LineGeometry.of(lines)
 
-    def watching(self, boxes_now: np.ndarray, boxes_then: np.ndarray) -> bool:
+    def watching(self, boxes_now: np.ndarray, boxes_then: np.ndarray, band: np.ndarray | None = None) -> bool:
         """Whether a tracked object whose box moves from boxes_now to boxes_then is inside a
-        line's band or enters it meanwhile (near_lines, at the counted anchor)."""
+        line's band (or the (N, 1) `band` given) or enters it meanwhile (near_lines, at the
+        counted anchor)."""
         weights = ANCHOR_WEIGHTS[self.counting.anchor]
         return near_lines(boxes_now @ weights, boxes_then @ weights, self._geometry,
-                          band_width(boxes_now, self.counting, self._input_px))
+                          band_width(boxes_now, self.counting, self._input_px) if band is None else band)
 
     @property
     def input_px(self) -> float | None:

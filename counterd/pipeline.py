@@ -14,7 +14,7 @@ import dataclasses
 import time
 
 from counterd.config import Config, ConfigError
-from counterd.count import CrossingEvent, LineCounter
+from counterd.count import CrossingEvent, LineCounter, cut_by_frame
 from counterd.detect import Detector, make_detector
 from counterd.detect.mosaic import MIN_MOSAIC_HEIGHT
 from counterd.detect.overlap import drop_nested_vehicles
@@ -65,11 +65,13 @@ class Pipeline:
         self.schedule = DetectionSchedule(config)
         self.last_decision: Decision | None = None
         self.roi = RegionOfInterest(config)
+        self._frame_size: tuple[int, int] | None = None   # (width, height) of the newest frame
         self._held: list[Frame] = []      # mosaic: frames waiting for a partner to share an inference
         self.last_tracks = Detections.empty()   # the tracker's output for the newest analysed frame
 
     def step(self, frame: Frame) -> list[CrossingEvent]:
         self.times.fresh = False
+        self._frame_size = frame.image.shape[1::-1]
         self.last_decision = decision = self.schedule.decide(frame, holding=bool(self._held),
                                                              watching=self.watching_lines,
                                                              pairable=self.mosaic_fits)
@@ -117,8 +119,13 @@ class Pipeline:
         the band's width a frame) has a crossing the counter has not yet decided."""
         if not len(self.tracker):
             return False
-        return self.counter.watching(self.tracker.sightings()[0],
-                                     self.tracker.predicted_boxes(timestamp + horizon_s))
+        seen, then = self.tracker.sightings()[0], self.tracker.predicted_boxes(timestamp + horizon_s)
+        if self.counter.watching(seen, then):
+            return True
+        # A box cut by the frame's edge does not show where the object's anchor is (it may lie
+        # anywhere within the box's extent), so such an object is watched within its own height.
+        cut = cut_by_frame(seen, self._frame_size)
+        return bool(cut.any()) and self.counter.watching(seen[cut], then[cut], seen[cut, 3:4] - seen[cut, 1:2])
 
     def mosaic_fits(self, frame: Frame) -> bool:
         """Whether this frame may share one inference with the next (detector.mosaic): no tracked

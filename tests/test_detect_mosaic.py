@@ -101,7 +101,7 @@ class PairCountingDetector(Detector):
 
 
 def run_pairs(mosaic, frames=21, **fake):
-    config = config_from_dict({"detector": {"mosaic": mosaic}, "gating": {"enabled": False},
+    config = config_from_dict({"detector": {"mosaic": mosaic}, "gating": {"enabled": False, "stride": False},
                                "lines": [{"name": "door", "start": [200, 0], "end": [200, 360]}]})
     pipeline = Pipeline(config, PairCountingDetector(config.detector, **fake))
     events = []
@@ -183,7 +183,7 @@ def test_a_smaller_model_input_pairs_fewer_pets_frames():
     inferences = {}
     for model in ("yolov8n_int8_640", "yolo11n_int8_320"):
         path = need_shared(SHARED_MODELS[model])
-        config = config_from_dict({"detector": {"model": str(path), "mosaic": True}, "gating": {"enabled": False},
+        config = config_from_dict({"detector": {"model": str(path), "mosaic": True}, "gating": {"enabled": False, "stride": False},
                                    "lines": [{"name": "door", "start": [240, 0], "end": [240, 360]}]})
         pipeline = Pipeline(config)
         assert pipeline.detector.mosaic_scale(480, 360) == pytest.approx(min(pipeline.detector.size) / 720)

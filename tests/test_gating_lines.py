@@ -97,3 +97,32 @@ def test_the_stride_never_rests_on_a_crossing_the_counter_has_not_decided():
     strided, detected = crossings(stride=True)
     assert detected < every_frame                     # the stride does rest this car elsewhere
     assert strided == ungated == [(1.7, "in")]
+
+
+class StillBox(Detector):
+    """One box that does not move."""
+
+    def __init__(self, cfg, box):
+        super().__init__(cfg)
+        self.xyxy = box
+
+    def detect(self, frame):
+        return Detections.from_arrays([self.xyxy], [0.9], [2])
+
+
+def test_an_object_cut_by_the_frame_edge_is_watched_within_its_own_height():
+    """A car leaving through the right edge, its box's bottom 10 px above a line (more than its
+    4.5 px band): cut by the edge, its anchor may be anywhere in the box, so the stride does
+    not rest; the same car whole, in the middle of the picture, lets it rest."""
+    def detected(box):
+        config = config_from_dict({"detector": {"classes": ["car"]},
+                                   "gating": {"enabled": False, "stride": True},
+                                   "lines": [{"name": "pavement", "start": [20, 300], "end": [620, 300]}]}, "t")
+        pipeline = Pipeline(config, StillBox(config.detector, box))
+        for k in range(20):
+            pipeline.step(Frame(np.zeros((360, 640, 3), np.uint8), k / 10, k))
+        return pipeline.times.frames, pipeline.watching_lines(2.0, 0.15)
+
+    assert detected([600, 200, 640, 290]) == (20, True)      # cut by the right edge
+    frames, watching = detected([500, 200, 540, 290])        # whole
+    assert frames < 20 and not watching

@@ -8,9 +8,11 @@ with people a little smaller than in the source rather than a little larger. Mea
 bench/RESULTS.md ("Compared with ultralytics and supervision").
 
 Whether two frames may share an inference depends on the objects, not the frame: the pipeline
-pairs frames only while every tracked object would still be at least MIN_MOSAIC_HEIGHT pixels
-tall in the model's input at the mosaic's scale (Pipeline.mosaic_fits), and detects singly
-otherwise, or when nothing is tracked yet (a newcomer is found at full size).
+pairs frames only while every tracked object at or heading for a line would still be at least
+MIN_MOSAIC_HEIGHT pixels tall in the model's input at the mosaic's scale (Pipeline.mosaic_fits),
+and detects singly otherwise, or when nothing is tracked yet (a newcomer is found at full size).
+Off by default: even above that floor a mosaic changes counts by more than issue 11 allows on
+three of the five scenes with ground truth (bench/RESULTS.md, "Detect less, count the same").
 """
 from __future__ import annotations
 
@@ -21,11 +23,11 @@ import numpy as np
 
 from counterd.detect.yolo import PAD_VALUE, Letterbox
 
-# Box height in model-input pixels from which every shared model finds people as often as at any
-# larger size: recall against the PETS/TUD box ground truth (bench/size_recall.py, RESULTS.md
-# "Mosaic by object size") is 0.85-0.92 from 32 px up for all three, but 0.84 / 0.83 / 0.88 at
-# 24-28 px and 0.43-0.65 at 16-20 px. 32 px is also one cell of the models' coarsest (stride-32)
-# grid. A mosaic that would draw a tracked object smaller than this is not made.
+# Box height in model-input pixels below which the shared models lose people fast: of the PETS/TUD
+# people a model finds at its own scale, drawn smaller it still finds 0.94-0.96 at 32-40 px (all
+# three models), 0.87-0.94 at 24-28 px, 0.48-0.68 at 16-20 px (bench/size_recall.py, RESULTS.md
+# "Detect less, count the same"). 32 px is also one cell of the models' coarsest (stride-32) grid.
+# A mosaic that would draw a tracked object near a line smaller than this is not made.
 MIN_MOSAIC_HEIGHT = 32.0
 
 
