@@ -58,6 +58,8 @@ JUMP_SETTLE_SECONDS = 0.5   # ... when it stays so this long, the box is the obj
 JUMP_AWAY = 0.33            # and when its anchor is also this far (share of the steady box's height)
                             # from where the last steady box had it, the track is another object
 NO_TIME = np.inf      # no reversal pending
+CLOCK_SLACK = 1e-6    # seconds: frame timestamps are floats (34.9 - 34.7 < 0.2), so a hold of
+                      # exactly reverse_hold_seconds must not miss by a rounding error
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,6 +181,7 @@ class LineCounter(PackedRows):
         self._sorted_ids = np.zeros(0, np.int64)         # lookup: _ids[_order] == _sorted_ids
         self._order = np.zeros(0, np.intp)
         self._last_sweep = -np.inf
+        self._last_update = -np.inf                      # timestamp of the newest update
         self.lines: tuple[LineConfig, ...] = ()
         self._side = np.zeros((capacity, 0), np.int8)          # decided side per line, 0 = none yet
         self._decided_at = np.zeros((capacity, 0, 2))          # the anchor when it was decided
@@ -224,6 +227,39 @@ class LineCounter(PackedRows):
         return near_lines(boxes_now @ weights, boxes_then @ weights, self._geometry,
                           band_width(boxes_now, self.counting, self._input_px) if band is None else band)
 
+    def undecided(self) -> bool:
+        """Whether a decision of this counter is pending for a track it saw lately (within
+        handoff_seconds: a coasting track that reappears decides from where it was last seen):
+        a crossing back held for reverse_hold_seconds, a box jump settling within its own height
+        of a line, or an anchor inside a line's band alongside the segment, where the side it
+        leaves the band on is still to be decided. "Alongside" is along the whole chord the
+        counter will judge, from where the side was last decided to the anchor now, ends widened
+        by the band: a walker drifting past a segment's end inside the band still counts by
+        that chord, decided on the frame it leaves. The detection schedule never rests the
+        detector while this holds, so every decision is made on a detected frame."""
+        if not self._count or not self.lines:
+            return False
+        recent = np.flatnonzero(self._last_update - self._seen[:self._count] <= self.counting.handoff_seconds)
+        if not len(recent):
+            return False
+        if np.isfinite(self._reverse_at[recent]).any():
+            return True
+        anchor, box = self._last_anchor(recent), self._box[recent]
+        band = band_width(box, self.counting, self._input_px)                    # (R, 1)
+        jumping = np.isfinite(self._odd_since[recent])
+        reach = np.where(jumping[:, None], np.maximum(band, box[:, 3:4] - box[:, 1:2]), band)
+        inside = np.abs(signed_distance(anchor, self._geometry)) <= reach       # (R, L)
+        if not np.count_nonzero(inside):
+            return False
+        geometry = self._geometry
+        along = np.einsum("rlk,lk->rl", anchor[:, None, :] - geometry.start, geometry.direction)
+        decided = self._side[recent] != 0
+        since = np.einsum("rlk,lk->rl", self._decided_at[recent] - geometry.start, geometry.direction)
+        since = np.where(decided, since, along)          # (R, L) where the judged chord starts
+        lo, hi = np.minimum(along, since), np.maximum(along, since)
+        beside = (hi >= -reach) & (lo <= geometry.length + reach)
+        return bool(np.count_nonzero(inside & beside))
+
     @property
     def input_px(self) -> float | None:
         """Frame pixels per pixel of the detector's input, as the last update was told."""
@@ -255,6 +291,7 @@ class LineCounter(PackedRows):
         known, for counting.hysteresis_input_px); returns the crossings they made."""
         t = float(timestamp)
         self._input_px = input_px
+        self._last_update = t
         settled = []
         if abs(t - self._last_sweep) >= SWEEP_SECONDS:      # also when a wall clock steps back
             settled = self._settle_lost(t)
@@ -281,7 +318,7 @@ class LineCounter(PackedRows):
         flipped = (side * before) < 0
         events = self._crossings(flipped, rows, points, side, tracks, t) if np.count_nonzero(flipped) else []
         reverse_at = self._reverse_at[rows]
-        if np.count_nonzero(t - reverse_at >= self.counting.reverse_hold_seconds):
+        if np.count_nonzero(self._held(t, reverse_at)):
             events += self._held_reversals(rows, reverse_at, tracks, t)
 
         decided = side != 0
@@ -314,12 +351,16 @@ class LineCounter(PackedRows):
     def _held_reversals(self, rows, reverse_at, tracks, t) -> list[CrossingEvent]:
         """Tracks that crossed back and have not returned for reverse_hold_seconds: count them
         now, at the time they crossed."""
-        which, line = np.nonzero(t - reverse_at >= self.counting.reverse_hold_seconds)
+        which, line = np.nonzero(self._held(t, reverse_at))
         row = rows[which]
         side = -self._counted[row, line]
         self._counted[row, line] = side
         self._reverse_at[row, line] = NO_TIME
         return self._record(reverse_at[which, line], line, side, tracks.class_id[which], tracks.tracker_id[which])
+
+    def _held(self, t: float, reverse_at: np.ndarray) -> np.ndarray:
+        """Which pending reversals have been held for reverse_hold_seconds at time t."""
+        return t - reverse_at >= self.counting.reverse_hold_seconds - CLOCK_SLACK
 
     def _settle_lost(self, t: float) -> list[CrossingEvent]:
         """A track that vanished inside a band past the line (left the frame there, or was lost)

@@ -116,7 +116,12 @@ class Pipeline:
         motion gate never skip such a frame, since a crossing decided on a skipped frame is
         decided on a guess. The path starts where the object was last seen, not where it is
         predicted now: an object that stepped over a narrow band since (a car moving more than
-        the band's width a frame) has a crossing the counter has not yet decided."""
+        the band's width a frame) has a crossing the counter has not yet decided. And never
+        while the counter itself has a decision pending (LineCounter.undecided: a side to decide
+        on leaving a band, judged by the chord from where it was last decided, a reversal held,
+        a box jump settling): what it decides must be decided on a detected frame."""
+        if self.counter.undecided():
+            return True
         if not len(self.tracker):
             return False
         seen, then = self.tracker.sightings()[0], self.tracker.predicted_boxes(timestamp + horizon_s)

@@ -36,12 +36,13 @@ def pets_frames() -> list[np.ndarray]:
     return frames
 
 
-def count(frames: list[np.ndarray], sx: float, sy: float) -> dict[str, tuple[int, int]]:
+def count(frames: list[np.ndarray], sx: float, sy: float, gating: dict | None = None) -> dict[str, tuple[int, int]]:
+    """Totals per line of the frames scaled by (sx, sy); gating: [gating] settings (the defaults if None)."""
     model = need_shared(SHARED_MODELS["yolox_nano"])
     lines = [{"name": name, "start": [a[0] * sx, a[1] * sy], "end": [b[0] * sx, b[1] * sy]}
              for name, (a, b) in LINES.items()]
     pipeline = Pipeline(config_from_dict({"detector": {"model": str(model), "classes": ["person"]},
-                                          "lines": lines}, "test"))
+                                          "gating": gating or {}, "lines": lines}, "test"))
     height, width = frames[0].shape[:2]
     size = (round(width * sx), round(height * sy))
     for i, image in enumerate(frames):
