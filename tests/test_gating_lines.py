@@ -2,8 +2,8 @@
 or about to enter it (counterd/count.py near_lines, Pipeline.watching_lines)."""
 import numpy as np
 
-from counterd.config import LineConfig, config_from_dict
-from counterd.count import LineGeometry, near_lines
+from counterd.config import CountingConfig, LineConfig, config_from_dict
+from counterd.count import LineCounter, LineGeometry, near_lines
 from counterd.detect import Detector
 from counterd.detections import Detections
 from counterd.pipeline import Pipeline
@@ -126,3 +126,90 @@ def test_an_object_cut_by_the_frame_edge_is_watched_within_its_own_height():
     assert detected([600, 200, 640, 290]) == (20, True)      # cut by the right edge
     frames, watching = detected([500, 200, 540, 290])        # whole
     assert frames < 20 and not watching
+
+
+# A walker's anchor (bottom centre) per frame: down to the segment's band at x = 300, deciding its
+# side 6 px above the line (band: 5 px, 0.05 of its 100 px height), then drifting right inside
+# the band past the segment's end at x = 330, leaving the band on frame 15 at x = 356, and
+# walking off to the right. Leaving there, the chord from where its side was decided meets the
+# line at x = 328 (counts); one frame later it would meet it at x = 337, past the end.
+WALKER = [(300, 100 + 4 * k) for k in range(12)] + [(320, 147), (340, 148), (350, 152), (356, 156)] + \
+    [(380 + 16 * k, 157 + k) for k in range(6)] + [(470, 163)] * 14
+
+
+class Walker(Detector):
+    """A person (80 x 100 px box) whose anchor follows WALKER, frame by frame."""
+
+    def detect(self, frame):
+        x, y = WALKER[int(frame[0, 0, 0])]
+        return Detections.from_arrays([[x - 40, y - 100, x + 40, y]], [0.9], [0])
+
+
+def test_the_stride_never_rests_on_a_side_the_counter_has_yet_to_decide():
+    """Inside the band past the segment's end the walker is far from the segment, yet the counter
+    will judge its crossing by the chord from where its side was last decided: the frame it
+    leaves the band on must be detected (LineCounter.undecided), or the crossing is lost."""
+    def crossings(stride):
+        config = config_from_dict({"detector": {"classes": ["person"]},
+                                   "gating": {"enabled": False, "stride": stride},
+                                   "lines": [{"name": "segment", "start": [150, 150], "end": [330, 150]}]}, "t")
+        pipeline = Pipeline(config, Walker(config.detector))
+        events = []
+        for k in range(len(WALKER)):
+            events += pipeline.step(Frame(np.full((360, 480, 3), k, np.uint8), k / 10, k))
+        events += pipeline.finish()
+        return [(round(e.timestamp, 2), e.direction) for e in events], pipeline.times.frames
+
+    ungated, every_frame = crossings(stride=False)
+    strided, detected = crossings(stride=True)
+    assert detected < every_frame                     # the stride rests this walker elsewhere
+    assert len(ungated) == 1 and strided == ungated
+
+
+def counter_with(*boxes_by_frame, hold=0.2):
+    """A LineCounter for a horizontal segment (150, 150)-(330, 150), fed one track's boxes at 10 fps."""
+    counter = LineCounter([LineConfig("segment", (150, 150), (330, 150))],
+                          CountingConfig(reverse_hold_seconds=hold))
+    events = []
+    for k, box in enumerate(boxes_by_frame):
+        events += counter.update(Detections.from_arrays([box], [0.9], [0], [7]), k / 10)
+    return counter, events
+
+
+def person_at(x, y):
+    return [x - 40, y - 100, x + 40, y]
+
+
+def test_the_counter_is_undecided_inside_a_band_along_the_chord_it_will_judge():
+    decided_inside = counter_with(person_at(300, 140), person_at(340, 148))[0]
+    assert decided_inside.undecided()            # past the end, but the chord from x = 300 is not
+    decided_past = counter_with(person_at(360, 140), person_at(380, 148))[0]
+    assert not decided_past.undecided()          # the whole chord lies beyond the end and its band
+    left = counter_with(person_at(300, 140), person_at(300, 148), person_at(300, 160))[0]
+    assert not left.undecided()                  # out of the band: decided
+    far = counter_with(person_at(300, 100))[0]
+    assert not far.undecided()
+
+
+def test_the_counter_is_undecided_while_a_reversal_is_held():
+    counter, events = counter_with(person_at(300, 140), person_at(300, 160), person_at(300, 140), hold=0.5)
+    assert len(events) == 1 and counter.undecided()      # crossed back: held, uncounted yet
+    counter, _ = counter_with(person_at(300, 140), person_at(300, 160), person_at(300, 140),
+                              person_at(300, 100), person_at(300, 100), person_at(300, 100), person_at(300, 100),
+                              person_at(300, 100), hold=0.5)
+    assert not counter.undecided()               # the reversal counted: nothing pending
+
+
+def test_the_counter_is_undecided_while_a_box_jump_settles_near_a_line():
+    steady, jumped = person_at(300, 120), [260, 100, 340, 125]     # half hidden: a quarter the height
+    assert counter_with(steady, jumped)[0].undecided()              # 25 px above the line, within 100 px
+    assert not counter_with(person_at(300, 20), [260, 0, 340, 25])[0].undecided()   # 125 px above
+
+
+def test_a_reversal_held_exactly_reverse_hold_seconds_counts():
+    """At 10 fps, 34.9 - 34.7 < 0.2 in floating point: a hold of exactly two frames still counts."""
+    counter = LineCounter([LineConfig("segment", (150, 150), (330, 150))], CountingConfig(reverse_hold_seconds=0.2))
+    events = []
+    for k, y in zip(range(345, 350), (140, 160, 140, 140, 140)):
+        events += counter.update(Detections.from_arrays([person_at(300, y)], [0.9], [0], [7]), k / 10)
+    assert [e.direction for e in events] == ["out", "in"]
