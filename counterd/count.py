@@ -102,6 +102,11 @@ def signed_distance(points: np.ndarray, lines: LineGeometry) -> np.ndarray:
     return points @ lines.normal.T - lines.offset
 
 
+def along_lines(points: np.ndarray, lines: LineGeometry) -> np.ndarray:
+    """(N, L) position of each point's foot on each line, from its start toward its end."""
+    return np.einsum("nlk,lk->nl", points[:, None, :] - lines.start, lines.direction)
+
+
 def decided_side(distance: np.ndarray, band: float | np.ndarray) -> np.ndarray:
     """+1 beyond the band on the 'in' side, -1 beyond it on the 'out' side, 0 inside it (band: a
     number, or one per point as an (N, 1) column)."""
@@ -127,8 +132,7 @@ def near_lines(p0: np.ndarray, p1: np.ndarray, lines: LineGeometry, band: float 
         return False
     d0, d1 = signed_distance(p0, lines), signed_distance(p1, lines)                  # (N, L)
     meets = (np.abs(d0) <= band) | (np.abs(d1) <= band) | (np.sign(d0) != np.sign(d1))
-    along0 = np.einsum("nlk,lk->nl", p0[:, None, :] - lines.start, lines.direction)
-    along1 = np.einsum("nlk,lk->nl", p1[:, None, :] - lines.start, lines.direction)
+    along0, along1 = along_lines(p0, lines), along_lines(p1, lines)
     lo, hi = np.minimum(along0, along1), np.maximum(along0, along1)
     beside = (hi >= -band) & (lo <= lines.length + band)
     return bool(np.count_nonzero(meets & beside))
@@ -252,10 +256,9 @@ class LineCounter(PackedRows):
         if not np.count_nonzero(inside):
             return False
         geometry = self._geometry
-        along = np.einsum("rlk,lk->rl", anchor[:, None, :] - geometry.start, geometry.direction)
-        decided = self._side[recent] != 0
-        since = np.einsum("rlk,lk->rl", self._decided_at[recent] - geometry.start, geometry.direction)
-        since = np.where(decided, since, along)          # (R, L) where the judged chord starts
+        along = along_lines(anchor, geometry)
+        decided_at = np.einsum("rlk,lk->rl", self._decided_at[recent] - geometry.start, geometry.direction)
+        since = np.where(self._side[recent] != 0, decided_at, along)   # (R, L) where the judged chord starts
         lo, hi = np.minimum(along, since), np.maximum(along, since)
         beside = (hi >= -reach) & (lo <= geometry.length + reach)
         return bool(np.count_nonzero(inside & beside))

@@ -14,8 +14,9 @@ Three policies make one decision per frame, checked in this order:
   the others.
 
 Neither rest is taken while a tracked object is inside a line's band or will enter one before
-the next detection could come (Pipeline.watching_lines): a crossing is only ever decided on a
-detected frame.
+the next detection could come, nor while the counter has a decision pending for a track
+(Pipeline.watching_lines, LineCounter.undecided): a crossing is only ever decided on a detected
+frame.
 
 Rest semantics: a rested frame is not shown to the tracker at all. "Not detected" is not
 "nothing there": a coast would count as a miss and end every track seen only once, so the
