@@ -13,6 +13,7 @@ from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_EXECUTED
 
 from counterd.count import CrossingEvent
 from counterd.daemon import scene
+from counterd.daemon.camera import LinkState
 from counterd.daemon.service import CHECKPOINT_JOB, DAEMON, PRUNE_JOB, make_daemon_app
 from counterd.store import Store
 from test_daemon import unreachable_config
@@ -113,6 +114,9 @@ async def test_counting_disabled_stops_detection_and_nothing_is_stored_or_counte
     client = await aiohttp_client(make_daemon_app(config, capture_factory=CountedScene))
     assert await asyncio.to_thread(CountedScene.read_enough.wait, 60)
     daemon = client.app[DAEMON]
+    # The reader thread may read all n frames before the worker holds the source it started: the
+    # frames count on /metrics once the worker has taken a frame from it (the link is up).
+    assert await asyncio.to_thread(daemon.worker.camera.wait_for_state, LinkState.UP, 60)
     await daemon.flusher.flush()
     health = await (await client.get("/healthz")).json()
     assert health["counting"] == "disabled" and health["frames_processed"] == 0

@@ -23,6 +23,8 @@ def add_daemon_routes(app: web.Application, daemon: Daemon) -> None:
 
     async def metrics(request: web.Request) -> web.Response:
         await login(request)
+        if daemon.worker is not None:
+            daemon.worker.sync_camera_metrics()      # frames read up to now, not up to its last turn
         body = generate_latest(daemon.metrics.registry)
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 

@@ -118,6 +118,7 @@ class InferenceWorker:
         self.last_error: str | None = None
         self._error_logged_at = float("-inf")
         self._seen = {"read": 0, "dropped": 0, "reconnects": 0}
+        self._seen_lock = threading.Lock()  # the worker and a /metrics scrape both sync the counters
         self._checked_size: tuple[int, int] | None = None
         self._offset = 0.0                  # wall time minus stream time of the last frame (files)
         self.finished = threading.Event()   # set once a file source has played out and been settled
@@ -161,14 +162,14 @@ class InferenceWorker:
                 self.heartbeat = time.monotonic()
                 self._apply_pending()
                 frame = self.camera.next_frame(timeout=POLL_S)
-                self._sync_camera_metrics()
+                self.sync_camera_metrics()
                 if frame is not None:
                     self._process(frame)
                 elif self.camera.state is LinkState.FINISHED and not self.finished.is_set():
                     self._finish()
         finally:
             self.camera.close()
-            self._sync_camera_metrics()
+            self.sync_camera_metrics()
 
     def _apply_pending(self) -> None:
         with self._pending_lock:
@@ -247,12 +248,16 @@ class InferenceWorker:
             self._error_logged_at = now
         self.last_error = message
 
-    def _sync_camera_metrics(self) -> None:
+    def sync_camera_metrics(self) -> None:
+        """Bring the camera's counters on /metrics up to date. The worker does so every turn and
+        a scrape does too (http.py): the reader thread counts frames while the worker may be inside
+        a long inference, and a scrape should show every frame read until then."""
         camera, m = self.camera, self.metrics
-        for key, value, counter in (("read", camera.frames_read, m.frames_read),
-                                    ("dropped", camera.dropped, m.frames_dropped),
-                                    ("reconnects", camera.reconnects, m.reconnects)):
-            if value > self._seen[key]:
-                counter.inc(value - self._seen[key])
-                self._seen[key] = value
-        m.stream_up.set(1 if camera.state is LinkState.UP else 0)
+        with self._seen_lock:
+            for key, value, counter in (("read", camera.frames_read, m.frames_read),
+                                        ("dropped", camera.dropped, m.frames_dropped),
+                                        ("reconnects", camera.reconnects, m.reconnects)):
+                if value > self._seen[key]:
+                    counter.inc(value - self._seen[key])
+                    self._seen[key] = value
+            m.stream_up.set(1 if camera.state is LinkState.UP else 0)
