@@ -416,6 +416,7 @@ async def test_daemon_lifecycle_startup_run_hourly_job_retry_and_stop(service, t
 async def lifecycle(service, tmp_path, uploader, clock, jobs, traveller) -> None:
     await asyncio.wait_for(service.stored_rows.wait(), 10)       # the start-up run
     assert [r.timestamp.hour for r in service.stored()] == [9]
+    await asyncio.wait_for(uploader.idle.wait(), 10)     # its delivery recorded (status.json written)
     assert not list((tmp_path / "outbox").glob(".*.tmp"))
     job = jobs.scheduler.get_job(HOURLY_JOB)
     assert (job.next_run_time.minute, job.next_run_time.second) == (7, 0)

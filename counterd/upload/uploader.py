@@ -82,6 +82,9 @@ class Uploader:
         self._task: asyncio.Task | None = None
         self._blocking_work: asyncio.Future | None = None
         self._wake = asyncio.Event()
+        # Set while the sender waits (next hour, a retry, a wake): the last cycle's writes to the
+        # outbox and status.json are done. Cleared when a cycle starts.
+        self.idle = asyncio.Event()
 
     # -- lifecycle ------------------------------------------------------------------------------
 
@@ -143,6 +146,7 @@ class Uploader:
         cleaned = False
         while True:
             self._wake.clear()
+            self.idle.clear()
             try:
                 if not cleaned:
                     await self._blocking(self._forget_partial_writes)
@@ -154,6 +158,7 @@ class Uploader:
             except Exception:        # a bug: say so loudly, but never take the counting down
                 log.exception("upload cycle failed; trying again in %g s", self.config.backoff_cap_s)
                 retry_in = self.config.backoff_cap_s
+            self.idle.set()
             await self._sleep_or_wake(retry_in)
 
     async def _sleep_or_wake(self, seconds: float | None) -> None:
