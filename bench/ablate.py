@@ -15,6 +15,8 @@ whether a track is in a line's band, i.e. on the band being measured. So the num
 a counter without motion gating; the shipped gate never rests while a track is near a line.
 
 Variants, each against the shipped defaults (counterd/config/sections.py CountingConfig):
+- noise band: counting.hysteresis_noise (k x each track's own anchor noise across the line; 0 =
+  off) and the estimate's bench-only constants (count.NOISE_SECONDS, NOISE_LEAP, NOISE_UNBIASED).
 - band: counting.hysteresis_ratio / hysteresis_px (6 px fixed = the old rule), and a floor in
   the detector's input pixels (counting.hysteresis_input_px = k; one input px = max(width, height)
   / model input size frame px).
@@ -147,7 +149,8 @@ def cmd_cache(args) -> int:
 # name -> (counting overrides, edge rule on, size-jump rule on[, detection overrides])
 SHIPPED = ({}, True, True)
 VARIANTS = {
-    "shipped (ratio 0.05 + 2 px, hold 0.2 s, edge, jump)": SHIPPED,
+    "shipped (ratio 0.05 + 2 px, 2x anchor noise, hold 0.2 s, edge, jump)": SHIPPED,
+    "noise band off (hysteresis_noise 0: the band before)": ({"hysteresis_noise": 0.0}, True, True),
     "band 6 px fixed": ({"hysteresis_ratio": 0.0, "hysteresis_px": 6.0}, True, True),
     "band ratio 0.05 + 4 px floor": ({"hysteresis_px": 4.0}, True, True),
     "band ratio 0.05 + 6 px floor": ({"hysteresis_px": 6.0}, True, True),
@@ -164,9 +167,9 @@ VARIANTS = {
     "edge rule off": ({}, False, True),
     "size-jump rule off": ({}, True, False),
     "band 6 px fixed + hold 0 s (old band and hold, new edge and jump)": (
-        {"hysteresis_ratio": 0.0, "hysteresis_px": 6.0, "reverse_hold_seconds": 0.0}, True, True),
+        {"hysteresis_ratio": 0.0, "hysteresis_px": 6.0, "reverse_hold_seconds": 0.0, "hysteresis_noise": 0.0}, True, True),
     "old (6 px, no hold, no edge, no jump)": (
-        {"hysteresis_ratio": 0.0, "hysteresis_px": 6.0, "reverse_hold_seconds": 0.0}, False, False),
+        {"hysteresis_ratio": 0.0, "hysteresis_px": 6.0, "reverse_hold_seconds": 0.0, "hysteresis_noise": 0.0}, False, False),
     "vehicles: nested boxes kept (vehicle_nested_share 0)": ({}, True, True, {"vehicle_nested_share": 0.0}),
     "vehicles: nested share 0.7": ({}, True, True, {"vehicle_nested_share": 0.7}),
     "vehicles: nested share 0.9": ({}, True, True, {"vehicle_nested_share": 0.9}),
@@ -179,8 +182,22 @@ VARIANTS = {
     "riders: a bicycle/motorcycle crossing also counts a person": ({}, True, True, {"riders": "events"}),
     "riders: same, person boxes on a two-wheeler dropped first": ({}, True, True, {"riders": "drop"}),
     "anchor hidden behind a nearer box decides no side": ({}, True, True, {"hidden_margin": 0.05}),
+    # The band at least k times the anchor's own noise across the line (counting.hysteresis_noise;
+    # noise: residual of an alpha-beta filter on each track's anchor, averaged over NOISE_SECONDS).
+    "noise band: 1x the anchor's noise": ({"hysteresis_noise": 1.0}, True, True),
+    "noise band: 1.5x": ({"hysteresis_noise": 1.5}, True, True),
+    "noise band: 3x": ({"hysteresis_noise": 3.0}, True, True),
+    "noise band: 2x, averaged over 1 s": ({"hysteresis_noise": 2.0}, True, True, {"noise_seconds": 1.0}),
+    "noise band: 2x, averaged over 4 s": ({"hysteresis_noise": 2.0}, True, True, {"noise_seconds": 4.0}),
+    "noise band: 2x, leap 0.15 box height": ({"hysteresis_noise": 2.0}, True, True, {"noise_leap": 0.15}),
+    "noise band: 2x, leap 0.5 box height": ({"hysteresis_noise": 2.0}, True, True, {"noise_leap": 0.5}),
+    "noise band: 2x, no leap rule": ({"hysteresis_noise": 2.0}, True, True, {"noise_leap": np.inf}),
+    "noise band: 2x, a young track's average biased low (no correction)": (
+        {"hysteresis_noise": 2.0}, True, True, {"noise_unbiased": False}),
+    "noise band: 1x, no correction": ({"hysteresis_noise": 1.0}, True, True, {"noise_unbiased": False}),
+    "noise band: 3x, no correction": ({"hysteresis_noise": 3.0}, True, True, {"noise_unbiased": False}),
 }
-BENCH_ONLY = ("vehicle_nms_iou", "vote_tau", "vote_area", "riders", "hidden_margin")
+BENCH_ONLY = ("vehicle_nms_iou", "vote_tau", "vote_area", "riders", "hidden_margin", "noise_seconds", "noise_leap", "noise_unbiased")
 TWO_WHEELERS = np.array([CLASS_IDS["bicycle"], CLASS_IDS["motorcycle"]])
 
 
@@ -283,8 +300,12 @@ def replay(scene, model, frames, frame_size, variant, reid_model: str = "") -> o
                if "hidden_margin" in bench else LineCounter(config.lines, config.counting))
     stitcher = Stitcher(config.tracker, Embedder(reid_model), counter.watching, tracker.take_over) if reid_model else None
     images = decoded(scene.video) if reid_model else iter(lambda: None, 0)
-    saved = count.JUMP_RATIO
+    saved, saved_noise = count.JUMP_RATIO, count.NOISE_SECONDS
     count.JUMP_RATIO = saved if jump_rule else np.inf       # bench-only: no box ever jumps
+    count.NOISE_SECONDS = bench.get("noise_seconds", saved_noise)
+    saved_leap, saved_unbiased = count.NOISE_LEAP, count.NOISE_UNBIASED
+    count.NOISE_LEAP = bench.get("noise_leap", saved_leap)
+    count.NOISE_UNBIASED = bench.get("noise_unbiased", saved_unbiased)
     try:
         events, stitching = [], 0.0
         for (t, detections), image in zip(frames, images):
@@ -301,7 +322,8 @@ def replay(scene, model, frames, frame_size, variant, reid_model: str = "") -> o
             events += counter.update(tracks, t, frame_size if edge_rule else None, input_px)
         events += counter.finish()
     finally:
-        count.JUMP_RATIO = saved
+        count.JUMP_RATIO, count.NOISE_SECONDS, count.NOISE_LEAP = saved, saved_noise, saved_leap
+        count.NOISE_UNBIASED = saved_unbiased
     if stitcher is not None and variant == SHIPPED:       # the work of stitching alone, counted once
         REID_WORK.append((stitcher.embedder.crops_embedded, stitcher.stitched, len(frames), stitching))
     if riders:
@@ -360,8 +382,8 @@ def cmd_oracle(args) -> int:
 
 def cmd_replay(args) -> int:
     scenes, models = args.scenes.split(","), args.detectors.split(",")
-    if args.only_shipped:
-        for name in [v for v in VARIANTS if VARIANTS[v] is not SHIPPED]:
+    for name in [v for v in VARIANTS if VARIANTS[v] is not SHIPPED]:
+        if args.only_shipped or (args.only and args.only not in name):
             del VARIANTS[name]
     results = {}     # (variant, scene, model) -> score
     for name in scenes:
@@ -418,6 +440,8 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=1, help="ONNX Runtime threads (cache)")
     parser.add_argument("--reid-model", default="", metavar="FILE",
                         help="replay: also the shipped rules with appearance stitching by this OSNet ONNX file")
+    parser.add_argument("--only", default="", metavar="TEXT",
+                        help="replay: the shipped rules and the variants whose name contains TEXT")
     parser.add_argument("--only-shipped", action="store_true", help="replay: the shipped rules only (and --reid-model)")
     args = parser.parse_args()
     if not (accuracy.DATA / "pets09_s2l1").exists():

@@ -5,7 +5,9 @@ either side of the line, and the point it was seen at. The band scales with the 
 half-width is hysteresis_ratio of the box's height, never less than hysteresis_px (nor than
 hysteresis_input_px pixels of the detector's input, where the pipeline says how big those are),
 because a box edge jitters in proportion to the box (a 6 px band means nothing to a person 400 px tall at 1080p,
-or to a bus). A crossing is a change of decided side whose chord (last point on the old side ->
+or to a bus). Some boxes jitter more than their size says (a small person whose legs the detector
+keeps losing: the bottom jumps a fifth of the height), so each track also measures its anchor's
+own noise, and its band is at least hysteresis_noise times that noise across each line. A crossing is a change of decided side whose chord (last point on the old side ->
 first point on the new side) passes through the segment itself, not the line beyond its ends. So
 jitter inside the band never counts, a jump across the line between two frames counts, and a
 track missing for frames while it crosses counts once when it reappears.
@@ -60,6 +62,15 @@ JUMP_AWAY = 0.33            # and when its anchor is also this far (share of the
 NO_TIME = np.inf      # no reversal pending
 CLOCK_SLACK = 1e-6    # seconds: frame timestamps are floats (34.9 - 34.7 < 0.2), so a hold of
                       # exactly reverse_hold_seconds must not miss by a rounding error
+NOISE_SECONDS = 2.0   # time constant of each track's anchor-noise estimate (counting.hysteresis_noise)
+NOISE_GAP_SECONDS = 0.5   # a track unseen (or unmeasured) this long starts its filter over
+NOISE_LEAP = 0.25         # an anchor this far from where it was predicted (share of box height) is
+                          # another object's (an id switch, a merged box): not measured, the filter starts over
+ANCHOR_COLUMNS = 10       # per track: the anchor's filter and noise (LineCounter._measure_noise)
+NOISE_UNBIASED = True     # a young track's noise is its average so far, not a running average from zero
+NOISE_ALPHA = 0.5     # the anchor's alpha-beta filter: share of the residual taken into its position,
+NOISE_BETA = 0.17     # ... and into its velocity (alpha^2 / (2 - alpha): follows steady walking and driving
+                      # without lag, so the residual is the box's jitter, not the object's motion)
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +96,8 @@ class LineGeometry:
     length: np.ndarray
     normal: np.ndarray
     offset: np.ndarray      # start . normal, so the signed distance is point . normal - offset
+    spread: np.ndarray      # (3, L) nx^2, ny^2, 2 nx ny: a covariance (var x, var y, cov xy) @ spread
+                            # is the variance across each line
 
     @classmethod
     def of(cls, lines: Sequence[LineConfig]) -> LineGeometry:
@@ -94,7 +107,8 @@ class LineGeometry:
         direction = (end - start) / np.maximum(length, 1e-9)[:, None]
         flip = np.array([-1.0 if line.invert else 1.0 for line in lines]).reshape(-1, 1)
         normal = np.stack([direction[:, 1], -direction[:, 0]], axis=1) * flip
-        return cls(start, direction, length, normal, (start * normal).sum(1))
+        spread = np.stack([normal[:, 0] ** 2, normal[:, 1] ** 2, 2 * normal[:, 0] * normal[:, 1]])
+        return cls(start, direction, length, normal, (start * normal).sum(1), spread)
 
 
 def signed_distance(points: np.ndarray, lines: LineGeometry) -> np.ndarray:
@@ -148,6 +162,12 @@ def band_width(xyxy: np.ndarray, counting: CountingConfig, input_px: float | Non
     return np.maximum(counting.hysteresis_ratio * height, floor)
 
 
+def noise_band(noise: np.ndarray, lines: LineGeometry, times: float) -> np.ndarray:
+    """(N, L) times the anchor's noise across each line: sqrt(n' C n) of each track's residual
+    covariance C (columns var x, var y, cov xy) along each line's normal n."""
+    return times * np.sqrt(np.maximum(noise @ lines.spread, 0.0))
+
+
 def cut_by_frame(xyxy: np.ndarray, frame_size: tuple[int, int] | None) -> np.ndarray:
     """(N,) whether each box touches the frame's edge (all False when the frame size is unknown)."""
     if frame_size is None:
@@ -171,7 +191,7 @@ class LineCounter(PackedRows):
     """Turns tracks into crossing events and keeps totals: {line: {"in": {class: n}, "out": ...}}."""
 
     _ARRAYS = ("_ids", "_seen", "_box", "_class", "_steady", "_steady_at", "_odd_since", "_side", "_decided_at",
-               "_counted", "_reverse_at")
+               "_counted", "_reverse_at", "_anchor")
 
     def __init__(self, lines: Sequence[LineConfig], counting: CountingConfig, capacity: int = 64):
         self._count = 0                                  # live rows are [0, _count)
@@ -182,6 +202,7 @@ class LineCounter(PackedRows):
         self._steady = np.ones((capacity, 2))            # width and height of its last steady box
         self._steady_at = np.zeros((capacity, 2))        # and its anchor
         self._odd_since = np.zeros(capacity)             # since when its box has not been steady
+        self._anchor = np.zeros((capacity, ANCHOR_COLUMNS))   # its anchor's filter and noise (_measure_noise)
         self._sorted_ids = np.zeros(0, np.int64)         # lookup: _ids[_order] == _sorted_ids
         self._order = np.zeros(0, np.intp)
         self._last_sweep = -np.inf
@@ -249,7 +270,7 @@ class LineCounter(PackedRows):
         if np.isfinite(self._reverse_at[recent]).any():
             return True
         anchor, box = self._last_anchor(recent), self._box[recent]
-        band = band_width(box, self.counting, self._input_px)                    # (R, 1)
+        band = self._band(recent, box)                                           # (R, 1) or (R, L)
         jumping = np.isfinite(self._odd_since[recent])
         reach = np.where(jumping[:, None], np.maximum(band, box[:, 3:4] - box[:, 1:2]), band)
         inside = np.abs(signed_distance(anchor, self._geometry)) <= reach       # (R, L)
@@ -306,13 +327,14 @@ class LineCounter(PackedRows):
             tracks = tracks[tracks.tracker_id >= 0]
         points = tracks.anchors(self.counting.anchor)
         rows, born = self._rows_for(tracks.tracker_id)
-        distance = signed_distance(points, self._geometry)
-        side = decided_side(distance, band_width(tracks.xyxy, self.counting, self._input_px))
         if born is not None and self.counting.handoff_seconds > 0:
             self._hand_over(rows, born, points, t)
 
         cut = cut_by_frame(tracks.xyxy, frame_size)
         odd = self._unsteady(rows, tracks.xyxy, points, cut, t)
+        if self.counting.hysteresis_noise:
+            self._measure_noise(rows, points, tracks.xyxy[:, 3] - tracks.xyxy[:, 1], ~(odd | cut), t)
+        side = decided_side(signed_distance(points, self._geometry), self._band(rows, tracks.xyxy))
         if np.count_nonzero(odd):
             side[odd] = 0                           # a box that is not the object's outline: no side
         before = self._side[rows]
@@ -424,6 +446,8 @@ class LineCounter(PackedRows):
         self._counted[new] = 0
         self._reverse_at[new] = NO_TIME
         self._steady[new] = np.nan                  # the first box is steady whatever its size
+        self._anchor[new] = 0.0
+        self._anchor[new, 0] = -np.inf              # no anchor filtered yet
         self._odd_since[new] = NO_TIME
         self._seen[new] = -np.inf
         rows[born] = np.arange(new.start, new.stop)
@@ -491,6 +515,52 @@ class LineCounter(PackedRows):
         self._steady[rows[steady]] = size[steady]
         self._steady_at[rows[steady]] = points[steady]
         return odd
+
+    def _band(self, rows: np.ndarray, xyxy: np.ndarray) -> np.ndarray:
+        """Each track's band: (N, 1) a share of its box's height with floors (band_width), or (N, L)
+        widened to hysteresis_noise times its own anchor noise across each line."""
+        band = band_width(xyxy, self.counting, self._input_px)
+        if not self.counting.hysteresis_noise:
+            return band
+        return np.maximum(band, noise_band(self._anchor_noise(rows), self._geometry, self.counting.hysteresis_noise))
+
+    def _anchor_noise(self, rows: np.ndarray) -> np.ndarray:
+        """(N, 3) each track's anchor residual covariance (var x, var y, cov xy): the average over
+        what it has been seen doing so far while that is shorter than NOISE_SECONDS (a young track's
+        running average would start near zero and trust its first jumps)."""
+        noise = self._anchor[rows, 6:10]
+        if not NOISE_UNBIASED:          # bench/ablate.py measures the average without this
+            return noise[:, :3]
+        return noise[:, :3] / np.maximum(noise[:, 3:], 1e-9)
+
+    def _measure_noise(self, rows, points, height, whole, t: float) -> None:
+        """Each track's anchor noise. An alpha-beta filter predicts the anchor; the residual's
+        covariance is averaged over NOISE_SECONDS. A track's first anchor (or its first after a gap,
+        or one that lands more than NOISE_LEAP box heights from the prediction: another object's
+        box) starts the filter over, the next gives it a velocity, and the ones after are measured.
+        Only whole boxes (not cut, not jumped) count. Columns of _anchor: time, x, y, vx, vy,
+        velocity known, var x, var y, cov xy, weight the average has gathered (1 = settled)."""
+        if np.count_nonzero(whole) < len(whole):
+            rows, points, height = rows[whole], points[whole], height[whole]
+        state = self._anchor[rows]
+        age = t - state[:, 0]
+        dt = np.minimum(np.maximum(age, 1e-3), NOISE_GAP_SECONDS)[:, None]
+        predicted = state[:, 1:3] + state[:, 3:5] * dt
+        residual = points - predicted
+        moving = state[:, 5] > 0
+        leap = moving & (np.einsum("ij,ij->i", residual, residual) > (NOISE_LEAP * height) ** 2)
+        restart = (age > NOISE_GAP_SECONDS) | leap
+        measured = (moving & ~restart)[:, None]
+        residual *= measured
+        gain = -np.expm1(-dt / NOISE_SECONDS) * measured
+        spread = np.concatenate((residual * residual, residual[:, :1] * residual[:, 1:], np.ones_like(dt)), 1)
+        state[:, 6:10] += gain * (spread - state[:, 6:10])
+        velocity = np.where(measured, state[:, 3:5] + NOISE_BETA * residual / dt, (points - state[:, 1:3]) / dt)
+        state[:, 3:5] = velocity * ~restart[:, None]
+        state[:, 1:3] = np.where(measured, predicted + NOISE_ALPHA * residual, points)
+        state[:, 5] = ~restart
+        state[:, 0] = t
+        self._anchor[rows] = state
 
     def _last_anchor(self, rows: np.ndarray) -> np.ndarray:
         return self._box[rows] @ ANCHOR_WEIGHTS[self.counting.anchor]

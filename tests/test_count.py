@@ -79,7 +79,7 @@ def test_jitter_on_the_line_never_counts():
     back = walk(1, (236, 100), (150, 100), 10)
     assert play(c, approach + jitter + back) == []
     # Without the band the same jitter would count many times: the band is what stops it.
-    assert len(play(counter(hysteresis_px=0, hysteresis_ratio=0, reverse_hold_seconds=0),
+    assert len(play(counter(hysteresis_px=0, hysteresis_ratio=0, hysteresis_noise=0, reverse_hold_seconds=0),
                     approach + jitter + back)) > 50
 
 
@@ -130,11 +130,41 @@ def test_the_band_scales_with_the_object():
     path = [boxes(box(1, 300, 140 - 5 * k, 400)) for k in range(12)]   # walks up to y = 85
     path += [boxes(box(1, 300, 85 + rng.uniform(-15, 15), 400)) for _ in range(100)]
     line = LineConfig("across", (0, 85), (640, 85))
-    assert play(counter(line, hysteresis_ratio=0.05), path) == []
-    assert len(play(counter(line, hysteresis_ratio=0.0, reverse_hold_seconds=0), path)) > 10
+    assert play(counter(line, hysteresis_ratio=0.05, hysteresis_noise=0), path) == []
+    assert len(play(counter(line, hysteresis_ratio=0.0, hysteresis_noise=0, reverse_hold_seconds=0), path)) > 10
     # A small object in the same place still uses the pixel floor: a 12 px step counts.
     small = [boxes(box(2, 300, y, 40)) for y in (100, 100, 70, 70)]
     assert [e.direction for e in play(counter(line, hysteresis_ratio=0.05), small)] == ["in"]
+
+
+def legs_lost(track_id, xs, feet, height=42.0, jump=7.0) -> list[Detections]:
+    """A person walking through (xs[k], feet[k]) whose legs the detector loses for 4 frames in
+    every 10: the box bottom rises by `jump` px (the top stays), plus +-1 px of ordinary jitter."""
+    rng = np.random.default_rng(track_id)
+    path = []
+    for k, (x, y) in enumerate(zip(xs, feet)):
+        bottom = y - (jump if k % 10 >= 6 else 0.0) + rng.uniform(-1, 1)
+        top = y - height
+        path.append(Detections.from_arrays(np.array([[x - 10, top, x + 10, bottom]]), [0.9], [0], [track_id]))
+    return path
+
+
+def test_the_band_follows_each_tracks_own_anchor_noise():
+    # PETS h130: a person 42 px tall walks along a line 3.5 px below it for 15 s (band 2.1 px),
+    # and the box bottom jumps 7 px up whenever the legs are lost: each jump crosses the line.
+    line = LineConfig("across", (0, 130), (640, 130))          # upward is 'in'
+    along = legs_lost(1, np.linspace(60, 420, 150), np.full(150, 133.5))
+    assert play(counter(line), along) == []
+    # The jitter is what the noise band stops: without it the walker counts in and out every second.
+    assert len(play(counter(line, hysteresis_noise=0.0), along)) >= 20
+    # A person crossing the same line with the same jitter still counts, the right way, and
+    # crossing back counts again.
+    crossing = legs_lost(2, np.full(90, 300.0), np.r_[np.linspace(200, 60, 40), np.full(10, 60), np.linspace(60, 200, 40)])
+    assert [e.direction for e in play(counter(line), crossing)] == ["in", "out"]
+    # So does a walker that jitters along the line first and then crosses it.
+    turn = legs_lost(3, np.r_[np.linspace(60, 300, 100), np.full(40, 300.0)], np.r_[np.full(100, 133.5),
+                                                                                    np.linspace(133.5, 60, 40)])
+    assert [e.direction for e in play(counter(line), turn)] == ["in"]
 
 
 def play_scaled(c: LineCounter, frames, input_px: float | None) -> list[CrossingEvent]:
@@ -152,9 +182,9 @@ def test_the_band_floor_in_detector_input_pixels_is_the_same_at_any_resolution()
     def path(scale):
         return [boxes(box(1, 300 * scale, y * scale, 40 * scale)) for y in feet]
 
-    floor = dict(hysteresis_input_px=3.0, reverse_hold_seconds=0.0)
+    floor = dict(hysteresis_input_px=3.0, hysteresis_noise=0.0, reverse_hold_seconds=0.0)
     assert play_scaled(counter(line, **floor), path(1), 480 / 416) == []
-    assert len(play_scaled(counter(line, reverse_hold_seconds=0.0), path(1), 480 / 416)) > 2
+    assert len(play_scaled(counter(line, hysteresis_noise=0.0, reverse_hold_seconds=0.0), path(1), 480 / 416)) > 2
     assert len(play_scaled(counter(line, **floor), path(1), None)) > 2
     # The same scene 4x larger (a 1920 px camera, the same model): one input pixel is 4x larger too.
     big = LineConfig("across", (0, 85 * 4), (640 * 4, 85 * 4))

@@ -119,6 +119,7 @@ class CountingConfig:
     hysteresis_px: float = setting(2.0, min=0.0)   # least half-width of the band where side is undecided
     hysteresis_ratio: float = setting(0.05, min=0.0, max=1.0)  # the band's half-width as a share of box height
     hysteresis_input_px: float = setting(0.0, min=0.0)  # least half-width in the detector's input pixels; 0 = off
+    hysteresis_noise: float = setting(2.0, min=0.0)  # least half-width in multiples of the anchor's own noise; 0 = off
     reverse_hold_seconds: float = setting(0.2, min=0.0)  # crossing back counts once held this long
     primary_line: str = ""                          # the line the Axis API reports; default: first
     handoff_seconds: float = setting(1.5, min=0.0)  # id switch on a line: new track takes over a side
