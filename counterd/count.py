@@ -7,8 +7,9 @@ hysteresis_input_px pixels of the detector's input, where the pipeline says how 
 because a box edge jitters in proportion to the box (a 6 px band means nothing to a person 400 px tall at 1080p,
 or to a bus). Some boxes jitter more than their size says (a small person whose legs the detector
 keeps losing: the bottom jumps a fifth of the height), so each track also measures its anchor's
-own noise, and its band is at least hysteresis_noise times that noise across each line. A crossing is a change of decided side whose chord (last point on the old side ->
-first point on the new side) passes through the segment itself, not the line beyond its ends. So
+own noise, and its band is at least hysteresis_noise times that noise across each line. A
+crossing is a change of decided side whose chord (last point on the old side -> first point on
+the new side) passes through the segment itself, not the line beyond its ends. So
 jitter inside the band never counts, a jump across the line between two frames counts, and a
 track missing for frames while it crosses counts once when it reappears.
 
