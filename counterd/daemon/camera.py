@@ -79,6 +79,12 @@ class Camera:
         return self._read_before + (self.source.frames_read if self.source else 0)
 
     @property
+    def retry_at(self) -> float:
+        """clock() when the next connection attempt is due (in the past once connected): never
+        more than source.backoff_cap_s after the loss or failed attempt that set it."""
+        return self._retry_at
+
+    @property
     def dropped(self) -> int:
         return self._dropped_before + (self.source.dropped if self.source else 0)
 
