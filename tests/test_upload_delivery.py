@@ -10,6 +10,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -456,3 +457,45 @@ async def test_reload_applies_a_fixed_pin_and_a_new_minute_at_once(service, tmp_
         jobs.shutdown()
     assert [u.status for u in service.uploads] == [401, 200]
     assert "0000" not in caplog.text and PIN not in caplog.text
+
+
+class SlowStore(FakeStore):
+    """A counts store whose queries wait until the test lets them go on."""
+
+    def __init__(self):
+        super().__init__()
+        self.querying = threading.Event()
+        self.go_on = threading.Event()
+
+    def counts_between(self, start, end):
+        self.querying.set()
+        assert self.go_on.wait(30)
+        return super().counts_between(start, end)
+
+
+async def test_stop_waits_for_every_store_query_and_outbox_write_still_running(service, tmp_path):
+    """The spool-check job's disk work beside the sender's must not hide the sender's from stop():
+    the store closes after stop(), and a status.json write cut short leaves its temp file."""
+    seed_status(tmp_path, datetime(2026, 11, 21, 8, tzinfo=UTC))
+    store = SlowStore()
+    uploader = make_uploader(upload_config(service.url), store, tmp_path,
+                             FakeClock(datetime(2026, 11, 21, 10, 20, tzinfo=UTC)))
+    jobs = Jobs(CollectorRegistry())
+    jobs.start()
+    await uploader.start(jobs)
+    try:
+        assert await asyncio.to_thread(store.querying.wait, 10)     # the start-up build, in a thread
+        checked = job_ran(jobs, SPOOL_JOB)
+        jobs.scheduler.modify_job(SPOOL_JOB, next_run_time=datetime.now(UTC))
+        assert (await asyncio.wait_for(checked, 10)).exception is None
+        stopping = asyncio.create_task(uploader.stop())
+        done, _ = await asyncio.wait({stopping}, timeout=1.0)
+        assert not done, "stop() returned while the store was still being queried"
+        store.go_on.set()
+        await asyncio.wait_for(stopping, 10)
+    finally:
+        store.go_on.set()
+        await uploader.stop()
+        jobs.shutdown()
+    assert Outbox(tmp_path / "outbox").read_status().last_built_hour == "2026-11-21T09:00:00+00:00"
+    assert not list((tmp_path / "outbox").glob(".*.tmp"))

@@ -80,7 +80,7 @@ class Uploader:
         self._session_outdated = False
         self._jobs = None                    # the daemon's scheduler (counterd.daemon.jobs.Jobs)
         self._task: asyncio.Task | None = None
-        self._blocking_work: asyncio.Future | None = None
+        self._blocking_work: set[asyncio.Future] = set()   # worker-thread calls still running
         self._wake = asyncio.Event()
         # Set while the sender waits (next hour, a retry, a wake): the last cycle's writes to the
         # outbox and status.json are done. Cleared when a cycle starts.
@@ -107,9 +107,10 @@ class Uploader:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
             self._task = None
-        if self._blocking_work is not None:
-            # A store query or spool write in a worker thread: let it finish before the store closes.
-            await asyncio.gather(self._blocking_work, return_exceptions=True)
+        if self._blocking_work:
+            # Store queries or outbox writes in worker threads (the sender's, and the spool-check
+            # job's beside it): let them finish before the store closes.
+            await asyncio.gather(*self._blocking_work, return_exceptions=True)
         await self.close()
 
     async def close(self) -> None:
@@ -175,7 +176,8 @@ class Uploader:
         """Run fn in a worker thread. If our task is cancelled meanwhile the thread still
         finishes, and stop() waits for it."""
         work = asyncio.get_running_loop().run_in_executor(None, functools.partial(fn, *args))
-        self._blocking_work = work
+        self._blocking_work.add(work)
+        work.add_done_callback(self._blocking_work.discard)
         return await asyncio.shield(work)
 
     # -- one cycle ------------------------------------------------------------------------------
