@@ -77,24 +77,26 @@ class SlidingCar(Detector):
         return Detections.from_arrays([[x, 100, x + 200, 140]], [0.9], [2])
 
 
+def crossings_with_stride(stride: bool, detector, class_name: str, line: dict, frames: int):
+    """(time, direction) of every crossing and how many frames were detected, one line, 10 fps."""
+    config = config_from_dict({"detector": {"classes": [class_name]},
+                               "gating": {"enabled": False, "stride": stride}, "lines": [line]}, "t")
+    pipeline = Pipeline(config, detector(config.detector))
+    events = []
+    for k in range(frames):
+        events += pipeline.step(Frame(np.full((360, 480, 3), k, np.uint8), k / 10, k))
+    events += pipeline.finish()
+    return [(round(e.timestamp, 2), e.direction) for e in events], pipeline.times.frames
+
+
 def test_the_stride_never_rests_on_a_crossing_the_counter_has_not_decided():
     """The car's anchor steps from 8 px before the line to 4 px past its band in one frame. The
     frame after that step must be detected, though the car is predicted clear of the band by
     then: its crossing since it was last seen is only decided on a detected frame, so resting
     there would count it a frame late (or, with a turn, not at all)."""
-    def crossings(stride):
-        config = config_from_dict({"detector": {"classes": ["car"]},
-                                   "gating": {"enabled": False, "stride": stride},
-                                   "lines": [{"name": "road", "start": [300, 0], "end": [300, 360]}]}, "t")
-        pipeline = Pipeline(config, SlidingCar(config.detector))
-        events = []
-        for k in range(30):
-            events += pipeline.step(Frame(np.full((360, 480, 3), k, np.uint8), k / 10, k))
-        events += pipeline.finish()
-        return [(round(e.timestamp, 2), e.direction) for e in events], pipeline.times.frames
-
-    ungated, every_frame = crossings(stride=False)
-    strided, detected = crossings(stride=True)
+    line = {"name": "road", "start": [300, 0], "end": [300, 360]}
+    ungated, every_frame = crossings_with_stride(False, SlidingCar, "car", line, 30)
+    strided, detected = crossings_with_stride(True, SlidingCar, "car", line, 30)
     assert detected < every_frame                     # the stride does rest this car elsewhere
     assert strided == ungated == [(1.7, "in")]
 
@@ -149,19 +151,9 @@ def test_the_stride_never_rests_on_a_side_the_counter_has_yet_to_decide():
     """Inside the band past the segment's end the walker is far from the segment, yet the counter
     will judge its crossing by the chord from where its side was last decided: the frame it
     leaves the band on must be detected (LineCounter.undecided), or the crossing is lost."""
-    def crossings(stride):
-        config = config_from_dict({"detector": {"classes": ["person"]},
-                                   "gating": {"enabled": False, "stride": stride},
-                                   "lines": [{"name": "segment", "start": [150, 150], "end": [330, 150]}]}, "t")
-        pipeline = Pipeline(config, Walker(config.detector))
-        events = []
-        for k in range(len(WALKER)):
-            events += pipeline.step(Frame(np.full((360, 480, 3), k, np.uint8), k / 10, k))
-        events += pipeline.finish()
-        return [(round(e.timestamp, 2), e.direction) for e in events], pipeline.times.frames
-
-    ungated, every_frame = crossings(stride=False)
-    strided, detected = crossings(stride=True)
+    line = {"name": "segment", "start": [150, 150], "end": [330, 150]}
+    ungated, every_frame = crossings_with_stride(False, Walker, "person", line, len(WALKER))
+    strided, detected = crossings_with_stride(True, Walker, "person", line, len(WALKER))
     assert detected < every_frame                     # the stride rests this walker elsewhere
     assert len(ungated) == 1 and strided == ungated
 
