@@ -3,7 +3,7 @@
 
 Three policies make one decision per frame, checked in this order:
 
-- motion gate (`gating.enabled`, counterd/daemon/gating.py): a picture that has not changed
+- motion gate (`gating.enabled`, counterd/motiongate.py): a picture that has not changed
   since the last detected frame rests the detector (STATIC);
 - stride (`gating.stride`, counterd/stride.py): while every track moves slowly, the detector
   rests until the fastest one can have moved `stride_max_shift` of its size (STRIDE);
@@ -28,7 +28,7 @@ import enum
 from collections.abc import Callable
 
 from counterd.config import Config, GatingConfig
-from counterd.daemon.gating import MotionGate
+from counterd.motiongate import MotionGate
 from counterd.source import Frame
 from counterd.stride import DetectionStride
 

@@ -12,7 +12,7 @@ from counterd.config import (ConfigError, CountingConfig, DetectorConfig, Gating
                              config_from_dict)
 from counterd.count import CrossingEvent
 from counterd.daemon.camera import Camera, LinkState
-from counterd.daemon.gating import MotionGate
+from counterd.motiongate import MotionGate
 from counterd.daemon.metrics import Metrics
 from counterd.daemon.worker import Coverage, InferenceWorker, Recorder
 from counterd.detect import Detector
