@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -141,6 +142,40 @@ def test_a_fifo_as_model_file_is_refused_at_once(tmp_path):
     os.mkfifo(fifo)
     with pytest.raises(UserError, match="not a regular file"):
         resolve_model(str(fifo))
+
+
+@pytest.mark.parametrize("kind", ["fifo", "directory", "device", "huge"])
+def test_a_config_path_that_is_not_a_small_text_file_fails_at_once(tmp_path, kind):
+    """A FIFO would block start-up for ever and /dev/zero would never end: each is named."""
+    import os
+    from concurrent.futures import ThreadPoolExecutor
+    path = tmp_path / "counterd.toml"
+    if kind == "fifo":
+        os.mkfifo(path)
+    elif kind == "directory":
+        path.mkdir()
+    elif kind == "device":
+        path = "/dev/zero"
+    else:
+        path.write_text("# padding\n" * 500_000)          # 5 MB of comments
+    expected = {"fifo": "not a regular file (a FIFO)", "directory": "not a regular file (a directory)",
+                "device": "not a regular file (a character device)", "huge": "larger than"}[kind]
+    with ThreadPoolExecutor(1) as pool:                # a hang fails the test instead of the run
+        future = pool.submit(load_config, path)
+        with pytest.raises(ConfigError, match=re.escape(expected)):
+            future.result(timeout=30)
+
+
+def test_a_secret_file_that_is_a_fifo_is_named_not_waited_for(tmp_path):
+    import os
+    from concurrent.futures import ThreadPoolExecutor
+    from counterd.config.secrets import SecretError, read_secret
+    fifo = tmp_path / "pin"
+    os.mkfifo(fifo)
+    with ThreadPoolExecutor(1) as pool:
+        future = pool.submit(read_secret, "upload.pin", None, "", str(fifo))
+        with pytest.raises(SecretError, match=r"upload.pin_file: cannot read .*not a regular file \(a FIFO\)"):
+            future.result(timeout=30)
 
 
 def _users(*entries, realm="counterd"):

@@ -12,18 +12,22 @@ from typing import Any, Literal
 
 from counterd.config.fields import ConfigError, CredentialUrl, Secret, redact
 from counterd.config.sections import Config
+from counterd.textfile import NotATextFile, read_small_text
 
 MAX_INT = 2**31 - 1
 MAX_FLOAT = 1e15            # no setting means more; larger values only overflow timers and sizes
+MAX_CONFIG_BYTES = 4 << 20  # a config with hundreds of lines is a few KB; more is a wrong path
 
 
 def load_config(path: str | Path) -> Config:
     """Read and validate a TOML file; raises ConfigError naming every problem found."""
     path = Path(path)
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        data = tomllib.loads(read_small_text(path, MAX_CONFIG_BYTES))
     except FileNotFoundError:
         raise ConfigError([f"{path}: no such file"]) from None
+    except NotATextFile as exc:
+        raise ConfigError([f"cannot read the configuration: {exc}"]) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError([f"{path}: cannot read: {exc}"]) from None
     except tomllib.TOMLDecodeError as exc:

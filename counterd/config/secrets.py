@@ -7,6 +7,9 @@ import os
 
 from counterd.config.fields import Secret
 from counterd.errors import UserError
+from counterd.textfile import read_small_text
+
+MAX_SECRET_BYTES = 64 << 10     # a PIN or password; a bigger file is the wrong file
 
 
 class SecretError(UserError):
@@ -26,8 +29,7 @@ def read_secret(key: str, inline: Secret, env: str, path: str) -> Secret | None:
         return Secret(value)
     if path:
         try:
-            with open(path, encoding="utf-8") as f:
-                value = f.read().strip()
+            value = read_small_text(path, MAX_SECRET_BYTES).strip()
         except OSError as exc:
             raise SecretError(f"{key}_file: cannot read {path}: {exc.strerror or exc}") from None
         except UnicodeDecodeError:
