@@ -106,7 +106,7 @@ class Pipeline:
             t2 = time.perf_counter()
             events += self.counter.update(tracks, frame.timestamp, frame.image.shape[1::-1], input_px)
             t3 = time.perf_counter()
-            self.schedule.observe(tracks, frame.timestamp)
+            self.schedule.observe(tracks, frame, input_px)
             self.times.record(detect_each, t2 - t1, t3 - t2)
         return events
 

@@ -6,7 +6,8 @@ Three policies make one decision per frame, checked in this order:
 - motion gate (`gating.enabled`, counterd/motiongate.py): a picture that has not changed
   since the last detected frame rests the detector (STATIC);
 - stride (`gating.stride`, counterd/stride.py): while every track moves slowly, the detector
-  rests until the fastest one can have moved `stride_max_shift` of its size (STRIDE);
+  rests until the fastest one can have moved `stride_max_shift` of its size (STRIDE), unless
+  something moved that no tracked object explains (a newcomer: motiongate.NewcomerLook);
 - mosaic (`detector.mosaic`, counterd/detect/mosaic.py): a frame due for detection is held
   until the next due frame, so the two share one inference (HOLD), but only while every tracked
   object would stay large enough for the model at the mosaic's scale (Pipeline.mosaic_fits);
@@ -27,8 +28,10 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable
 
+import numpy as np
+
 from counterd.config import Config, GatingConfig
-from counterd.motiongate import MotionGate
+from counterd.motiongate import MotionGate, NewcomerLook
 from counterd.source import Frame
 from counterd.stride import DetectionStride
 
@@ -49,6 +52,8 @@ class DetectionSchedule:
         self.mosaic = config.detector.mosaic       # fixed for the detector's life (a restart changes it)
         self.gate = MotionGate(config.gating)
         self.stride = self._stride_for(config.gating)
+        self.look = self._look_for(config.gating)
+        self._tracked = np.zeros((0, 4))      # boxes of the objects tracked at the last detection
 
     def decide(self, frame: Frame, holding: bool,
                watching: Callable[[float, float], bool] = lambda timestamp, horizon_s: False,
@@ -57,12 +62,15 @@ class DetectionSchedule:
         `watching(timestamp, horizon_s)`: whether a tracked object is in a line's band or enters
         one within horizon_s (Pipeline.watching_lines). Neither rest is taken while it is: the
         gating never costs a count. `pairable(frame)`: whether this frame's objects stay large
-        enough in a mosaic (Pipeline.mosaic_fits); a frame is only held for a partner if so."""
+        enough in a mosaic (Pipeline.mosaic_fits); a frame is only held for a partner if so. The
+        stride's rest is also refused when the frame shows motion no tracked object explains
+        (a newcomer), looked for last since it costs a shrink of the frame."""
         t = frame.timestamp
         if self.gate.cfg.enabled and not self.gate.should_detect(frame.image, t) \
                 and not watching(t, self.gate.cfg.max_skip_s):
             return Decision.STATIC
-        if self.stride is not None and not self.stride.should_detect(t) and not watching(t, self.stride.max_rest_s):
+        if self.stride is not None and not self.stride.should_detect(t) and not watching(t, self.stride.max_rest_s) \
+                and not self.look.sees_newcomer(frame.image, self._tracked):
             return Decision.STRIDE
         if self.mosaic and not holding and pairable(frame):
             if self.stride is not None:
@@ -70,18 +78,27 @@ class DetectionSchedule:
             return Decision.HOLD
         return Decision.DETECT
 
-    def observe(self, tracks, timestamp: float) -> None:
-        """The tracks of a detected frame: the stride sets when the next detection is due."""
+    def observe(self, tracks, frame: Frame, input_px: float | None) -> None:
+        """The tracks of a detected frame: the stride sets when the next detection is due, and
+        the newcomer look takes the frame as its reference (input_px: frame pixels per pixel of
+        what the detector saw)."""
         if self.stride is not None:
-            self.stride.observe(tracks, timestamp)
+            self.stride.observe(tracks, frame.timestamp)
+            self.look.detected(frame.image, input_px)
+            self._tracked = tracks.xyxy
 
     def reconfigure(self, gating: GatingConfig) -> None:
         if gating != self.gate.cfg:
             if (gating.stride, gating.stride_max_shift, gating.stride_max_rest_s) != \
                     (self.gate.cfg.stride, self.gate.cfg.stride_max_shift, self.gate.cfg.stride_max_rest_s):
                 self.stride = self._stride_for(gating)
+            self.look = self._look_for(gating)
             self.gate.reconfigure(gating)
 
     @staticmethod
     def _stride_for(gating: GatingConfig) -> DetectionStride | None:
         return DetectionStride(gating.stride_max_shift, gating.stride_max_rest_s) if gating.stride else None
+
+    @staticmethod
+    def _look_for(gating: GatingConfig) -> NewcomerLook:
+        return NewcomerLook(gating.pixel_delta, gating.stride_max_shift)

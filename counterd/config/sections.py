@@ -160,8 +160,9 @@ class GatingConfig:
     min_changed: float = setting(0.002, min=0.0, max=1.0)  # fraction of changed pixels = motion
     max_skip_s: float = setting(0.5, min=0.0)              # detect at least this often (keep < tracker.max_coast_seconds)
     # Detection stride: rest the detector while every track can have moved less than
-    # stride_max_shift of its own box size, for at most stride_max_rest_s (counterd/stride.py).
-    stride: bool = False
+    # stride_max_shift of its own box size, for at most stride_max_rest_s (counterd/stride.py),
+    # and nothing untracked moves (motiongate.NewcomerLook).
+    stride: bool = True
     stride_max_shift: float = setting(0.2, above=0.0, max=1.0)
     stride_max_rest_s: float = setting(0.15, above=0.0, max=2.0)
 
