@@ -15,11 +15,12 @@ The last line is machine-readable:
 speedup: the faster anchor's hot-loop ms/frame at 50 objects over counterd's; e2e_fps_ratio:
 counterd's frames/s over the faster anchor's (per CPU-second, see compare_e2e.py); accuracies over
 all lines of all line sets, each anchor in its better anchor-point configuration. counterd is the
-loop of `counterd process`; the line goes on with the same two figures for counterd with the
-options gating.stride and detector.mosaic (e2e_fps_ratio_stride=..., acc_counterd_stride=...,
-_mosaic, _stride_mosaic), then the live run's largest share of a core and total dropped frames, then
-cameras_per_box (bench/fleet.py: the most cameras, one `counterd run` each, at 10 fps 640x480 with
-no drops and coverage >= 99%).
+loop of `counterd process` at its defaults (the detection stride on); the line goes on with the
+same two figures for counterd without the stride (every frame detected unless the motion gate
+rests it), with detector.mosaic, and with the mosaic but not the stride
+(e2e_fps_ratio_no_stride=..., acc_counterd_no_stride=..., _mosaic, _no_stride_mosaic), then the
+live run's largest share of a core and total dropped frames, then cameras_per_box (bench/fleet.py:
+the most cameras, one `counterd run` each, at 10 fps 640x480 with no drops and coverage >= 99%).
 --quick: 150-frame hot-loop streams and 3 rounds, supervision's speed pass over 100 frames, 10 s live
 runs with gating only, fleet of 1-4 cameras for 20 s each.
 """
@@ -41,8 +42,17 @@ sys.path.insert(0, str(HERE))
 import compare_env  # noqa: E402  (standard library only)
 
 PLOT = HERE / "compare_hotloop.png"
-# counterd as `counterd process` runs it, then with the options gating.stride and detector.mosaic.
-COUNTERD_VARIANTS = ("counterd", "counterd + stride", "counterd + mosaic", "counterd + stride + mosaic")
+# counterd as `counterd process` runs it (defaults: the stride on), then without gating.stride and
+# with detector.mosaic; each name's suffix is its RESULT key (variant_key).
+COUNTERD_VARIANTS = ("counterd", "counterd - stride", "counterd + mosaic", "counterd - stride + mosaic")
+
+
+def variant_key(name: str) -> str:
+    """"counterd - stride + mosaic" -> "no_stride_mosaic": the RESULT field suffix."""
+    return "_".join(("no_" if sign == "-" else "") + option
+                    for sign, option in zip(name.split()[1::2], name.split()[2::2]))
+
+
 THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS")
 
 
@@ -127,18 +137,18 @@ def run_e2e(args, out: Path) -> dict:
     jobs = {
         "ultralytics": ["--record", dets],
         "counterd": [],
-        "counterd + stride": ["--stride"],
+        "counterd - stride": ["--no-stride"],
         "counterd + mosaic": ["--mosaic"],
-        "counterd + stride + mosaic": ["--stride", "--mosaic"],
+        "counterd - stride + mosaic": ["--no-stride", "--mosaic"],
         "supervision": ["--detections", dets] + (["--frames", sv_frames] if sv_frames else []),
     }
     # One lane of jobs per core, each job pinned to its lane's core; supervision needs the
     # detections the ultralytics run records, so it follows it in the same lane.
     lanes = [["ultralytics", "counterd + mosaic", "supervision"],
-             ["counterd", "counterd + stride", "counterd + stride + mosaic"]]
+             ["counterd", "counterd - stride", "counterd - stride + mosaic"]]
     if len(args.cores) < 2:
-        lanes = [["ultralytics", "supervision", "counterd", "counterd + stride", "counterd + mosaic",
-                  "counterd + stride + mosaic"]]
+        lanes = [["ultralytics", "supervision", "counterd", "counterd - stride", "counterd + mosaic",
+                  "counterd - stride + mosaic"]]
     results, failures = {}, []
 
     def run_lane(names, core):
@@ -192,7 +202,7 @@ def run_e2e(args, out: Path) -> dict:
     log(f"{'':34s}" + "".join(f"{s:>11s}" for s in sets))
     for who, by_set in acc.items():
         log(f"{who:34s}" + "".join(f"{by_set[s]:11.3f}" for s in sets))
-    log("\nper line, in/out: true | counterd, + stride, + mosaic, + both | ultralytics (centre, bottom) | "
+    log("\nper line, in/out: true | counterd, - stride, + mosaic, - stride + mosaic | ultralytics (centre, bottom) | "
         "supervision (bottom, corners)")
     for name, row in per_line.items():
         f = lambda c: f"{c['in']:2d}/{c['out']:<2d}"   # noqa: E731
@@ -320,7 +330,7 @@ def main(argv=None) -> int:
         fields.append(f"acc_counterd={acc['counterd']['all']:.3f}")
         variant_fields = []
         for name in COUNTERD_VARIANTS[1:]:
-            key = "_".join(name.split(" + ")[1:])
+            key = variant_key(name)
             variant_fields += [f"e2e_fps_ratio_{key}={runs[name]['fps_cpu'] / best_anchor:.2f}",
                               f"acc_counterd_{key}={acc[name]['all']:.3f}"]
         fields.append("acc_ultralytics={:.3f}".format(max(acc["ultralytics (centre, as shipped)"]["all"],

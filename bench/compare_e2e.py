@@ -264,7 +264,7 @@ def counterd_config(model: Path, lines, threads: int = 1, extra: str = "") -> st
 def run_counterd(args) -> dict:
     """What `counterd process VIDEO --config <toml> --json` does (commands/process.py), timed the same
     way as the others: the loop over frames, setup excluded; CPU time counts the reader thread too.
-    --stride and --mosaic switch on gating.stride and detector.mosaic in that config."""
+    --no-stride switches gating.stride off, --mosaic detector.mosaic on in that config."""
     from counterd.config import load_config
     from counterd.pipeline import Pipeline
     from counterd.source import open_source
@@ -272,8 +272,8 @@ def run_counterd(args) -> dict:
     text = counterd_config(MODEL, ALL_LINES)
     if args.mosaic:
         text = text.replace("[detector]\n", "[detector]\nmosaic = true\n", 1)
-    if args.stride:
-        text += "\n[gating]\nstride = true\n"
+    if args.no_stride:
+        text += "\n[gating]\nstride = false\n"
     config_path.write_text(text)
     config = load_config(config_path)
     with open_source(str(VIDEO)) as source:
@@ -293,7 +293,7 @@ def run_counterd(args) -> dict:
     totals = pipeline.totals
     counts = {name: {d: int(totals.get(name, {}).get(d, {}).get("person", 0)) for d in ("in", "out")}
               for name, _, _ in ALL_LINES}
-    name = "counterd" + (" + stride" if args.stride else "") + (" + mosaic" if args.mosaic else "")
+    name = "counterd" + (" - stride" if args.no_stride else "") + (" + mosaic" if args.mosaic else "")
     return {"pipeline": name, "frames": n, "detected_frames": pipeline.times.frames,
             "inferences": pipeline.detector.inferences, "seconds": round(timed, 3), "fps": round(n / timed, 2),
             "cpu_seconds": round(cpu, 3), "fps_cpu": round(n / cpu, 2), "counts": counts,
@@ -309,7 +309,7 @@ def main(argv=None) -> int:
     p.add_argument("--record", help="ultralytics: save the detections its tracker was fed (npz)")
     p.add_argument("--detections", help="supervision: the npz the ultralytics run recorded")
     p.add_argument("--core", type=int, help="pin this process (and its children) to one CPU")
-    p.add_argument("--stride", action="store_true", help="counterd: gating.stride = true (counterd/stride.py)")
+    p.add_argument("--no-stride", action="store_true", help="counterd: gating.stride = false (counterd/stride.py)")
     p.add_argument("--mosaic", action="store_true", help="counterd: detector.mosaic = true (counterd/detect/mosaic.py)")
     args = p.parse_args(argv)
     pin(args.core)
