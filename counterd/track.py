@@ -2,8 +2,10 @@
 
 Each frame: predict where every track's box is now (constant velocity), pair the confident
 detections with all tracks by IoU, then pair the low-score detections with the tracks still
-unpaired (a person half hidden behind another scores low but is still there), start tracks from
-confident detections left over, and drop tracks unseen for longer than max_coast_seconds. Time
+unpaired (a person half hidden behind another scores low but is still there), offer the confident
+detections left over to the tracks lost for a while by distance from their predicted path (a
+person walking out from behind another, where IoU no longer finds them), start tracks from those
+still left over, and drop tracks unseen for longer than max_coast_seconds. Time
 comes from the frame timestamps, so the same settings work at any frame rate.
 """
 from __future__ import annotations
@@ -33,6 +35,15 @@ UNMATCHABLE = 1e3
 # Below this many track x detection pairs the assignment solver takes the whole matrix at once;
 # above it, splitting out the uncontested pairs first is cheaper (measured: 50 vs 200 objects).
 SOLVE_WHOLE_UP_TO = 80 * 80
+# A lost track is recovered by distance (Tracker._recover) within this many of its own box
+# heights per second it has been lost: a walker covers 0.6-0.9 of their height a second, so this
+# is how far the predicted path can have drifted with a velocity wrong by as much as the walk
+# itself (one measured while the person was being hidden, or a walker who stopped behind someone).
+# Nil for a track missed this very frame. 0 switches recovery off (bench only).
+RECOVER_HEIGHTS_PER_SECOND = 1.0
+# ... and only by a box of the same class at most this many times taller or shorter: half of a
+# person hidden is still the person; twice or half the size is someone nearer or farther.
+RECOVER_SIZE_RATIO = 2.0
 
 
 def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -163,6 +174,18 @@ class Tracker(PackedRows):
                 rows = np.concatenate([rows, free_rows[low_rows]])
                 det_idx = np.concatenate([det_idx, low_idx[low_cols]])
 
+        starters = conf >= max(cfg.new_track_score, cfg.high_score)
+        starters[det_idx] = False
+        # Stage 3: a confident detection that would start a track is first offered to the tracks
+        # still unpaired, by distance from their predicted path (see _recover).
+        if RECOVER_HEIGHTS_PER_SECOND and len(rows) < n and np.count_nonzero(starters):
+            lost_rows, found_idx = self._recover(unpaired, dets, starters.nonzero()[0], t)
+            if len(lost_rows):
+                unpaired[lost_rows] = False
+                starters[found_idx] = False
+                rows = np.concatenate([rows, lost_rows])
+                det_idx = np.concatenate([det_idx, found_idx])
+
         matched_box, matched_conf = dets.xyxy[det_idx], conf[det_idx]
         voted = self._correct(rows, matched_box, dets.class_id[det_idx], matched_conf, t)
         tracks = Detections(matched_box, matched_conf, voted, self._ids[rows])
@@ -177,8 +200,6 @@ class Tracker(PackedRows):
             if np.count_nonzero(lost):
                 self._drop(lost)
 
-        starters = conf >= max(cfg.new_track_score, cfg.high_score)
-        starters[det_idx] = False
         if np.count_nonzero(starters):
             self._start(dets, starters.nonzero()[0], t)
         return tracks
@@ -203,6 +224,37 @@ class Tracker(PackedRows):
         many detections it has had (one: no velocity yet)."""
         state = self._state[:self._count]
         return state[:, BOX], state[:, HITS]
+
+    def _recover(self, unpaired: np.ndarray, dets: Detections, det_idx: np.ndarray, t: float):
+        """(rows, detection indices): unpaired tracks paired one to one with these detections.
+
+        Once a track has been lost for a while, its predicted box has drifted (a velocity
+        measured while it was half hidden, a walker who slowed down) and overlaps too little for
+        IoU to find it again: the person walks out from behind someone and would become a new
+        track, its side of a line forgotten. The reach is the track's own height times
+        RECOVER_HEIGHTS_PER_SECOND times the time it has been lost, measured between centres (the
+        size is not extrapolated), so it is the same at any resolution and nil right after a miss,
+        where IoU still decides."""
+        lost = np.flatnonzero(unpaired & (self._state[:self._count, HITS] >= 2))   # one sighting: no velocity
+        state = self._state[lost]
+        box, velocity = state[:, BOX], state[:, VELOCITY]
+        lost_for = t - state[:, SEEN:]
+        # Centres doubled (x1 + x2, y1 + y2): the same gaps over doubled reaches, fewer operations.
+        path = box[:, :2] + box[:, 2:] + (velocity[:, :2] + velocity[:, 2:]) * lost_for
+        found = dets.xyxy[det_idx]
+        offset = (found[:, :2] + found[:, 2:])[None] - path[:, None]
+        gap = np.sqrt(np.einsum("ldk,ldk->ld", offset, offset))
+        height = box[:, 3:] - box[:, 1:2]
+        reach = 2 * RECOVER_HEIGHTS_PER_SECOND * height * lost_for
+        near = gap < reach
+        if not np.count_nonzero(near):                   # nearly always: nothing to recover
+            return lost[:0], det_idx[:0]
+        ratio = (found[:, 3] - found[:, 1])[None] / np.maximum(height, 1.0)
+        near &= (ratio <= RECOVER_SIZE_RATIO) & (ratio * RECOVER_SIZE_RATIO >= 1)
+        near &= self._votes[lost].argmax(1)[:, None] == dets.class_id[det_idx][None]
+        closeness = np.divide(gap, reach, out=np.ones_like(gap), where=near)
+        rows, cols = match(np.subtract(1.0, closeness, out=closeness), 1e-9)   # any pair inside the reach
+        return lost[rows], det_idx[cols]
 
     def _predicted_boxes(self, t: float) -> np.ndarray:
         state = self._state[:self._count]
