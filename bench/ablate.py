@@ -32,6 +32,8 @@ Variants, each against the shipped defaults (counterd/config/sections.py Countin
   boxes that lie on a two-wheeler first; an anchor hidden behind a nearer box (inside another
   track's box whose bottom is lower by more than 5% of its own height) decides no side
   (bench-only, `HiddenAnchorCounter`).
+- tracker: the recovery of lost tracks by distance off, or with another reach or height ratio
+  (counterd/track.py RECOVER_HEIGHTS_PER_SECOND, RECOVER_SIZE_RATIO, for the replay only).
 - with --reid-model: the shipped rules plus appearance stitching (counterd/reid.py, tracker.reid_model),
   alone and with the 3 input px floor; the replay then decodes the video too (the stitcher crops
   people from the frames) and prints the crops embedded and the stitcher's CPU per frame.
@@ -196,8 +198,17 @@ VARIANTS = {
         {"hysteresis_noise": 2.0}, True, True, {"noise_unbiased": False}),
     "noise band: 1x, no correction": ({"hysteresis_noise": 1.0}, True, True, {"noise_unbiased": False}),
     "noise band: 3x, no correction": ({"hysteresis_noise": 3.0}, True, True, {"noise_unbiased": False}),
+    # The tracker's recovery of lost tracks by distance (track.RECOVER_HEIGHTS_PER_SECOND, own
+    # heights per second lost; track.RECOVER_SIZE_RATIO).
+    "tracker: no recovery of lost tracks by distance": ({}, True, True, {"recover_per_second": 0.0}),
+    "tracker: recovery within 1 height a second lost": ({}, True, True, {"recover_per_second": 1.0}),
+    "tracker: recovery within 1.5 heights a second lost": ({}, True, True, {"recover_per_second": 1.5}),
+    "tracker: recovery within 3 heights a second lost": ({}, True, True, {"recover_per_second": 3.0}),
+    "tracker: recovery, height within 1.5x": ({}, True, True, {"recover_size": 1.5}),
+    "tracker: recovery, any height": ({}, True, True, {"recover_size": np.inf}),
 }
-BENCH_ONLY = ("vehicle_nms_iou", "vote_tau", "vote_area", "riders", "hidden_margin", "noise_seconds", "noise_leap", "noise_unbiased")
+BENCH_ONLY = ("vehicle_nms_iou", "vote_tau", "vote_area", "riders", "hidden_margin", "noise_seconds", "noise_leap",
+              "noise_unbiased", "recover_per_second", "recover_size")
 TWO_WHEELERS = np.array([CLASS_IDS["bicycle"], CLASS_IDS["motorcycle"]])
 
 
@@ -306,6 +317,9 @@ def replay(scene, model, frames, frame_size, variant, reid_model: str = "") -> o
     saved_leap, saved_unbiased = count.NOISE_LEAP, count.NOISE_UNBIASED
     count.NOISE_LEAP = bench.get("noise_leap", saved_leap)
     count.NOISE_UNBIASED = bench.get("noise_unbiased", saved_unbiased)
+    saved_recover = track.RECOVER_HEIGHTS_PER_SECOND, track.RECOVER_SIZE_RATIO
+    track.RECOVER_HEIGHTS_PER_SECOND = bench.get("recover_per_second", saved_recover[0])
+    track.RECOVER_SIZE_RATIO = bench.get("recover_size", saved_recover[1])
     try:
         events, stitching = [], 0.0
         for (t, detections), image in zip(frames, images):
@@ -324,6 +338,7 @@ def replay(scene, model, frames, frame_size, variant, reid_model: str = "") -> o
     finally:
         count.JUMP_RATIO, count.NOISE_SECONDS, count.NOISE_LEAP = saved, saved_noise, saved_leap
         count.NOISE_UNBIASED = saved_unbiased
+        track.RECOVER_HEIGHTS_PER_SECOND, track.RECOVER_SIZE_RATIO = saved_recover
     if stitcher is not None and variant == SHIPPED:       # the work of stitching alone, counted once
         REID_WORK.append((stitcher.embedder.crops_embedded, stitcher.stitched, len(frames), stitching))
     if riders:
