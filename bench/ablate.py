@@ -201,7 +201,7 @@ VARIANTS = {
     # The tracker's recovery of lost tracks by distance (track.RECOVER_HEIGHTS_PER_SECOND, own
     # heights per second lost; track.RECOVER_SIZE_RATIO).
     "tracker: no recovery of lost tracks by distance": ({}, True, True, {"recover_per_second": 0.0}),
-    "tracker: recovery within 1 height a second lost": ({}, True, True, {"recover_per_second": 1.0}),
+    "tracker: recovery within 2 heights a second lost": ({}, True, True, {"recover_per_second": 2.0}),
     "tracker: recovery within 1.5 heights a second lost": ({}, True, True, {"recover_per_second": 1.5}),
     "tracker: recovery within 3 heights a second lost": ({}, True, True, {"recover_per_second": 3.0}),
     "tracker: recovery, height within 1.5x": ({}, True, True, {"recover_size": 1.5}),

@@ -36,13 +36,12 @@ UNMATCHABLE = 1e3
 # above it, splitting out the uncontested pairs first is cheaper (measured: 50 vs 200 objects).
 SOLVE_WHOLE_UP_TO = 80 * 80
 # A lost track is recovered by distance (Tracker._recover) within this many of its own box
-# heights per second it has been lost. A walker covers 0.6-0.9 of their height a second; the
-# velocity of a track being hidden is measured on a box the occluder eats from one side, so it can
-# be wrong by the walk itself in the other direction: the predicted path drifts by up to about
-# twice the walking speed (measured on PETS and TUD: the people found again had drifted 0.9 heights
-# a second at the median, 2.2 at the 90th percentile; bench/RESULTS.md). Small right after a miss,
-# where IoU decides. 0 switches recovery off (bench only).
-RECOVER_HEIGHTS_PER_SECOND = 2.0
+# heights per second it has been lost: a walker covers 0.6-0.9 of their height a second, so this
+# is a path that drifted by the walk itself (a velocity measured on a box the occluder was eating,
+# or a walker who stopped behind someone). Measured on PETS and TUD: the people found again had
+# drifted 0.9 heights a second at the median (bench/RESULTS.md). Small right after a miss, where
+# IoU decides. 0 switches recovery off (bench only).
+RECOVER_HEIGHTS_PER_SECOND = 1.0
 # ... and only by a box of the same class at most this many times taller or shorter: half of a
 # person hidden is still the person; twice or half the size is someone nearer or farther.
 RECOVER_SIZE_RATIO = 2.0

@@ -240,8 +240,8 @@ def hidden_walk(scale: float = 1.0, back_at: tuple[float, float] = (150, 200), s
 def test_a_walker_found_again_short_of_its_predicted_path_keeps_its_id(scale):
     # Hidden 0.6 s behind someone, the walker slowed down: seen again at x 150 where constant
     # velocity says 210. Its box (40 px wide) overlaps the predicted one too little for IoU, yet
-    # the 60 px gap is within twice its height (100 px) per second lost (0.7 s since last seen):
-    # the same track, at any scale.
+    # the 60 px gap is within its height (100 px) per second lost (0.7 s since last seen): the
+    # same track, at any scale.
     before, after, tracker = hidden_walk(scale)
     assert after == before
     assert len(tracker) == 1
@@ -273,7 +273,7 @@ def test_someone_else_where_a_walker_was_lost_gets_a_new_id(back_at, size, cls):
 
 
 def test_a_newcomer_beside_a_track_missed_this_frame_is_not_taken_for_it():
-    # Recovery reaches little right after a miss (its height x 2 per second lost: 20 px here):
+    # Recovery reaches little right after a miss (its height per second lost: 10 px here):
     # there the IoU stages decide, and someone appearing 30 px beyond the prediction is new.
     tracker = Tracker(TrackerConfig())
     for k in range(5):
