@@ -81,11 +81,13 @@ CELLS_PER_FINDABLE = 3      # the look's grid: the smallest findable object span
 
 
 class NewcomerLook:
-    """On a frame the stride would rest: has something moved that no tracked object explains?
+    """On a frame the stride or the motion gate would rest: has something moved that no tracked
+    object explains?
 
-    The stride's guards look at tracked objects and at the counter; an object nothing tracks yet
-    (just entered, or found only weakly so far) is invisible to them, and if its only confident
-    detections fall on rested frames it is never tracked at all. So the frame is compared in grey,
+    The guards look at tracked objects and at the counter; an object nothing tracks yet (just
+    entered, or found only weakly so far) is invisible to them, and if its only confident
+    detections fall on rested frames it is never tracked at all. The motion gate's share of
+    changed pixels misses it too where it is small in the picture. So the frame is compared in grey,
     on a grid of a third of the smallest object the detector can find, with the last detected
     frame; changed cells inside a tracked object's box, widened by how far the stride lets it move
     during a rest (stride_max_shift of its size) plus a cell, are that object's own motion. A

@@ -4,7 +4,8 @@
 Three policies make one decision per frame, checked in this order:
 
 - motion gate (`gating.enabled`, counterd/motiongate.py): a picture that has not changed
-  since the last detected frame rests the detector (STATIC);
+  since the last detected frame rests the detector (STATIC), unless the little that changed is
+  something no tracked object explains (a newcomer: motiongate.NewcomerLook);
 - stride (`gating.stride`, counterd/stride.py): while every track moves slowly, the detector
   rests until the fastest one can have moved `stride_max_shift` of its size (STRIDE), unless
   something moved that no tracked object explains (a newcomer: motiongate.NewcomerLook);
@@ -62,12 +63,12 @@ class DetectionSchedule:
         `watching(timestamp, horizon_s)`: whether a tracked object is in a line's band or enters
         one within horizon_s (Pipeline.watching_lines). Neither rest is taken while it is: the
         gating never costs a count. `pairable(frame)`: whether this frame's objects stay large
-        enough in a mosaic (Pipeline.mosaic_fits); a frame is only held for a partner if so. The
-        stride's rest is also refused when the frame shows motion no tracked object explains
-        (a newcomer), looked for last since it costs a shrink of the frame."""
+        enough in a mosaic (Pipeline.mosaic_fits); a frame is only held for a partner if so. Neither
+        rest is taken either when the frame shows motion no tracked object explains (a newcomer),
+        looked for last since it costs a shrink of the frame."""
         t = frame.timestamp
         if self.gate.cfg.enabled and not self.gate.should_detect(frame.image, t) \
-                and not watching(t, self.gate.cfg.max_skip_s):
+                and not watching(t, self.gate.cfg.max_skip_s) and not self.look.sees_newcomer(frame.image, self._tracked):
             return Decision.STATIC
         if self.stride is not None and not self.stride.should_detect(t) and not watching(t, self.stride.max_rest_s) \
                 and not self.look.sees_newcomer(frame.image, self._tracked):
@@ -79,13 +80,13 @@ class DetectionSchedule:
         return Decision.DETECT
 
     def observe(self, tracks, frame: Frame, input_px: float | None) -> None:
-        """The tracks of a detected frame: the stride sets when the next detection is due, and
-        the newcomer look takes the frame as its reference (input_px: frame pixels per pixel of
-        what the detector saw)."""
+        """The tracks of a detected frame: the newcomer look takes the frame as its reference
+        (input_px: frame pixels per pixel of what the detector saw), and the stride sets when the
+        next detection is due."""
+        self.look.detected(frame.image, input_px)
+        self._tracked = tracks.xyxy
         if self.stride is not None:
             self.stride.observe(tracks, frame.timestamp)
-            self.look.detected(frame.image, input_px)
-            self._tracked = tracks.xyxy
 
     def reconfigure(self, gating: GatingConfig) -> None:
         if gating != self.gate.cfg:

@@ -8,7 +8,9 @@ this estimates, from the tracks it returned and their previous sightings, how lo
 rest: the time in which the fastest-moving track shifts `max_shift` of its own box size (width for
 horizontal motion, height for vertical), capped by `max_rest_s`. A scene with any track it has no
 speed for yet (new, or seen only now), or with no tracks at all, gets no rest: newcomers are found
-at once.
+at once. An object nothing tracks yet is looked for on every frame the stride would rest
+(motiongate.NewcomerLook: motion that no tracked box explains keeps the detector running), since
+its only confident detections may fall on those frames.
 
 The detection schedule (counterd/schedule.py) uses it when `gating.stride` is on. A rested
 frame is not shown to the tracker (a coast would count as a miss and end tracks seen only once);

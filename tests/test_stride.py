@@ -158,3 +158,61 @@ def test_a_newcomer_confident_only_on_a_frame_the_stride_would_rest_is_counted()
     assert looked == ungated
     assert confident_at not in rested
     assert any(k < 20 for k in rested)                            # the walker alone still lets it rest
+
+
+class SmallNewcomer(Detector):
+    """An empty 1280x720 picture that a person 12 x 24 px walks into from the left at 2 px a
+    frame: under the motion gate's share of changed pixels at its 64 px width. Found confidently
+    (0.9) only on `confident_at`, weakly (0.3) on the other frames; the index is in pixel (0, 0)."""
+
+    def __init__(self, cfg, confident_at: int):
+        super().__init__(cfg)
+        self.confident_at = confident_at
+
+    def detect(self, frame):
+        k = int(frame[0, 0, 0])
+        box = small_newcomer_box(k)
+        if box is None:
+            return Detections.empty()
+        return Detections.from_arrays([box], [0.9 if k == self.confident_at else 0.3], [0])
+
+
+def small_newcomer_box(k):
+    x = -12 + 2 * k
+    return (x, 400, x + 12, 424) if x + 12 > 2 else None
+
+
+def run_gated_scene(confident_at: int, gate: bool, look: bool = True):
+    """(door crossings, frames the motion gate rested) of the small newcomer's scene at 10 fps."""
+    config = config_from_dict({"detector": {"classes": ["person"]},
+                               "gating": {"enabled": gate, "stride": False},
+                               "lines": [{"name": "door", "start": [60, 300], "end": [60, 500]}]}, "t")
+    pipeline = Pipeline(config, SmallNewcomer(config.detector, confident_at))
+    if not look:
+        pipeline.schedule.look.sees_newcomer = lambda image, tracked: False
+    rested = []
+    for k in range(70):
+        box = small_newcomer_box(k)
+        image = picture(*([tuple(int(v) for v in box)] if box is not None else []), size=(720, 1280))
+        image[0, 0] = k
+        pipeline.step(Frame(image, k / 10, k))
+        if pipeline.last_decision is Decision.STATIC:
+            rested.append(k)
+    pipeline.finish()
+    return {d: sum(c.values()) for d, c in pipeline.totals["door"].items()}, rested
+
+
+def test_the_motion_gate_looks_for_newcomers_too():
+    """The motion gate rests while under min_changed of the picture changes: a small newcomer stays
+    under it, and if its one confident detection falls on a rested frame it is never tracked. The
+    gate asks the same look as the stride before it rests."""
+    _, rested_blind = run_gated_scene(-1, gate=True, look=False)
+    confident_at = next(k for k in rested_blind if small_newcomer_box(k) is not None and k >= 4)
+    ungated, _ = run_gated_scene(confident_at, gate=False)
+    blind, _ = run_gated_scene(confident_at, gate=True, look=False)
+    looked, rested = run_gated_scene(confident_at, gate=True)
+    assert ungated == {"in": 1, "out": 0}
+    assert blind == {"in": 0, "out": 0}
+    assert looked == ungated
+    assert confident_at not in rested
+    assert rested                       # the empty picture before the newcomer still rests
