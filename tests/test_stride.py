@@ -96,26 +96,49 @@ def test_the_look_sees_motion_no_tracked_object_explains():
 
 
 class ScriptedScene(Detector):
-    """Finds a slow walker at the top of the picture and a newcomer entering from the left at the
-    bottom, confidently (0.9) only on `confident_at` and weakly (0.3) on the other frames, as
-    models often find an object entering the picture. The frame's index is in pixel (0, 0)."""
+    """Finds what `steady(k)` lists on frame k confidently, and the box `newcomer(k)` (None: not in
+    view) confidently (0.9) only on `confident_at` and weakly (0.3) on the other frames, as models
+    often find an object entering the picture. The frame's index is in pixel (0, 0)."""
 
-    def __init__(self, cfg, confident_at: int):
+    def __init__(self, cfg, steady, newcomer, confident_at: int):
         super().__init__(cfg)
-        self.confident_at = confident_at
+        self.steady, self.newcomer, self.confident_at = steady, newcomer, confident_at
 
     def detect(self, frame):
         k = int(frame[0, 0, 0])
-        boxes, scores = [walker_box(k)], [0.9]
-        newcomer = newcomer_box(k)
-        if newcomer is not None:
-            boxes.append(newcomer)
+        boxes = self.steady(k)
+        scores = [0.9] * len(boxes)
+        if self.newcomer(k) is not None:
+            boxes = boxes + [self.newcomer(k)]
             scores.append(0.9 if k == self.confident_at else 0.3)
+        if not boxes:
+            return Detections.empty()
         return Detections.from_arrays(boxes, scores, [0] * len(boxes))
 
 
+def run_scripted(steady, newcomer, confident_at: int, gating: dict, line: tuple, frames: int,
+                 size=(240, 320), look: bool = True):
+    """(crossings of the line, frames the schedule rested) of a scripted scene at 10 fps, each
+    object drawn as a bright block; look=False: the schedule never sees a newcomer."""
+    config = config_from_dict({"detector": {"classes": ["person"]}, "gating": gating,
+                               "lines": [{"name": "door", "start": list(line[0]), "end": list(line[1])}]}, "t")
+    pipeline = Pipeline(config, ScriptedScene(config.detector, steady, newcomer, confident_at))
+    if not look:
+        pipeline.schedule.look.sees_newcomer = lambda image, tracked: False
+    rested = []
+    for k in range(frames):
+        boxes = steady(k) + ([newcomer(k)] if newcomer(k) is not None else [])
+        image = picture(*(tuple(int(v) for v in b) for b in boxes), size=size)
+        image[0, 0] = k
+        pipeline.step(Frame(image, k / 10, k))
+        if pipeline.last_decision.rested:
+            rested.append(k)
+    pipeline.finish()
+    return {d: sum(c.values()) for d, c in pipeline.totals["door"].items()}, rested
+
+
 def walker_box(k):
-    return (20 + 2 * k, 20, 50 + 2 * k, 80)
+    return [(20 + 2 * k, 20, 50 + 2 * k, 80)]
 
 
 def newcomer_box(k):
@@ -124,23 +147,10 @@ def newcomer_box(k):
 
 
 def run_scene(stride: bool, confident_at: int, look: bool = True):
-    """(door crossings, frames the schedule rested) of the scripted scene at 10 fps."""
-    config = config_from_dict({"detector": {"classes": ["person"]},
-                               "gating": {"enabled": False, "stride": stride},
-                               "lines": [{"name": "door", "start": [200, 120], "end": [200, 240]}]}, "t")
-    pipeline = Pipeline(config, ScriptedScene(config.detector, confident_at))
-    if not look:
-        pipeline.schedule.look.sees_newcomer = lambda image, tracked: False
-    rested = []
-    for k in range(60):
-        boxes = [walker_box(k)] + ([newcomer_box(k)] if newcomer_box(k) is not None else [])
-        image = picture(*(tuple(int(v) for v in b) for b in boxes))
-        image[0, 0] = k
-        pipeline.step(Frame(image, k / 10, k))
-        if pipeline.last_decision is Decision.STRIDE:
-            rested.append(k)
-    pipeline.finish()
-    return {d: sum(c.values()) for d, c in pipeline.totals["door"].items()}, rested
+    """A slow walker at the top, far from the door (x = 200, lower half), and a newcomer entering
+    from the left at the bottom, through the door; the motion gate off."""
+    return run_scripted(walker_box, newcomer_box, confident_at, {"enabled": False, "stride": stride},
+                        ((200, 120), (200, 240)), 60, look=look)
 
 
 def test_a_newcomer_confident_only_on_a_frame_the_stride_would_rest_is_counted():
@@ -160,46 +170,17 @@ def test_a_newcomer_confident_only_on_a_frame_the_stride_would_rest_is_counted()
     assert any(k < 20 for k in rested)                            # the walker alone still lets it rest
 
 
-class SmallNewcomer(Detector):
-    """An empty 1280x720 picture that a person 12 x 24 px walks into from the left at 2 px a
-    frame: under the motion gate's share of changed pixels at its 64 px width. Found confidently
-    (0.9) only on `confident_at`, weakly (0.3) on the other frames; the index is in pixel (0, 0)."""
-
-    def __init__(self, cfg, confident_at: int):
-        super().__init__(cfg)
-        self.confident_at = confident_at
-
-    def detect(self, frame):
-        k = int(frame[0, 0, 0])
-        box = small_newcomer_box(k)
-        if box is None:
-            return Detections.empty()
-        return Detections.from_arrays([box], [0.9 if k == self.confident_at else 0.3], [0])
-
-
 def small_newcomer_box(k):
+    """A person 12 x 24 px walking in from the left at 2 px a frame: in a 1280x720 picture, under
+    the motion gate's share of changed pixels at its 64 px width."""
     x = -12 + 2 * k
     return (x, 400, x + 12, 424) if x + 12 > 2 else None
 
 
 def run_gated_scene(confident_at: int, gate: bool, look: bool = True):
-    """(door crossings, frames the motion gate rested) of the small newcomer's scene at 10 fps."""
-    config = config_from_dict({"detector": {"classes": ["person"]},
-                               "gating": {"enabled": gate, "stride": False},
-                               "lines": [{"name": "door", "start": [60, 300], "end": [60, 500]}]}, "t")
-    pipeline = Pipeline(config, SmallNewcomer(config.detector, confident_at))
-    if not look:
-        pipeline.schedule.look.sees_newcomer = lambda image, tracked: False
-    rested = []
-    for k in range(70):
-        box = small_newcomer_box(k)
-        image = picture(*([tuple(int(v) for v in box)] if box is not None else []), size=(720, 1280))
-        image[0, 0] = k
-        pipeline.step(Frame(image, k / 10, k))
-        if pipeline.last_decision is Decision.STATIC:
-            rested.append(k)
-    pipeline.finish()
-    return {d: sum(c.values()) for d, c in pipeline.totals["door"].items()}, rested
+    """The small newcomer alone in an empty 1280x720 picture, through a door at x = 60; no stride."""
+    return run_scripted(lambda k: [], small_newcomer_box, confident_at, {"enabled": gate, "stride": False},
+                        ((60, 300), (60, 500)), 70, size=(720, 1280), look=look)
 
 
 def test_the_motion_gate_looks_for_newcomers_too():
