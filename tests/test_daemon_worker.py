@@ -203,8 +203,18 @@ class Clip:
         pass
 
 
-def run_worker(pipeline, n=20, wall=lambda: 1_000_000.0):
-    camera = Camera("clip", lambda: VideoSource(lambda: Clip(n), name="clip", live=False), SourceConfig())
+class SlowClip(Clip):
+    """A file-like capture: the box walks 1 px a frame (a twentieth of its width) all along."""
+
+    def read(self):
+        if self.i >= self.n:
+            return False, None
+        self.i += 1
+        return True, with_box(10 + self.i)
+
+
+def run_worker(pipeline, n=20, wall=lambda: 1_000_000.0, clip=Clip):
+    camera = Camera("clip", lambda: VideoSource(lambda: clip(n), name="clip", live=False), SourceConfig())
     recorder = Recorder(max_gap_s=2.0)
     worker = InferenceWorker(camera, pipeline, Metrics(), recorder, wall_clock=wall)
     worker.start()
@@ -227,6 +237,15 @@ def test_the_worker_follows_the_pipelines_schedule_and_counts_static_frames():
     skipped = worker.metrics.frames_skipped._value.get()
     assert skipped >= 8                                   # the static first half
     assert pipeline.detector.calls == 20 - skipped        # the moving second half is all detected
+
+
+def test_the_worker_counts_the_frames_the_stride_rests():
+    pipeline = scheduled_pipeline(line_x=150, enabled=False, stride=True)   # no motion gate, far from the door
+    worker, _ = run_worker(pipeline, clip=SlowClip)
+    strided = worker.metrics.frames_strided._value.get()
+    assert strided >= 5                                   # a slow walker lets the detector rest
+    assert pipeline.detector.calls == 20 - strided
+    assert worker.metrics.frames_skipped._value.get() == 0
 
 
 def test_a_rested_frame_is_not_a_miss_so_a_track_seen_once_survives_it():

@@ -18,6 +18,8 @@ class Metrics:
                                       "Live frames replaced by a newer one before analysis", registry=r)
         self.frames_skipped = Counter("counterd_frames_static",
                                       "Frames whose detection was skipped by motion gating", registry=r)
+        self.frames_strided = Counter("counterd_frames_strided",
+                                      "Frames whose detection the detection stride rested", registry=r)
         self.stage_seconds = Histogram("counterd_stage_seconds", "Time per frame in each pipeline stage",
                                        ["stage"], buckets=LATENCY_BUCKETS, registry=r)
         self.reconnects = Counter("counterd_reconnects", "Connections to the camera after the first",

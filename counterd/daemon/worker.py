@@ -212,6 +212,8 @@ class InferenceWorker:
                     self.metrics.stage_seconds.labels(stage).observe(self.pipeline.times.last[stage])
             elif self.pipeline.last_decision is Decision.STATIC:
                 self.metrics.frames_skipped.inc()
+            elif self.pipeline.last_decision is Decision.STRIDE:
+                self.metrics.frames_strided.inc()
         except Exception as exc:      # a bug or a bad frame: keep counting the next ones
             self._log_error(exc)
             return
