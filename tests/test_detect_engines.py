@@ -19,7 +19,7 @@ from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 
 from counterd.config import DetectorConfig, config_from_dict  # noqa: E402
 from counterd.detect import make_detector  # noqa: E402
-from counterd.detect.optimize import dequantize_dynamic, fitted_size, optimize  # noqa: E402
+from counterd.detect.optimize import dequantize_dynamic, optimize  # noqa: E402
 from counterd.errors import UserError  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -124,13 +124,6 @@ def test_dequantize_dynamic_restores_a_float_conv_with_the_same_weights(tmp_path
     error = {p: float(np.abs(run[p] - run[float_path]).mean()) for p in (dynamic_path, restored)}
     assert np.abs(run[restored] - run[float_path]).max() < 0.02
     assert error[restored] < error[dynamic_path]
-
-
-def test_fitted_size_keeps_the_scale_and_cuts_the_padding():
-    assert fitted_size((416, 416), (480, 360)) == (320, 416)
-    assert fitted_size((416, 416), (768, 432)) == (256, 416)
-    assert fitted_size((416, 416), (360, 480)) == (416, 320)     # portrait camera
-    assert fitted_size((640, 640), (640, 640)) == (640, 640)
 
 
 def test_model_optimize_fits_the_input_and_quantizes(tmp_path):

@@ -31,8 +31,7 @@ def register(subparsers) -> None:
                                        "aspect ratio where the network allows it, and static int8 (QDQ) "
                                        "quantisation calibrated on frames of that camera. Every candidate (float, "
                                        "int8 convolutions, int8 everywhere) is timed on this machine; the fastest "
-                                       "whose boxes agree with the original's is written. Needs the onnx package "
-                                       "(counterd[optimize]).")
+                                       "whose boxes agree with the original's is written.")
     o.add_argument("model", help="model file or manifest name")
     o.add_argument("--calibrate", required=True, metavar="VIDEO_OR_SOURCE",
                    help="a recording or live source (rtsp://, USB index) of the camera the model will serve")
@@ -75,7 +74,7 @@ def run_optimize(args) -> int:
 
         from counterd.detect.optimize import optimize
     except ImportError:
-        raise UserError("counterd model optimize needs the onnx package: pip install 'counterd[optimize]'") from None
+        raise UserError("counterd model optimize needs the onnx package: pip install onnx") from None
     from counterd.source import redact
 
     source = resolve_model(args.model, args.dir)

@@ -68,6 +68,9 @@ class DetectorConfig:
     # onnx: two frames share one inference while every tracked object near a line stays large
     # enough for the model at the mosaic's scale (Pipeline.mosaic_fits; one frame of latency)
     mosaic: bool = False
+    # onnx, openvino: the model's square input cut to the frames' aspect ratio at the first frame
+    # (counterd/detect/fitinput.py): the same scale without the letterbox's padding
+    fit_input: bool = True
     # onnx: ONNX Runtime execution providers, in order of preference (an unknown or unavailable
     # one is an error at start, naming what this installation has)
     providers: tuple[str, ...] = ("CPUExecutionProvider",)

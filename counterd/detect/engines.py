@@ -20,7 +20,7 @@ from counterd.errors import UserError
 class OrtEngine:
     name = "onnx"
 
-    def __init__(self, path: Path, threads: int, providers: tuple[str, ...]):
+    def __init__(self, path: Path, threads: int, providers: tuple[str, ...], graph: bytes | None = None):
         import onnxruntime as ort
 
         check_providers(providers, ort.get_all_providers(), ort.get_available_providers())
@@ -32,7 +32,7 @@ class OrtEngine:
         # Idle pool threads otherwise spin between frames, burning the cores decode and the API need.
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
-            self.session = ort.InferenceSession(str(path), options, providers=list(providers))
+            self.session = ort.InferenceSession(graph or str(path), options, providers=list(providers))
         except Exception as exc:  # onnxruntime raises its own types for every kind of bad file
             raise UserError(f"model {path}: ONNX Runtime cannot load it: {first_line(exc)}") from None
         first = self.session.get_inputs()[0]
@@ -64,7 +64,7 @@ def check_providers(wanted: tuple[str, ...], known: list[str], available: list[s
 class OpenVinoEngine:
     name = "openvino"
 
-    def __init__(self, path: Path, threads: int):
+    def __init__(self, path: Path, threads: int, graph: bytes | None = None):
         try:
             import openvino as ov
         except ImportError:
@@ -72,7 +72,7 @@ class OpenVinoEngine:
                             "pip install 'counterd[openvino]'") from None
         core = ov.Core()
         try:
-            model = core.read_model(str(path))
+            model = core.read_model(graph or str(path))
             # f32: on CPUs with bf16 units OpenVINO would otherwise compute in bf16, and the same
             # weights would give other scores than under ONNX Runtime.
             self.compiled = core.compile_model(model, "CPU", {
@@ -102,7 +102,9 @@ class OpenVinoEngine:
         self.request = self.compiled = None
 
 
-def open_engine(kind: str, path: Path, threads: int, providers: tuple[str, ...]):
+def open_engine(kind: str, path: Path, threads: int, providers: tuple[str, ...], graph: bytes | None = None):
+    """The engine on the model file at path, or on `graph` (the serialised ONNX of that file
+    rewritten in memory, counterd/detect/fitinput.py) where given; path then names it in errors."""
     if kind == "openvino":
-        return OpenVinoEngine(path, threads)
-    return OrtEngine(path, threads, providers)
+        return OpenVinoEngine(path, threads, graph)
+    return OrtEngine(path, threads, providers, graph)

@@ -3,6 +3,10 @@
 Input size, layout and head type are read from the model, so any YOLOv8/YOLO11 export
 ([1, 4+nc, N]), end-to-end Ultralytics export ([1, N, 6]: YOLO26, YOLOv10) or raw-grid YOLOX
 export ([1, N, 5+nc]) works without settings.
+
+With detector.fit_input (the default) the square input is cut to the frames' aspect ratio when
+the first frame arrives (counterd/detect/fitinput.py rewrites the graph in memory), and again
+whenever the frame size changes; a graph that cannot be fitted keeps its input, logged once.
 """
 from __future__ import annotations
 
@@ -16,6 +20,7 @@ from counterd.classes import COCO_NAMES
 from counterd.config import DetectorConfig
 from counterd.detect import Detector, as_bgr, coco_ids_for, first_line
 from counterd.detect.engines import open_engine
+from counterd.detect.fitinput import Grid, GraphNotFitted, fit_model, fitted_size
 from counterd.detect.mosaic import mosaic_plan, mosaic_scale
 from counterd.detect.yolo import (Letterbox, decode_end2end, decode_ultralytics, decode_yolox, letterbox,
                                   select, to_detections, yolox_grid)
@@ -34,10 +39,14 @@ class OnnxDetector(Detector):
         self.engine = open_engine(cfg.type, self.path, cfg.threads, cfg.providers)
         self.inferences = 0                   # model runs so far (a mosaic runs once for two frames)
         self.nhwc, self.size = self._input_layout()
+        self.model_size = self.size               # the file's own input; self.size may be fitted
         self.dtype = np.float16 if self.engine.float16 else np.float32
         self.head, class_count = self._probe_head()
         self.inferences = 0
         self.coco_ids = coco_ids_for(self._class_names(class_count))
+        self._square_engine = self.engine         # the file as it is (a mosaic's pairs use it)
+        self._fitted_for: tuple[int, int] | None = None   # frame (width, height) self.size is for
+        self._not_fitted = ""                     # why this graph keeps its input, once found
         log.info("detector: %s", self.describe())
 
     def describe(self) -> str:
@@ -46,9 +55,66 @@ class OnnxDetector(Detector):
 
     def input_scale(self, width: int, height: int) -> float:
         """The letterbox shrinks the frame by min(input w / width, input h / height). (A mosaic draws
-        frames a little smaller still; the single frame's scale is taken for them too.)"""
-        h, w = self.size
+        frames a little smaller still; the single frame's scale is taken for them too.) A fitted
+        input draws the frame at the square input's scale, so the file's own size says it."""
+        h, w = self.model_size
         return max(width / w, height / h)
+
+    def fit_to(self, width: int, height: int) -> None:
+        """detector.fit_input: the input cut to frames of this size, the engine rebuilt on the
+        rewritten graph; done again when the size changes (a camera reconfigured, a region of
+        interest learned), and undone for frames the square input already fits."""
+        if not self.cfg.fit_input or self._fitted_for == (width, height):
+            return
+        self._fitted_for = (width, height)
+        wanted = fitted_size(self.model_size, (width, height))
+        if wanted == self.size or (self._not_fitted and wanted != self.model_size):
+            return
+        try:
+            engine = self._square() if wanted == self.model_size else self._fitted_engine(wanted)
+        except GraphNotFitted as exc:
+            self._not_fitted = str(exc)
+            log.warning("detector: %s keeps its %dx%d input for %dx%d frames: %s", self.path.name,
+                        self.model_size[1], self.model_size[0], width, height, exc)
+            return
+        if self.engine is not self._square_engine:
+            self.engine.close()
+        if not self.cfg.mosaic and self._square_engine is not engine and self._square_engine is not None:
+            self._square_engine.close()           # one session in memory unless a mosaic needs both
+            self._square_engine = None
+        self.engine, self.size = engine, wanted
+        log.info("detector: input fitted to %dx%d frames: %s", width, height, self.describe())
+
+    def _square(self):
+        if self._square_engine is None:
+            self._square_engine = open_engine(self.cfg.type, self.path, self.cfg.threads, self.cfg.providers)
+        return self._square_engine
+
+    def _fitted_engine(self, size: tuple[int, int]):
+        """An engine on the graph rewritten for input `size`, checked by one inference: its head
+        must have one row per cell of the new grid."""
+        try:
+            import onnx
+        except ImportError:
+            raise GraphNotFitted("the onnx package is not installed (pip install onnx)") from None
+        if self.head == "end2end":
+            raise GraphNotFitted("an end-to-end head's output does not show its grid, so a rewrite "
+                                 "cannot be checked")
+        try:
+            graph = fit_model(onnx.load(str(self.path)), size).SerializeToString()
+            engine = open_engine(self.cfg.type, self.path, self.cfg.threads, self.cfg.providers, graph)
+            shape = self._run(engine, np.full((*size, 3), 114, np.uint8), self.head).shape
+        except GraphNotFitted:
+            raise
+        except Exception as exc:  # onnx, ONNX Runtime and OpenVINO each raise their own types
+            raise GraphNotFitted(f"the rewritten graph does not run: {first_line(exc)}") from None
+        rows = shape[0] if self.head == "yolox" else shape[-1]
+        expected = len(yolox_grid(size)[0]) if self.head == "yolox" else Grid(*size).anchors
+        if rows != expected:
+            engine.close()
+            raise GraphNotFitted(f"the rewritten graph gives {rows} boxes where the {size[1]}x{size[0]} "
+                                 f"stride 8/16/32 grid has {expected}")
+        return engine
 
     def _input_layout(self) -> tuple[bool, tuple[int, int]]:
         shape = self.engine.input_shape
@@ -121,40 +187,48 @@ class OnnxDetector(Detector):
     def letterbox(self, frame: np.ndarray) -> tuple[np.ndarray, Letterbox]:
         return letterbox(as_bgr(frame), self.size, centre=self.head != "yolox")
 
-    def _infer(self, image: np.ndarray, head: str) -> np.ndarray:
+    def _infer(self, image: np.ndarray, head: str, engine=None) -> np.ndarray:
         """A letterboxed image -> the output tensor without its batch axis."""
-        output = self.engine.run(self.blob(image, head))
         self.inferences += 1
+        return self._run(engine or self.engine, image, head)
+
+    def _run(self, engine, image: np.ndarray, head: str) -> np.ndarray:
+        output = engine.run(self.blob(image, head))
         return np.asarray(output[0] if output.ndim == 3 else output, np.float32)
 
     def detect(self, frame: np.ndarray) -> Detections:
         frame = as_bgr(frame)
         height, width = frame.shape[:2]
+        self.fit_to(width, height)
         image, box = letterbox(frame, self.size, centre=self.head != "yolox")
-        xyxy, scores = self._decode(self._infer(image, self.head))
+        xyxy, scores = self._decode(self._infer(image, self.head), self.size)
         kept = select(xyxy, scores, self.coco_ids, self.wanted, self.cfg.confidence, self.cfg.nms_iou)
         return to_detections(*kept, box, width, height)
 
     def detect_many(self, frames: list[np.ndarray]) -> list[Detections]:
-        """With detector.mosaic, same-sized frames share one inference (counterd/detect/mosaic.py)."""
+        """With detector.mosaic, same-sized frames share one inference (counterd/detect/mosaic.py),
+        drawn into the file's own (square) input, whose room two frames fill better than a fitted one."""
         frames = [as_bgr(f) for f in frames]
-        plan = mosaic_plan(self.size, frames) if self.cfg.mosaic else None
+        plan = mosaic_plan(self.model_size, frames) if self.cfg.mosaic else None
         if plan is None:
             return [self.detect(f) for f in frames]
-        xyxy, scores = self._decode(self._infer(plan.canvas(frames), self.head))
+        output = self._infer(plan.canvas(frames), self.head, self._square())
+        xyxy, scores = self._decode(output, self.model_size)
         return [to_detections(*select(xyxy[inside], scores[inside], self.coco_ids, self.wanted,
                                       self.cfg.confidence, self.cfg.nms_iou), box, *plan.frame_size)
                 for inside, box in plan.split(xyxy)]
 
     def mosaic_scale(self, width: int, height: int) -> float | None:
-        return mosaic_scale(self.size, width, height) if self.cfg.mosaic else None
+        return mosaic_scale(self.model_size, width, height) if self.cfg.mosaic else None
 
-    def _decode(self, output: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _decode(self, output: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
         if self.head == "ultralytics":
             return decode_ultralytics(output)
         if self.head == "end2end":
             return decode_end2end(output, len(self.coco_ids))
-        return decode_yolox(output, self.size)
+        return decode_yolox(output, size)
 
     def close(self) -> None:
         self.engine.close()
+        if self._square_engine not in (None, self.engine):
+            self._square_engine.close()

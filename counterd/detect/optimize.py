@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from counterd.detect import first_line
+from counterd.detect.fitinput import GraphNotFitted, fit_model, fitted_size
 from counterd.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -107,30 +108,6 @@ def _drop_dead(model) -> None:
     graph.initializer.extend(inits)
 
 
-def reshape_input(model, height: int, width: int) -> None:
-    """Give the image input a new fixed (height, width), in place. Intermediate shapes recorded in
-    the file are dropped (ONNX Runtime infers them again). Whether the graph really allows the
-    size (YOLOX's does; an Ultralytics export bakes its anchor grid in) shows at the first
-    inference, which optimize() runs."""
-    dims = model.graph.input[0].type.tensor_type.shape.dim
-    nhwc = dims[1].dim_value not in (0, 3)     # [1, H, W, 3] instead of [1, 3, H, W]
-    hw = (dims[1], dims[2]) if nhwc else (dims[2], dims[3])
-    hw[0].dim_value, hw[1].dim_value = height, width
-    del model.graph.value_info[:]
-    for output in model.graph.output:
-        for k, dim in enumerate(output.type.tensor_type.shape.dim):
-            dim.dim_param = f"out{k}"
-
-
-def fitted_size(model_size: tuple[int, int], frame_size: tuple[int, int], stride: int = 32) -> tuple[int, int]:
-    """The model's input cut down to the frames' aspect ratio: the frame scaled as the square
-    input scales it, each side rounded up to a multiple of the network's largest stride.
-    model_size is (height, width), frame_size (width, height); returns (height, width)."""
-    (mh, mw), (fw, fh) = model_size, frame_size
-    scale = min(mh / fh, mw / fw)
-    return (min(mh, -(-round(fh * scale) // stride) * stride), min(mw, -(-round(fw * scale) // stride) * stride))
-
-
 def head_nodes(model) -> list[str]:
     """The detection head: the convolutions that feed the outputs with no other Conv between, and
     every node after them. Found from the graph, so it holds for YOLOX, YOLOv8 and YOLO11."""
@@ -190,7 +167,7 @@ def optimize(model_path: Path, source: str, out: Path, *, quantize: bool = True,
         raise UserError(f"model {model_path}: cannot read it as ONNX: {first_line(exc)}") from None
     if any(n.op_type in ("QuantizeLinear", "QLinearConv") for n in model.graph.node):
         raise UserError(f"model {model_path} is statically quantised already")
-    original = OnnxDetector(DetectorConfig(model=str(model_path)))
+    original = OnnxDetector(DetectorConfig(model=str(model_path), fit_input=False))   # the file as it is
     size = _wanted_size(input_size, original.size, images[0])
     dequantized = dequantize_dynamic(model)
     model = _at_least_opset(model, 13)
@@ -256,11 +233,14 @@ def _wanted_size(spec: str, model_size: tuple[int, int], frame: np.ndarray) -> t
 
 
 def _with_size(model, size: tuple[int, int], path: Path, model_path: Path):
-    """A copy of model with input size `size`, saved at path, and the detector on it."""
+    """A copy of model with input size `size` (its grid constants rewritten, as detector.fit_input
+    does at load), saved at path, and the detector on it."""
     import onnx
 
-    model = copy.deepcopy(model)
-    reshape_input(model, *size)
+    try:
+        model = copy.deepcopy(fit_model(model, size))
+    except GraphNotFitted as exc:
+        raise UserError(f"model {model_path} cannot take input size {size[0]}x{size[1]}: {exc}") from None
     onnx.save(model, str(path))
     return model, _load_checked(path, model_path, size)
 
@@ -271,7 +251,7 @@ def _load_checked(path: Path, model_path: Path, size: tuple[int, int]):
     from counterd.detect.onnx import OnnxDetector
 
     try:
-        return OnnxDetector(DetectorConfig(model=str(path)))
+        return OnnxDetector(DetectorConfig(model=str(path), fit_input=False))   # fitted already, or kept square
     except UserError as exc:
         raise UserError(f"model {model_path} does not run at input size {size[0]}x{size[1]} (its graph "
                         f"fixes the size; use --input-size model): {first_line(exc)}") from None
