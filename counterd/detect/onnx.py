@@ -26,6 +26,7 @@ from counterd.detect.yolo import (Letterbox, decode_end2end, decode_ultralytics,
                                   select, to_detections, yolox_grid)
 from counterd.detections import Detections
 from counterd.errors import UserError
+from counterd.heap import give_back_freed_memory
 from counterd.models import resolve_model
 
 log = logging.getLogger(__name__)
@@ -83,6 +84,7 @@ class OnnxDetector(Detector):
             self._square_engine.close()           # one session in memory unless a mosaic needs both
             self._square_engine = None
         self.engine, self.size = engine, wanted
+        give_back_freed_memory()                  # the rewrite's copies of the graph
         log.info("detector: input fitted to %dx%d frames: %s", width, height, self.describe())
 
     def _square(self):
