@@ -238,18 +238,20 @@ class Tracker(PackedRows):
         where IoU still decides."""
         lost = np.flatnonzero(unpaired & (self._state[:self._count, HITS] >= 2))   # one sighting: no velocity
         state = self._state[lost]
-        box, velocity = state[:, BOX], state[:, VELOCITY]
         lost_for = t - state[:, SEEN:]
         # Centres doubled (x1 + x2, y1 + y2): the same gaps over doubled reaches, fewer operations.
-        path = box[:, :2] + box[:, 2:] + (velocity[:, :2] + velocity[:, 2:]) * lost_for
+        path = state[:, 0:2] + state[:, 2:4]
+        path += (state[:, 4:6] + state[:, 6:8]) * lost_for
         found = dets.xyxy[det_idx]
-        offset = (found[:, :2] + found[:, 2:])[None] - path[:, None]
-        gap = np.sqrt(np.einsum("ldk,ldk->ld", offset, offset))
-        height = box[:, 3:] - box[:, 1:2]
-        reach = 2 * RECOVER_HEIGHTS_PER_SECOND * height * lost_for
-        near = gap < reach
+        gap = np.square(found[:, 0] + found[:, 2] - path[:, :1])
+        gap += np.square(found[:, 1] + found[:, 3] - path[:, 1:])
+        height = state[:, 3:4] - state[:, 1:2]
+        reach = height * lost_for
+        reach *= 2 * RECOVER_HEIGHTS_PER_SECOND
+        near = gap < np.square(reach) * (reach > 0)
         if not np.count_nonzero(near):                   # nearly always: nothing to recover
             return lost[:0], det_idx[:0]
+        np.sqrt(gap, out=gap)
         ratio = (found[:, 3] - found[:, 1])[None] / np.maximum(height, 1.0)
         near &= (ratio <= RECOVER_SIZE_RATIO) & (ratio * RECOVER_SIZE_RATIO >= 1)
         near &= self._votes[lost].argmax(1)[:, None] == dets.class_id[det_idx][None]
