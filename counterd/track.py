@@ -238,14 +238,14 @@ class Tracker(PackedRows):
         where IoU still decides."""
         lost = np.flatnonzero(unpaired & (self._state[:self._count, HITS] >= 2))   # one sighting: no velocity
         state = self._state[lost]
-        lost_for = t - state[:, SEEN:]
+        box, velocity, lost_for = state[:, BOX], state[:, VELOCITY], t - state[:, SEEN:]
         # Centres doubled (x1 + x2, y1 + y2): the same gaps over doubled reaches, fewer operations.
-        path = state[:, 0:2] + state[:, 2:4]
-        path += (state[:, 4:6] + state[:, 6:8]) * lost_for
+        path = box[:, :2] + box[:, 2:]
+        path += (velocity[:, :2] + velocity[:, 2:]) * lost_for
         found = dets.xyxy[det_idx]
         gap = np.square(found[:, 0] + found[:, 2] - path[:, :1])
         gap += np.square(found[:, 1] + found[:, 3] - path[:, 1:])
-        height = state[:, 3:4] - state[:, 1:2]
+        height = box[:, 3:] - box[:, 1:2]
         reach = height * lost_for
         reach *= 2 * RECOVER_HEIGHTS_PER_SECOND
         near = gap < np.square(reach) * (reach > 0)
