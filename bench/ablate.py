@@ -206,9 +206,30 @@ VARIANTS = {
     "tracker: recovery within 3 heights a second lost": ({}, True, True, {"recover_per_second": 3.0}),
     "tracker: recovery, height within 1.5x": ({}, True, True, {"recover_size": 1.5}),
     "tracker: recovery, any height": ({}, True, True, {"recover_size": np.inf}),
+    # A box whose height jumps with one edge kept is hidden or merged at the other (count._whole_boxes).
+    "whole box: off (height jumps kept as the anchor)": ({}, True, True, {"height_jump": np.inf}),
+    "whole box: ratio 1.15": ({}, True, True, {"height_jump": 1.15}),
+    "whole box: ratio 1.25": ({}, True, True, {"height_jump": 1.25}),
+    "whole box: ratio 1.3": ({}, True, True, {"height_jump": 1.3}),
+    "whole box: held 0.5 s": ({}, True, True, {"height_settle": 0.5}),
+    "whole box: held 0.75 s": ({}, True, True, {"height_settle": 0.75}),
+    "whole box: held 1.25 s": ({}, True, True, {"height_settle": 1.25}),
+    "whole box: held 1.5 s": ({}, True, True, {"height_settle": 1.5}),
+    "whole box off, first crossings held too": ({}, True, True, {"height_jump": np.inf, "first_held": True}),
+    "whole box off, a reversal seen beyond the band on 2 frames": (
+        {}, True, True, {"height_jump": np.inf, "reversal_seen": 2}),
+    "whole box off, a leaping anchor decides no side": ({}, True, True, {"height_jump": np.inf, "leap_rule": "odd"}),
+    "whole box off, a leaping anchor starts the sides over": (
+        {}, True, True, {"height_jump": np.inf, "leap_rule": "reset"}),
+    "first crossings held too": ({}, True, True, {"first_held": True}),
+    "a reversal seen beyond the band on 2 frames": ({}, True, True, {"reversal_seen": 2}),
 }
-BENCH_ONLY = ("vehicle_nms_iou", "vote_tau", "vote_area", "riders", "hidden_margin", "noise_seconds", "noise_leap",
-              "noise_unbiased", "recover_per_second", "recover_size")
+COUNT_SWITCHES = {    # bench key -> counterd/count.py constant it sets for one replay
+    "height_jump": "HEIGHT_JUMP_RATIO", "height_settle": "HEIGHT_SETTLE_SECONDS", "first_held": "FIRST_HELD",
+    "reversal_seen": "REVERSAL_SEEN", "leap_rule": "LEAP_RULE"}
+BENCH_ONLY = tuple(COUNT_SWITCHES) + ("vehicle_nms_iou", "vote_tau", "vote_area", "riders", "hidden_margin",
+                                      "noise_seconds", "noise_leap", "noise_unbiased", "recover_per_second",
+                                      "recover_size")
 TWO_WHEELERS = np.array([CLASS_IDS["bicycle"], CLASS_IDS["motorcycle"]])
 
 
@@ -311,6 +332,10 @@ def replay(scene, model, frames, frame_size, variant, reid_model: str = "") -> o
                if "hidden_margin" in bench else LineCounter(config.lines, config.counting))
     stitcher = Stitcher(config.tracker, Embedder(reid_model), counter.watching, tracker.take_over) if reid_model else None
     images = decoded(scene.video) if reid_model else iter(lambda: None, 0)
+    switched = {name: getattr(count, name) for key, name in COUNT_SWITCHES.items() if key in bench}
+    for key, name in COUNT_SWITCHES.items():
+        if key in bench:
+            setattr(count, name, bench[key])
     saved, saved_noise = count.JUMP_RATIO, count.NOISE_SECONDS
     count.JUMP_RATIO = saved if jump_rule else np.inf       # bench-only: no box ever jumps
     count.NOISE_SECONDS = bench.get("noise_seconds", saved_noise)
@@ -339,6 +364,8 @@ def replay(scene, model, frames, frame_size, variant, reid_model: str = "") -> o
         count.JUMP_RATIO, count.NOISE_SECONDS, count.NOISE_LEAP = saved, saved_noise, saved_leap
         count.NOISE_UNBIASED = saved_unbiased
         track.RECOVER_HEIGHTS_PER_SECOND, track.RECOVER_SIZE_RATIO = saved_recover
+        for name, value in switched.items():
+            setattr(count, name, value)
     if stitcher is not None and variant == SHIPPED:       # the work of stitching alone, counted once
         REID_WORK.append((stitcher.embedder.crops_embedded, stitcher.stitched, len(frames), stitching))
     if riders:
