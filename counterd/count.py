@@ -13,7 +13,7 @@ the new side) passes through the segment itself, not the line beyond its ends. S
 jitter inside the band never counts, a jump across the line between two frames counts, and a
 track missing for frames while it crosses counts once when it reappears.
 
-Four rules keep one object from counting back and forth:
+Five rules keep one object from counting back and forth:
 - A track's first crossing of a line counts at once. Crossing back (against the direction it
   last counted) counts only once the track has stayed on the far side, beyond the band,
   for reverse_hold_seconds; coming back earlier cancels it. The event carries the time it crossed.
@@ -26,6 +26,9 @@ Four rules keep one object from counting back and forth:
   its anchor has also moved far from the last steady one's, the track has become another object:
   its sides start over, so what the old object did never counts for the new one.
 - Reversals are never settled on a lost track: crossing back has to be seen held.
+- A box whose height jumps while one edge stays (the legs hidden behind someone in front, a box
+  merged with a neighbour's below) would move the anchor across a line by itself. It is re-drawn
+  at the track's recent height from the edge that stayed, so the anchor stays on the object.
 
 Two rules cover tracks that end inside a band, where no side change can be seen. When the
 tracker loses a track there and starts a new id beside it (an id switch on the line), the new
@@ -70,15 +73,13 @@ NOISE_LEAP = 0.25         # an anchor this far from where it was predicted (shar
 ANCHOR_COLUMNS = 10       # per track: the anchor's filter and noise (LineCounter._measure_noise)
 NOISE_UNBIASED = True     # a young track's noise is its average so far, not a running average from zero
 NOISE_ALPHA = 0.5     # the anchor's alpha-beta filter: share of the residual taken into its position,
-REVERSAL_SEEN = False   # EXPERIMENT: a held reversal counts only on a frame that sees it beyond the band
-HEIGHT_JUMP_RATIO = 1.2     # a box this much taller or shorter than its track's last whole one (a detector's
-                            # box height changes by 2-9 % a frame at the 95th percentile, 11-14 % for cars
-                            # closing in at 25 fps) is hidden or merged at one edge (_whole_boxes)
-HEIGHT_SETTLE_SECONDS = 1.0 # ... unless its last whole box is this old: then the new height is the object's
-FIRST_HELD = False      # EXPERIMENT: first crossings are held too
-LEAP_RULE = ""          # EXPERIMENT: "" off, "odd": a leaping anchor decides no side, "reset": and the sides start over
 NOISE_BETA = 0.17     # ... and into its velocity (alpha^2 / (2 - alpha): follows steady walking and driving
                       # without lag, so the residual is the box's jitter, not the object's motion)
+HEIGHT_JUMP_RATIO = 1.2   # a box this much taller or shorter than its track's last whole one, one edge
+                          # kept, is hidden or merged at the other (_whole_boxes): a detector's box height
+                          # changes 2-9 % a frame (95th percentile; 11-14 % for cars closing in at 25 fps)
+HEIGHT_SETTLE_SECONDS = 1.0   # ... while its last whole box is younger than this (a person passing behind
+                              # another); older, the new height is the object's own
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,7 +200,7 @@ class LineCounter(PackedRows):
     """Turns tracks into crossing events and keeps totals: {line: {"in": {class: n}, "out": ...}}."""
 
     _ARRAYS = ("_ids", "_seen", "_box", "_class", "_steady", "_steady_at", "_odd_since", "_side", "_decided_at",
-               "_counted", "_reverse_at", "_anchor", "_reverse_seen", "_height", "_whole", "_whole_at")
+               "_counted", "_reverse_at", "_anchor", "_whole")
 
     def __init__(self, lines: Sequence[LineConfig], counting: CountingConfig, capacity: int = 64):
         self._count = 0                                  # live rows are [0, _count)
@@ -210,9 +211,8 @@ class LineCounter(PackedRows):
         self._steady = np.ones((capacity, 2))            # width and height of its last steady box
         self._steady_at = np.zeros((capacity, 2))        # and its anchor
         self._odd_since = np.zeros(capacity)             # since when its box has not been steady
-        self._height = np.zeros(capacity)               # its reference height (HEIGHT_JUMP)
-        self._whole = np.zeros((capacity, 2))           # top and bottom of its last whole box
-        self._whole_at = np.zeros(capacity)             # and when that was
+        self._whole = np.zeros((capacity, 4))           # its reference height, and the top, bottom and
+                                                        # time of its last whole box (_whole_boxes)
         self._anchor = np.zeros((capacity, ANCHOR_COLUMNS))   # its anchor's filter and noise (_measure_noise)
         self._sorted_ids = np.zeros(0, np.int64)         # lookup: _ids[_order] == _sorted_ids
         self._order = np.zeros(0, np.intp)
@@ -223,7 +223,6 @@ class LineCounter(PackedRows):
         self._decided_at = np.zeros((capacity, 0, 2))          # the anchor when it was decided
         self._counted = np.zeros((capacity, 0), np.int8)       # side its last counted crossing ended on
         self._reverse_at = np.zeros((capacity, 0))             # when it crossed back, uncounted yet
-        self._reverse_seen = np.zeros((capacity, 0), np.int8)  # frames it was seen beyond the band since
         self._totals: dict[str, dict[str, dict[str, int]]] = {}
         self._input_px: float | None = None     # frame pixels per detector input pixel, last told
         self.counting = counting
@@ -239,7 +238,7 @@ class LineCounter(PackedRows):
         lines = tuple(lines)
         anchor_kept = self.counting.anchor == counting.anchor
         old_column = {line.geometry: i for i, line in enumerate(self.lines)}
-        per_line = {"_side": 0, "_decided_at": 0.0, "_counted": 0, "_reverse_at": NO_TIME, "_reverse_seen": 0}
+        per_line = {"_side": 0, "_decided_at": 0.0, "_counted": 0, "_reverse_at": NO_TIME}
         columns = {}
         for name, fill in per_line.items():
             old = getattr(self, name)
@@ -346,14 +345,7 @@ class LineCounter(PackedRows):
 
         odd = self._unsteady(rows, tracks.xyxy, points, cut, t)
         if self.counting.hysteresis_noise:
-            leap = self._measure_noise(rows, points, whole[:, 3] - whole[:, 1], ~(odd | cut), t)
-            if LEAP_RULE and np.count_nonzero(leap):
-                odd = odd | leap
-                if LEAP_RULE == "reset":
-                    other = rows[leap]
-                    self._side[other] = 0
-                    self._counted[other] = 0
-                    self._reverse_at[other] = NO_TIME
+            self._measure_noise(rows, points, whole[:, 3] - whole[:, 1], ~(odd | cut), t)
         side = decided_side(signed_distance(points, self._geometry), self._band(rows, whole))
         if np.count_nonzero(odd):
             side[odd] = 0                           # a box that is not the object's outline: no side
@@ -362,20 +354,16 @@ class LineCounter(PackedRows):
             side[cut] *= before[cut] == 0           # a cut box only gives a first side
         flipped = (side * before) < 0
         events = self._crossings(flipped, rows, points, side, tracks, t) if np.count_nonzero(flipped) else []
+        reverse_at = self._reverse_at[rows]
+        if np.count_nonzero(self._held(t, reverse_at)):
+            events += self._held_reversals(rows, reverse_at, tracks, t)
+
         decided = side != 0
         np.copyto(before, side, where=decided)
         self._side[rows] = before
         decided_at = self._decided_at[rows]
         np.copyto(decided_at, points[:, None, :], where=decided[..., None])
         self._decided_at[rows] = decided_at
-        reverse_at = self._reverse_at[rows]
-        held = self._held(t, reverse_at)
-        if REVERSAL_SEEN:
-            seen = self._reverse_seen[rows] + (decided & np.isfinite(reverse_at))
-            self._reverse_seen[rows] = np.minimum(seen, 100)
-            held &= seen >= REVERSAL_SEEN
-        if np.count_nonzero(held):
-            events += self._held_reversals(rows, reverse_at, held, before, tracks, t)
         self._seen[rows] = t
         self._box[rows] = tracks.xyxy
         self._class[rows] = tracks.class_id
@@ -390,26 +378,19 @@ class LineCounter(PackedRows):
         real = chord_meets_segment(self._decided_at[row, line], points[which], line, self._geometry)
         counted = self._counted[row, line] * real                   # round an end: start over
         self._counted[row, line] = counted
-        if FIRST_HELD:
-            # a first crossing is held like a reversal; crossing back before it is held cancels it
-            was_pending = np.isfinite(self._reverse_at[row, line])
-            pending = real & np.where(counted == 0, ~was_pending, counted == -new_side)
-        else:
-            pending = real & (counted == -new_side)
-        self._reverse_at[row, line] = np.where(pending, t, NO_TIME)
-        self._reverse_seen[row, line] = 0
-        first = real & (counted == 0) & (not FIRST_HELD)
+        self._reverse_at[row, line] = np.where(real & (counted == -new_side), t, NO_TIME)
+        first = real & (counted == 0)
         which, line = which[first], line[first]
         self._counted[rows[which], line] = side[which, line]
         return self._record(np.full(len(which), t), line, side[which, line],
                             tracks.class_id[which], tracks.tracker_id[which])
 
-    def _held_reversals(self, rows, reverse_at, held, decided, tracks, t) -> list[CrossingEvent]:
+    def _held_reversals(self, rows, reverse_at, tracks, t) -> list[CrossingEvent]:
         """Tracks that crossed back and have not returned for reverse_hold_seconds: count them
         now, at the time they crossed."""
-        which, line = np.nonzero(held)
+        which, line = np.nonzero(self._held(t, reverse_at))
         row = rows[which]
-        side = decided[which, line]
+        side = -self._counted[row, line]
         self._counted[row, line] = side
         self._reverse_at[row, line] = NO_TIME
         return self._record(reverse_at[which, line], line, side, tracks.class_id[which], tracks.tracker_id[which])
@@ -428,11 +409,10 @@ class LineCounter(PackedRows):
         lost = np.flatnonzero(t - self._seen[:n] > self.counting.handoff_seconds)
         if not len(lost):
             return []
-        events = self._settle_pending(lost) if FIRST_HELD else []
         anchor = self._last_anchor(lost)
         beyond = signed_distance(anchor, self._geometry) * self._side[lost] < 0
         if not beyond.any():
-            return events
+            return []
         which, line = np.nonzero(beyond)
         rows = lost[which]
         last = anchor[which]
@@ -444,21 +424,7 @@ class LineCounter(PackedRows):
         self._side[rows, line] = side
         self._counted[rows, line] = side
         self._decided_at[rows, line] = last[real]
-        return events + self._record(self._seen[rows], line, side, self._class[rows], self._ids[rows])
-
-    def _settle_pending(self, lost: np.ndarray) -> list[CrossingEvent]:
-        """A lost track's first crossing still being held counts, at the time it crossed (it was
-        not seen coming back); a lost track's pending reversal does not."""
-        pending = (self._counted[lost] == 0) & np.isfinite(self._reverse_at[lost])
-        if not np.count_nonzero(pending):
-            return []
-        which, line = np.nonzero(pending)
-        rows = lost[which]
-        side = self._side[rows, line]
-        times = self._reverse_at[rows, line]
-        self._counted[rows, line] = side
-        self._reverse_at[rows, line] = NO_TIME
-        return self._record(times, line, side, self._class[rows], self._ids[rows])
+        return self._record(self._seen[rows], line, side, self._class[rows], self._ids[rows])
 
     def _record(self, times, line, side, class_id, track_id) -> list[CrossingEvent]:
         """Crossing events from parallel arrays, added to the totals."""
@@ -491,9 +457,7 @@ class LineCounter(PackedRows):
         self._side[new] = 0
         self._counted[new] = 0
         self._reverse_at[new] = NO_TIME
-        self._reverse_seen[new] = 0
-        self._height[new] = np.nan
-        self._whole_at[new] = -np.inf
+        self._whole[new] = (np.nan, 0.0, 0.0, -np.inf)
         self._steady[new] = np.nan                  # the first box is steady whatever its size
         self._anchor[new] = 0.0
         self._anchor[new, 0] = -np.inf              # no anchor filtered yet
@@ -534,7 +498,7 @@ class LineCounter(PackedRows):
                 taken_new.add(a)
                 taken_lost.add(b)
                 heir, old = rows[newborn[a]], lost[b]
-                for name in ("_side", "_decided_at", "_counted", "_reverse_at", "_reverse_seen"):
+                for name in ("_side", "_decided_at", "_counted", "_reverse_at"):
                     state = getattr(self, name)
                     state[heir, j] = state[old, j]
                 self._side[old, j] = 0
@@ -542,29 +506,35 @@ class LineCounter(PackedRows):
                 self._reverse_at[old, j] = NO_TIME
 
     def _whole_boxes(self, rows, xyxy, cut, t: float) -> np.ndarray:
-        """Boxes whose height jumped from the track's reference by more than HEIGHT_JUMP while one
-        edge stayed: the other edge is hidden (cut by something in front) or merged with a
-        neighbour's. The box is re-drawn at the reference height from the edge that stayed, so its
-        anchor is the object's. Held for JUMP_SETTLE_SECONDS, the new height becomes the reference."""
+        """Each box as the object's whole outline. A box whose height differs from its track's
+        reference (its recent whole boxes) by more than HEIGHT_JUMP_RATIO is hidden at one edge
+        (someone in front covers the legs, a car's roof a pickup's bumper) or merged with a
+        neighbour's there: it is re-drawn at the reference height from the edge that moved less
+        since the last whole box, so its anchor stays where the object is. Once the last whole
+        box is HEIGHT_SETTLE_SECONDS old, the height is the object's own (it turned, or the
+        track is another object now). Cut boxes are partial by nature and kept as they are."""
+        state = self._whole[rows]
         height = xyxy[:, 3] - xyxy[:, 1]
-        reference = self._height[rows]
-        fresh = t - self._whole_at[rows] < HEIGHT_SETTLE_SECONDS
-        jumped = fresh & ~cut & (np.abs(np.log(np.maximum(height, 1.0) / reference)) > np.log(HEIGHT_JUMP_RATIO))
+        reference = state[:, 0]                         # NaN for a new track: compares False
+        ratio = height / reference
+        fresh = t - state[:, 3] < HEIGHT_SETTLE_SECONDS
+        jumped = fresh & ~cut & ((ratio > HEIGHT_JUMP_RATIO) | (ratio * HEIGHT_JUMP_RATIO < 1.0))
         fixed = xyxy
         if np.count_nonzero(jumped):
             fixed = xyxy.copy()
-            last = self._whole[rows[jumped]]
             top, bottom = xyxy[jumped, 1], xyxy[jumped, 3]
-            keep_top = np.abs(top - last[:, 0]) <= np.abs(bottom - last[:, 1])
+            keep_top = np.abs(top - state[jumped, 1]) <= np.abs(bottom - state[jumped, 2])
             fixed[jumped, 3] = np.where(keep_top, top + reference[jumped], bottom)
             fixed[jumped, 1] = np.where(keep_top, top, bottom - reference[jumped])
         whole = ~jumped & ~cut
         # The reference follows whole boxes half-way each frame: a borderline partial box taken
         # for whole does not become the height the next whole box is judged by.
-        known = np.isfinite(reference) & fresh
-        self._height[rows[whole]] = np.where(known, np.sqrt(reference * height), height)[whole]
-        self._whole[rows[whole]] = xyxy[whole][:, [1, 3]]
-        self._whole_at[rows[whole]] = t
+        followed = np.sqrt(reference * height)
+        np.copyto(followed, height, where=~fresh | np.isnan(followed))
+        np.copyto(state[:, 0], followed, where=whole)
+        np.copyto(state[:, 1:3], xyxy[:, 1::2], where=whole[:, None])
+        np.copyto(state[:, 3], t, where=whole)
+        self._whole[rows] = state
         return fixed
 
     def _unsteady(self, rows, xyxy, points, cut, t: float) -> np.ndarray:
@@ -615,7 +585,6 @@ class LineCounter(PackedRows):
         box) starts the filter over, the next gives it a velocity, and the ones after are measured.
         Only whole boxes (not cut, not jumped) count. Columns of _anchor: time, x, y, vx, vy,
         velocity known, var x, var y, cov xy, weight the average has gathered (1 = settled)."""
-        leaped = np.zeros(len(whole), bool)
         if np.count_nonzero(whole) < len(whole):
             rows, points, height = rows[whole], points[whole], height[whole]
         state = self._anchor[rows]
@@ -637,8 +606,6 @@ class LineCounter(PackedRows):
         state[:, 5] = ~restart
         state[:, 0] = t
         self._anchor[rows] = state
-        leaped[whole] = leap
-        return leaped
 
     def _last_anchor(self, rows: np.ndarray) -> np.ndarray:
         return self._box[rows] @ ANCHOR_WEIGHTS[self.counting.anchor]

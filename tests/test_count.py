@@ -536,3 +536,58 @@ def test_a_moment_merged_with_a_neighbour_decides_nothing():
     assert play(c, approach + merged + back) == []
     events = play(c, [boxes(box(1, 300, y, 80)) for y in range(290, 341, 10)], start=20)
     assert [e.direction for e in events] == ["out"]
+
+
+def hidden_legs(track_id, xs, feet, hidden, height=50.0, hide=15.0) -> list[Detections]:
+    """A person walking through (xs[k], feet[k]); on the frames in `hidden` someone in front
+    covers the legs: the box's top stays on the head, its bottom rises by `hide` px."""
+    return [boxes((track_id, (x - 12, y - height, x + 12, y - (hide if k in hidden else 0.0))))
+            for k, (x, y) in enumerate(zip(xs, feet))]
+
+
+def test_legs_hidden_behind_someone_in_front_do_not_cross_the_line(monkeypatch):
+    # PETS h130: a person walks along 10 px below a line; for 0.8 s a passer-by in front hides
+    # the legs and the box's bottom rises 15 px, past the line. The person never crossed.
+    line = LineConfig("across", (0, 130), (640, 130))          # upward is 'in'
+    along = hidden_legs(1, np.linspace(60, 300, 40), np.full(40, 140.0), hidden=range(15, 23))
+    assert play(counter(line), along) == []
+    # Without re-drawing the box from its head, the hidden legs count in, and out when they reappear.
+    monkeypatch.setattr(count_module, "HEIGHT_JUMP_RATIO", math.inf)
+    assert [e.direction for e in play(counter(line), along)] == ["in", "out"]
+
+
+def test_a_box_merged_with_a_neighbours_below_does_not_cross_the_line(monkeypatch):
+    # The box reaches down over the feet of someone just behind the line for 0.3 s: 1.4x as tall,
+    # as wide as before (the size-jump rule does not see it), its bottom 20 px past the line.
+    line = LineConfig("across", (0, 300), (640, 300))          # upward is 'in'
+    walk_by = [boxes(box(1, x, 290, 60)) for x in range(100, 200, 10)]
+    merged = [boxes((1, (x - 15, 230, x + 15, 315))) for x in range(200, 230, 10)]
+    after = [boxes(box(1, x, 290, 60)) for x in range(230, 330, 10)]
+    assert play(counter(line), walk_by + merged + after) == []
+    monkeypatch.setattr(count_module, "HEIGHT_JUMP_RATIO", math.inf)
+    assert [e.direction for e in play(counter(line), walk_by + merged + after)] == ["out", "in"]
+
+
+def test_crossing_with_the_legs_hidden_counts_when_the_feet_cross(monkeypatch):
+    # Walking up across the line at 5 px a frame, the legs hidden for 0.8 s around the crossing:
+    # the box re-drawn from the head puts the feet where they are, so it counts once, on time.
+    line = LineConfig("across", (0, 130), (640, 130))          # upward is 'in'
+    feet = np.linspace(180, 80, 21)                            # the feet cross y = 130 at frame 10
+    path = hidden_legs(1, np.full(21, 300.0), feet, hidden=range(6, 14))
+    events = play(counter(line), path)
+    assert [e.direction for e in events] == ["in"] and 1.0 <= events[0].timestamp <= 1.2
+    # The bare box counts it at frame 8, when the edge of what hides the legs crossed.
+    monkeypatch.setattr(count_module, "HEIGHT_JUMP_RATIO", math.inf)
+    assert [e.timestamp for e in play(counter(line), path)] == [0.8]
+
+
+def test_a_new_height_held_longer_than_the_settle_time_is_the_objects_own():
+    # A box that stays 20 px shorter with its top kept (the person sat down, or the track is
+    # someone else's now): after HEIGHT_SETTLE_SECONDS the short box is the object's, and its
+    # anchor, past the line, counts.
+    line = LineConfig("across", (0, 130), (640, 130))          # upward is 'in'
+    stand = [boxes((1, (288, 90, 312, 140)))] * 5
+    short = [boxes((1, (288, 90, 312, 120)))] * 20
+    events = play(counter(line), stand + short)
+    assert [e.direction for e in events] == ["in"]
+    assert events[0].timestamp >= 0.4 + count_module.HEIGHT_SETTLE_SECONDS
