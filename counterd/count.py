@@ -345,7 +345,9 @@ class LineCounter(PackedRows):
 
         odd = self._unsteady(rows, tracks.xyxy, points, cut, t)
         if self.counting.hysteresis_noise:
-            self._measure_noise(rows, points, whole[:, 3] - whole[:, 1], ~(odd | cut), t)
+            # The band covers the detector's own anchor: jumps too small to re-draw still reach it.
+            raw = tracks.xyxy @ ANCHOR_WEIGHTS[self.counting.anchor]
+            self._measure_noise(rows, raw, tracks.xyxy[:, 3] - tracks.xyxy[:, 1], ~(odd | cut), t)
         side = decided_side(signed_distance(points, self._geometry), self._band(rows, whole))
         if np.count_nonzero(odd):
             side[odd] = 0                           # a box that is not the object's outline: no side
