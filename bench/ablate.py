@@ -35,7 +35,7 @@ Variants, each against the shipped defaults (counterd/config/sections.py Countin
 - tracker: the recovery of lost tracks by distance off, or with another reach or height ratio
   (counterd/track.py RECOVER_HEIGHTS_PER_SECOND, RECOVER_SIZE_RATIO, for the replay only).
 - whole box (count._whole_boxes, HEIGHT_JUMP_RATIO / HEIGHT_SETTLE_SECONDS): off, and the ratio
-  and the time a re-drawn box is kept, either side of the shipped 1.2 and 1.0 s.
+  and the time a re-drawn box is kept, either side of the shipped 1.25 and 1.0 s.
 - with --reid-model: the shipped rules plus appearance stitching (counterd/reid.py, tracker.reid_model),
   alone and with the 3 input px floor; the replay then decodes the video too (the stitcher crops
   people from the frames) and prints the crops embedded and the stitcher's CPU per frame.
@@ -211,7 +211,7 @@ VARIANTS = {
     # A box whose height jumps with one edge kept is hidden or merged at the other (count._whole_boxes).
     "whole box: off (height jumps kept as the anchor)": ({}, True, True, {"height_jump": np.inf}),
     "whole box: ratio 1.15": ({}, True, True, {"height_jump": 1.15}),
-    "whole box: ratio 1.25": ({}, True, True, {"height_jump": 1.25}),
+    "whole box: ratio 1.2": ({}, True, True, {"height_jump": 1.2}),
     "whole box: ratio 1.3": ({}, True, True, {"height_jump": 1.3}),
     "whole box: held 0.5 s": ({}, True, True, {"height_settle": 0.5}),
     "whole box: held 0.75 s": ({}, True, True, {"height_settle": 0.75}),

@@ -75,9 +75,10 @@ NOISE_UNBIASED = True     # a young track's noise is its average so far, not a r
 NOISE_ALPHA = 0.5     # the anchor's alpha-beta filter: share of the residual taken into its position,
 NOISE_BETA = 0.17     # ... and into its velocity (alpha^2 / (2 - alpha): follows steady walking and driving
                       # without lag, so the residual is the box's jitter, not the object's motion)
-HEIGHT_JUMP_RATIO = 1.2   # a box this much taller or shorter than its track's last whole one, one edge
+HEIGHT_JUMP_RATIO = 1.25  # a box this much taller or shorter than its track's last whole one, one edge
                           # kept, is hidden or merged at the other (_whole_boxes): a detector's box height
-                          # changes 2-9 % a frame (95th percentile; 11-14 % for cars closing in at 25 fps)
+                          # changes 2-9 % a frame (95th percentile; 11-14 % for cars closing in at 25 fps),
+                          # a box over someone's feet or missing the legs by 30-60 %
 HEIGHT_SETTLE_SECONDS = 1.0   # ... while its last whole box is younger than this (a person passing behind
                               # another); older, the new height is the object's own
 
