@@ -191,3 +191,16 @@ def test_a_mosaic_pairs_frames_in_the_square_input():
     for got, want in zip(paired, expected):
         np.testing.assert_array_equal(got.xyxy, want.xyxy)
     assert fit.inferences == 2 and len(single)
+
+
+def test_openvino_runs_the_same_fitted_graph():
+    """detector.type = "openvino" reads the rewritten graph from memory as ONNX Runtime does."""
+    pytest.importorskip("openvino", reason="the openvino extra is not installed")
+    path = str(need_shared(SHARED_MODELS["yolo11n_int8_320"]))
+    frames = frames_of(CAR_VIDEO, 4, 60)
+    ort_fit = OnnxDetector(DetectorConfig(model=path))
+    ov_fit = OnnxDetector(DetectorConfig(type="openvino", model=path))
+    found = [ov_fit.detect(f) for f in frames]
+    assert ov_fit.size == (192, 320) and ov_fit.describe().startswith("openvino yolo11n_int8_320.onnx")
+    assert detection_agreement([ort_fit.detect(f) for f in frames], found) >= 0.95
+    assert sum(map(len, found)) >= 8
