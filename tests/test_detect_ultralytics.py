@@ -79,7 +79,9 @@ def test_a_network_built_from_a_yaml_runs_and_returns_wanted_classes(tmp_path):
 
 def test_a_shared_onnx_model_gives_the_same_boxes_as_the_onnx_backend(frame):
     model = str(need_shared(SHARED_MODELS["yolo11n_int8_320"]))
-    ours = make_detector(DetectorConfig(type="onnx", model=model)).detect(frame)
+    # Ultralytics runs the file at its own square input; so must ours to give the same boxes
+    # (detector.fit_input would cut the padding and move every score a little).
+    ours = make_detector(DetectorConfig(type="onnx", model=model, fit_input=False)).detect(frame)
     theirs = make_detector(DetectorConfig(type="ultralytics", model=model)).detect(frame)
     assert len(ours) >= 4 and len(theirs) == len(ours)
     order = lambda d: np.lexsort(d.xyxy.T[::-1])  # noqa: E731  (sort by x1, then y1)
