@@ -134,7 +134,9 @@ def along_lines(points: np.ndarray, lines: LineGeometry) -> np.ndarray:
 def decided_side(distance: np.ndarray, band: float | np.ndarray) -> np.ndarray:
     """+1 beyond the band on the 'in' side, -1 beyond it on the 'out' side, 0 inside it (band: a
     number, or one per point as an (N, 1) column)."""
-    return (distance > band).astype(np.int8) - (distance < -band)
+    side = np.greater(distance, band).view(np.int8)       # a bool is one byte: 1 or 0, no copy
+    side -= np.less(distance, np.negative(band))
+    return side
 
 
 def chord_meets_segment(p0: np.ndarray, p1: np.ndarray, line: np.ndarray, lines: LineGeometry) -> np.ndarray:
@@ -184,7 +186,13 @@ def cut_by_frame(xyxy: np.ndarray, frame_size: tuple[int, int] | None) -> np.nda
         return np.zeros(len(xyxy), bool)
     width, height = frame_size
     mx, my = max(EDGE_PX, EDGE_SHARE * width), max(EDGE_PX, EDGE_SHARE * height)
-    return ((xyxy[:, 0] <= mx) | (xyxy[:, 1] <= my) | (xyxy[:, 2] >= width - mx) | (xyxy[:, 3] >= height - my))
+    # x1 <= mx, y1 <= my, x2 >= width - mx, y2 >= height - my as one comparison (the far edges
+    # negated, which is exact), in the boxes' own precision as the four comparisons were.
+    limits = np.array([mx, my, -(width - mx), -(height - my)], xyxy.dtype)
+    return (xyxy * _FAR_NEGATED.astype(xyxy.dtype, copy=False) <= limits).any(1)
+
+
+_FAR_NEGATED = np.array([1.0, 1.0, -1.0, -1.0], np.float32)
 
 
 def box_jumped(steady: np.ndarray, size: np.ndarray) -> np.ndarray:
@@ -347,7 +355,7 @@ class LineCounter(PackedRows):
         odd = self._unsteady(rows, tracks.xyxy, points, cut, t)
         if self.counting.hysteresis_noise:
             # The band covers the detector's own anchor: jumps too small to re-draw still reach it.
-            raw = tracks.xyxy @ ANCHOR_WEIGHTS[self.counting.anchor]
+            raw = points if whole is tracks.xyxy else tracks.xyxy @ ANCHOR_WEIGHTS[self.counting.anchor]
             self._measure_noise(rows, raw, tracks.xyxy[:, 3] - tracks.xyxy[:, 1], ~(odd | cut), t)
         side = decided_side(signed_distance(points, self._geometry), self._band(rows, whole))
         if np.count_nonzero(odd):
@@ -521,7 +529,10 @@ class LineCounter(PackedRows):
         reference = state[:, 0]                         # NaN for a new track: compares False
         ratio = height / reference
         fresh = t - state[:, 3] < HEIGHT_SETTLE_SECONDS
-        jumped = fresh & ~cut & ((ratio > HEIGHT_JUMP_RATIO) | (ratio * HEIGHT_JUMP_RATIO < 1.0))
+        uncut = ~cut
+        jumped = (ratio > HEIGHT_JUMP_RATIO) | (ratio * HEIGHT_JUMP_RATIO < 1.0)
+        jumped &= fresh
+        jumped &= uncut
         fixed = xyxy
         if np.count_nonzero(jumped):
             fixed = xyxy.copy()
@@ -529,7 +540,7 @@ class LineCounter(PackedRows):
             keep_top = np.abs(top - state[jumped, 1]) <= np.abs(bottom - state[jumped, 2])
             fixed[jumped, 3] = np.where(keep_top, top + reference[jumped], bottom)
             fixed[jumped, 1] = np.where(keep_top, top, bottom - reference[jumped])
-        whole = ~jumped & ~cut
+        whole = uncut ^ jumped                          # uncut and not jumped: jumped boxes are uncut
         # The reference follows whole boxes half-way each frame: a borderline partial box taken
         # for whole does not become the height the next whole box is judged by.
         followed = np.sqrt(reference * height)
@@ -547,7 +558,10 @@ class LineCounter(PackedRows):
         sides start over (nothing the old object did counts for it). Boxes cut by the frame are
         partial by nature: they neither jump nor set the steady size."""
         size = np.maximum(xyxy[:, 2:] - xyxy[:, :2], 1.0)
-        odd = box_jumped(self._steady[rows], size) & ~cut
+        steady_size = self._steady[rows]
+        uncut = ~cut
+        odd = box_jumped(steady_size, size)
+        odd &= uncut
         since = np.where(odd, np.minimum(self._odd_since[rows], t), NO_TIME)
         settled = odd & (t - since >= JUMP_SETTLE_SECONDS)
         if np.count_nonzero(settled):
@@ -559,9 +573,14 @@ class LineCounter(PackedRows):
             odd &= ~settled
             since[settled] = NO_TIME
         self._odd_since[rows] = since
-        steady = ~odd & ~cut
-        self._steady[rows[steady]] = size[steady]
-        self._steady_at[rows[steady]] = points[steady]
+        # Each track's row is fetched, updated where the box is steady and written back whole:
+        # fewer numpy calls than indexing the steady rows out on both sides (rows are unique).
+        steady = (uncut ^ odd)[:, None]                 # uncut and not odd: odd boxes are uncut
+        np.copyto(steady_size, size, where=steady)
+        self._steady[rows] = steady_size
+        steady_at = self._steady_at[rows]
+        np.copyto(steady_at, points, where=steady)
+        self._steady_at[rows] = steady_at
         return odd
 
     def _band(self, rows: np.ndarray, xyxy: np.ndarray) -> np.ndarray:
@@ -593,16 +612,26 @@ class LineCounter(PackedRows):
         state = self._anchor[rows]
         age = t - state[:, 0]
         dt = np.minimum(np.maximum(age, 1e-3), NOISE_GAP_SECONDS)[:, None]
-        predicted = state[:, 1:3] + state[:, 3:5] * dt
+        predicted = state[:, 3:5] * dt
+        predicted += state[:, 1:3]
         residual = points - predicted
+        # The residual's spread (x^2, y^2, xy, and the weight 1) in one buffer, which the leap
+        # test reads too. Rows not measured are left unmasked: their average is not added to
+        # (where=measured below), and the velocity and position take the other branch for them.
+        spread = np.empty((len(rows), 4))
+        np.multiply(residual, residual, out=spread[:, :2])
+        np.multiply(residual[:, 0], residual[:, 1], out=spread[:, 2])
+        spread[:, 3] = 1.0
         moving = state[:, 5] > 0
-        leap = moving & (np.einsum("ij,ij->i", residual, residual) > (NOISE_LEAP * height) ** 2)
-        restart = (age > NOISE_GAP_SECONDS) | leap
+        leap = spread[:, 0] + spread[:, 1] > np.square(NOISE_LEAP * height)
+        leap &= moving
+        restart = age > NOISE_GAP_SECONDS
+        restart |= leap
         measured = (moving & ~restart)[:, None]
-        residual *= measured
-        gain = -np.expm1(-dt / NOISE_SECONDS) * measured
-        spread = np.concatenate((residual * residual, residual[:, :1] * residual[:, 1:], np.ones_like(dt)), 1)
-        state[:, 6:10] += gain * (spread - state[:, 6:10])
+        gain = -np.expm1(-dt / NOISE_SECONDS)
+        spread -= state[:, 6:10]
+        spread *= gain
+        np.add(state[:, 6:10], spread, out=state[:, 6:10], where=measured)
         velocity = np.where(measured, state[:, 3:5] + NOISE_BETA * residual / dt, (points - state[:, 1:3]) / dt)
         state[:, 3:5] = velocity * ~restart[:, None]
         state[:, 1:3] = np.where(measured, predicted + NOISE_ALPHA * residual, points)

@@ -169,7 +169,8 @@ class Tracker(PackedRows):
         if len(rows) < n and len(high_idx) < len(conf):
             low_idx = (~high & (conf >= cfg.low_score)).nonzero()[0]
             free_rows = unpaired.nonzero()[0]
-            low_rows, low_cols = match(iou[free_rows][:, low_idx], cfg.match_iou)
+            # One fancy index for the block (iou[free_rows][:, low_idx] copies twice).
+            low_rows, low_cols = match(iou[free_rows[:, None], low_idx], cfg.match_iou)
             if len(low_rows):
                 unpaired[free_rows[low_rows]] = False
                 rows = np.concatenate([rows, free_rows[low_rows]])
