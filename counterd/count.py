@@ -42,6 +42,7 @@ The geometry is pure functions over arrays; LineCounter holds the per-track stat
 from __future__ import annotations
 
 import copy
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -184,15 +185,18 @@ def cut_by_frame(xyxy: np.ndarray, frame_size: tuple[int, int] | None) -> np.nda
     """(N,) whether each box touches the frame's edge (all False when the frame size is unknown)."""
     if frame_size is None:
         return np.zeros(len(xyxy), bool)
-    width, height = frame_size
-    mx, my = max(EDGE_PX, EDGE_SHARE * width), max(EDGE_PX, EDGE_SHARE * height)
     # x1 <= mx, y1 <= my, x2 >= width - mx, y2 >= height - my as one comparison (the far edges
     # negated, which is exact), in the boxes' own precision as the four comparisons were.
-    limits = np.array([mx, my, -(width - mx), -(height - my)], xyxy.dtype)
-    return (xyxy * _FAR_NEGATED.astype(xyxy.dtype, copy=False) <= limits).any(1)
+    signs, limits = _edge_limits(*frame_size, EDGE_PX, EDGE_SHARE, xyxy.dtype)
+    return (xyxy * signs <= limits).any(1)
 
 
-_FAR_NEGATED = np.array([1.0, 1.0, -1.0, -1.0], np.float32)
+@functools.lru_cache(maxsize=16)
+def _edge_limits(width: int, height: int, edge_px: float, edge_share: float, dtype: np.dtype):
+    """cut_by_frame's signs and limits for one frame size (the same every frame of a stream)."""
+    mx, my = max(edge_px, edge_share * width), max(edge_px, edge_share * height)
+    return (np.array([1.0, 1.0, -1.0, -1.0], dtype),
+            np.array([mx, my, -(width - mx), -(height - my)], dtype))
 
 
 def box_jumped(steady: np.ndarray, size: np.ndarray) -> np.ndarray:
@@ -361,8 +365,8 @@ class LineCounter(PackedRows):
         if np.count_nonzero(odd):
             side[odd] = 0                           # a box that is not the object's outline: no side
         before = self._side[rows]
-        if np.count_nonzero(cut):
-            side[cut] *= before[cut] == 0           # a cut box only gives a first side
+        if np.count_nonzero(cut):                   # a cut box only gives a first side
+            np.multiply(side, before == 0, out=side, where=cut[:, None])
         flipped = (side * before) < 0
         events = self._crossings(flipped, rows, points, side, tracks, t) if np.count_nonzero(flipped) else []
         reverse_at = self._reverse_at[rows]
@@ -562,17 +566,20 @@ class LineCounter(PackedRows):
         uncut = ~cut
         odd = box_jumped(steady_size, size)
         odd &= uncut
-        since = np.where(odd, np.minimum(self._odd_since[rows], t), NO_TIME)
-        settled = odd & (t - since >= JUMP_SETTLE_SECONDS)
-        if np.count_nonzero(settled):
-            moved = np.hypot(*(points[settled] - self._steady_at[rows[settled]]).T)
-            other = rows[settled][moved > JUMP_AWAY * self._steady[rows[settled], 1]]
-            self._side[other] = 0
-            self._counted[other] = 0
-            self._reverse_at[other] = NO_TIME
-            odd &= ~settled
-            since[settled] = NO_TIME
-        self._odd_since[rows] = since
+        if not np.count_nonzero(odd):                   # nearly always: no box jumped, none settles
+            self._odd_since[rows] = NO_TIME
+        else:
+            since = np.where(odd, np.minimum(self._odd_since[rows], t), NO_TIME)
+            settled = odd & (t - since >= JUMP_SETTLE_SECONDS)
+            if np.count_nonzero(settled):
+                moved = np.hypot(*(points[settled] - self._steady_at[rows[settled]]).T)
+                other = rows[settled][moved > JUMP_AWAY * self._steady[rows[settled], 1]]
+                self._side[other] = 0
+                self._counted[other] = 0
+                self._reverse_at[other] = NO_TIME
+                odd &= ~settled
+                since[settled] = NO_TIME
+            self._odd_since[rows] = since
         # Each track's row is fetched, updated where the box is steady and written back whole:
         # fewer numpy calls than indexing the steady rows out on both sides (rows are unique).
         steady = (uncut ^ odd)[:, None]                 # uncut and not odd: odd boxes are uncut
@@ -627,15 +634,19 @@ class LineCounter(PackedRows):
         leap &= moving
         restart = age > NOISE_GAP_SECONDS
         restart |= leap
-        measured = (moving & ~restart)[:, None]
-        gain = -np.expm1(-dt / NOISE_SECONDS)
+        kept = ~restart
+        measured = (moving & kept)[:, None]
+        # average += gain * (spread - average), gain = -expm1(-dt / NOISE_SECONDS), written with
+        # the signs moved (exact in floating point): one operation fewer on each side.
+        loss = np.expm1(dt / -NOISE_SECONDS)
         spread -= state[:, 6:10]
-        spread *= gain
-        np.add(state[:, 6:10], spread, out=state[:, 6:10], where=measured)
+        spread *= loss
+        np.subtract(state[:, 6:10], spread, out=state[:, 6:10], where=measured)
         velocity = np.where(measured, state[:, 3:5] + NOISE_BETA * residual / dt, (points - state[:, 1:3]) / dt)
-        state[:, 3:5] = velocity * ~restart[:, None]
+        velocity *= kept[:, None]
+        state[:, 3:5] = velocity
         state[:, 1:3] = np.where(measured, predicted + NOISE_ALPHA * residual, points)
-        state[:, 5] = ~restart
+        state[:, 5] = kept
         state[:, 0] = t
         self._anchor[rows] = state
 

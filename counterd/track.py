@@ -102,9 +102,11 @@ def _solve(allowed: np.ndarray, iou: np.ndarray) -> tuple[np.ndarray, np.ndarray
     # the solve itself on the tracker's 50 x 40 matrices (bench/RESULTS.md).
     n_rows, n_cols = iou.shape
     cost = np.full((max(iou.shape),) * 2, UNMATCHABLE)   # float64, as lap wants it: no copy inside
-    np.subtract(1.0, iou, out=cost[:n_rows, :n_cols], where=allowed)
+    # 1 - IoU (in the IoU's precision) copied in where allowed: a masked copy costs half what a
+    # masked subtract into the strided block does.
+    np.copyto(cost[:n_rows, :n_cols], np.subtract(1.0, iou), where=allowed)
     row_to_col, _ = lap.lapjv(cost, extend_cost=False, return_cost=False)
-    rows = np.flatnonzero(row_to_col[:n_rows] < n_cols)
+    rows = (row_to_col[:n_rows] < n_cols).nonzero()[0]      # (np.flatnonzero adds a Python-level ravel)
     cols = row_to_col[rows]
     keep = allowed[rows, cols]
     return rows[keep], cols[keep]
@@ -237,7 +239,7 @@ class Tracker(PackedRows):
         RECOVER_HEIGHTS_PER_SECOND times the time it has been lost, measured between centres (the
         size is not extrapolated), so it is the same at any resolution and nil right after a miss,
         where IoU still decides."""
-        lost = np.flatnonzero(unpaired & (self._state[:self._count, HITS] >= 2))   # one sighting: no velocity
+        lost = (unpaired & (self._state[:self._count, HITS] >= 2)).nonzero()[0]   # one sighting: no velocity
         state = self._state[lost]
         box, velocity, lost_for = state[:, BOX], state[:, VELOCITY], t - state[:, SEEN:]
         # Centres doubled (x1 + x2, y1 + y2): the same gaps over doubled reaches, fewer operations.
@@ -283,7 +285,8 @@ class Tracker(PackedRows):
         flat = rows * self._votes.shape[1]
         flat += class_id
         self._votes.reshape(-1)[flat] += confidence
-        return self._votes[rows].argmax(1).astype(np.int32)
+        # argmax over the live rows in place, then picked: no copy of the paired rows' votes.
+        return self._votes[:self._count].argmax(1)[rows].astype(np.int32)
 
     def _start(self, dets: Detections, det_idx: np.ndarray, t: float) -> None:
         k = len(det_idx)
