@@ -364,19 +364,19 @@ class LineCounter(PackedRows):
         side = decided_side(signed_distance(points, self._geometry), self._band(rows, whole))
         if np.count_nonzero(odd):
             side[odd] = 0                           # a box that is not the object's outline: no side
-        before = self._side[rows]
+        before = self._side.take(rows, 0)
         if np.count_nonzero(cut):                   # a cut box only gives a first side
             np.multiply(side, before == 0, out=side, where=cut[:, None])
         flipped = (side * before) < 0
         events = self._crossings(flipped, rows, points, side, tracks, t) if np.count_nonzero(flipped) else []
-        reverse_at = self._reverse_at[rows]
+        reverse_at = self._reverse_at.take(rows, 0)
         if np.count_nonzero(self._held(t, reverse_at)):
             events += self._held_reversals(rows, reverse_at, tracks, t)
 
         decided = side != 0
         np.copyto(before, side, where=decided)
         self._side[rows] = before
-        decided_at = self._decided_at[rows]
+        decided_at = self._decided_at.take(rows, 0)
         np.copyto(decided_at, points[:, None, :], where=decided[..., None])
         self._decided_at[rows] = decided_at
         self._seen[rows] = t
@@ -528,7 +528,7 @@ class LineCounter(PackedRows):
         since the last whole box, so its anchor stays where the object is. Once the last whole
         box is HEIGHT_SETTLE_SECONDS old, the height is the object's own (it turned, or the
         track is another object now). Cut boxes are partial by nature and kept as they are."""
-        state = self._whole[rows]
+        state = self._whole.take(rows, 0)            # (take: a third of a fancy index's cost on rows)
         height = xyxy[:, 3] - xyxy[:, 1]
         reference = state[:, 0]                         # NaN for a new track: compares False
         ratio = height / reference
@@ -562,7 +562,7 @@ class LineCounter(PackedRows):
         sides start over (nothing the old object did counts for it). Boxes cut by the frame are
         partial by nature: they neither jump nor set the steady size."""
         size = np.maximum(xyxy[:, 2:] - xyxy[:, :2], 1.0)
-        steady_size = self._steady[rows]
+        steady_size = self._steady.take(rows, 0)
         uncut = ~cut
         odd = box_jumped(steady_size, size)
         odd &= uncut
@@ -585,7 +585,7 @@ class LineCounter(PackedRows):
         steady = (uncut ^ odd)[:, None]                 # uncut and not odd: odd boxes are uncut
         np.copyto(steady_size, size, where=steady)
         self._steady[rows] = steady_size
-        steady_at = self._steady_at[rows]
+        steady_at = self._steady_at.take(rows, 0)
         np.copyto(steady_at, points, where=steady)
         self._steady_at[rows] = steady_at
         return odd
@@ -602,7 +602,7 @@ class LineCounter(PackedRows):
         """(N, 3) each track's anchor residual covariance (var x, var y, cov xy): the average over
         what it has been seen doing so far while that is shorter than NOISE_SECONDS (a young track's
         running average would start near zero and trust its first jumps)."""
-        noise = self._anchor[rows, 6:10]
+        noise = self._anchor.take(rows, 0)[:, 6:10]
         if not NOISE_UNBIASED:          # bench/ablate.py measures the average without this
             return noise[:, :3]
         return noise[:, :3] / np.maximum(noise[:, 3:], 1e-9)
@@ -616,7 +616,7 @@ class LineCounter(PackedRows):
         velocity known, var x, var y, cov xy, weight the average has gathered (1 = settled)."""
         if np.count_nonzero(whole) < len(whole):
             rows, points, height = rows[whole], points[whole], height[whole]
-        state = self._anchor[rows]
+        state = self._anchor.take(rows, 0)
         age = t - state[:, 0]
         dt = np.minimum(np.maximum(age, 1e-3), NOISE_GAP_SECONDS)[:, None]
         predicted = state[:, 3:5] * dt

@@ -162,7 +162,7 @@ class Tracker(PackedRows):
         high_idx = high.nonzero()[0]
 
         # Stage 1: confident detections against every track.
-        rows, cols = match(iou[:, high_idx], cfg.match_iou)
+        rows, cols = match(iou.take(high_idx, 1), cfg.match_iou)   # (take: cheaper than a fancy index)
         det_idx = high_idx[cols]
         unpaired = np.empty(n, bool)
         unpaired.fill(True)                  # (np.ones costs four times as much at this size)
@@ -171,8 +171,7 @@ class Tracker(PackedRows):
         if len(rows) < n and len(high_idx) < len(conf):
             low_idx = (~high & (conf >= cfg.low_score)).nonzero()[0]
             free_rows = unpaired.nonzero()[0]
-            # One fancy index for the block (iou[free_rows][:, low_idx] copies twice).
-            low_rows, low_cols = match(iou[free_rows[:, None], low_idx], cfg.match_iou)
+            low_rows, low_cols = match(iou.take(free_rows, 0).take(low_idx, 1), cfg.match_iou)
             if len(low_rows):
                 unpaired[free_rows[low_rows]] = False
                 rows = np.concatenate([rows, free_rows[low_rows]])
@@ -190,7 +189,7 @@ class Tracker(PackedRows):
                 rows = np.concatenate([rows, lost_rows])
                 det_idx = np.concatenate([det_idx, found_idx])
 
-        matched_box, matched_conf = dets.xyxy[det_idx], conf[det_idx]
+        matched_box, matched_conf = dets.xyxy.take(det_idx, 0), conf[det_idx]
         voted = self._correct(rows, matched_box, dets.class_id[det_idx], matched_conf, t)
         tracks = Detections(matched_box, matched_conf, voted, self._ids[rows])
 
@@ -240,12 +239,12 @@ class Tracker(PackedRows):
         size is not extrapolated), so it is the same at any resolution and nil right after a miss,
         where IoU still decides."""
         lost = (unpaired & (self._state[:self._count, HITS] >= 2)).nonzero()[0]   # one sighting: no velocity
-        state = self._state[lost]
+        state = self._state.take(lost, 0)
         box, velocity, lost_for = state[:, BOX], state[:, VELOCITY], t - state[:, SEEN:]
         # Centres doubled (x1 + x2, y1 + y2): the same gaps over doubled reaches, fewer operations.
         path = box[:, :2] + box[:, 2:]
         path += (velocity[:, :2] + velocity[:, 2:]) * lost_for
-        found = dets.xyxy[det_idx]
+        found = dets.xyxy.take(det_idx, 0)
         gap = np.square(found[:, 0] + found[:, 2] - path[:, :1])
         gap += np.square(found[:, 1] + found[:, 3] - path[:, 1:])
         height = box[:, 3:] - box[:, 1:2]
@@ -271,7 +270,7 @@ class Tracker(PackedRows):
     def _correct(self, rows: np.ndarray, boxes: np.ndarray, class_id: np.ndarray, confidence: np.ndarray,
                  t: float) -> np.ndarray:
         """Alpha-beta update of the paired tracks from their boxes; returns their voted classes."""
-        state = self._state[rows]
+        state = self._state.take(rows, 0)       # (take: a third of a fancy index's cost on rows)
         dt = np.maximum(t - state[:, SEEN:], MIN_STEP_SECONDS)
         predicted = state[:, VELOCITY] * dt
         predicted += state[:, BOX]
