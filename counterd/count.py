@@ -615,7 +615,7 @@ class LineCounter(PackedRows):
         Only whole boxes (not cut, not jumped) count. Columns of _anchor: time, x, y, vx, vy,
         velocity known, var x, var y, cov xy, weight the average has gathered (1 = settled)."""
         if np.count_nonzero(whole) < len(whole):
-            rows, points, height = rows[whole], points[whole], height[whole]
+            rows, points, height = rows[whole], points.compress(whole, 0), height[whole]
         state = self._anchor.take(rows, 0)
         age = t - state[:, 0]
         dt = np.minimum(np.maximum(age, 1e-3), NOISE_GAP_SECONDS)[:, None]

@@ -291,7 +291,7 @@ class Tracker(PackedRows):
         k = len(det_idx)
         new = self._add_rows(k)
         state = self._state[new]
-        state[:, BOX] = dets.xyxy[det_idx]
+        state[:, BOX] = dets.xyxy.take(det_idx, 0)
         state[:, VELOCITY] = 0.0
         state[:, HITS] = 1
         state[:, SEEN] = t
