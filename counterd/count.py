@@ -193,7 +193,9 @@ def cut_by_frame(xyxy: np.ndarray, frame_size: tuple[int, int] | None) -> np.nda
 
 @functools.lru_cache(maxsize=16)
 def _edge_limits(width: int, height: int, edge_px: float, edge_share: float, dtype: np.dtype):
-    """cut_by_frame's signs and limits for one frame size (the same every frame of a stream)."""
+    """cut_by_frame's signs and limits for one frame size (the same every frame of a stream), in
+    the boxes' precision (integer boxes compare in float64, as against Python floats)."""
+    dtype = dtype if np.issubdtype(dtype, np.floating) else np.dtype(np.float64)
     mx, my = max(edge_px, edge_share * width), max(edge_px, edge_share * height)
     return (np.array([1.0, 1.0, -1.0, -1.0], dtype),
             np.array([mx, my, -(width - mx), -(height - my)], dtype))

@@ -591,3 +591,21 @@ def test_a_new_height_held_longer_than_the_settle_time_is_the_objects_own():
     events = play(counter(line), stand + short)
     assert [e.direction for e in events] == ["in"]
     assert events[0].timestamp >= 0.4 + count_module.HEIGHT_SETTLE_SECONDS
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int32])
+def test_cut_by_frame_is_the_four_edge_comparisons(dtype):
+    """cut_by_frame folds its four comparisons into one (far edges negated, limits cached per
+    frame size): it must agree with them exactly, in the boxes' own precision, on boxes right at
+    each limit (12.8 px and 7.2 px from the edges of 1280 x 720)."""
+    rng = np.random.default_rng(3)
+    edges = np.array([12.8, 7.2, 1280 - 12.8, 720 - 7.2])
+    boxes = np.concatenate([
+        rng.uniform(0, [1280, 720, 1280, 720], (500, 4)),
+        edges + rng.choice([-1e-3, 0.0, 1e-3, np.nextafter(0, 1)], (200, 4)),
+        np.tile(edges, (4, 1)) + np.eye(4) * [0.0, 0.0, -0.5, -0.5]]).astype(dtype)
+    width, height, mx, my = 1280, 720, 12.8, 7.2
+    expected = ((boxes[:, 0] <= mx) | (boxes[:, 1] <= my) | (boxes[:, 2] >= width - mx)
+                | (boxes[:, 3] >= height - my))
+    assert np.array_equal(count_module.cut_by_frame(boxes, (width, height)), expected)
+    assert 0 < np.count_nonzero(expected) < len(boxes)
