@@ -18,12 +18,18 @@ MMAP_THRESHOLD = 4 << 20
 TRIM_THRESHOLD = 8 << 20
 
 
+def _glibc_function(name: str):
+    """A function of the C library, or None where it is missing (not glibc)."""
+    try:
+        return getattr(ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6"), name)
+    except (OSError, AttributeError):
+        return None
+
+
 def keep_arrays_on_the_heap() -> bool:
     """True when glibc took the settings."""
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        mallopt = libc.mallopt
-    except (OSError, AttributeError):
+    mallopt = _glibc_function("mallopt")
+    if mallopt is None:
         return False
     return bool(mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and bool(mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD))
 
@@ -32,8 +38,5 @@ def give_back_freed_memory() -> bool:
     """Return freed heap to the kernel now (malloc_trim): after a one-off burst of allocations,
     such as the copies of a model rewritten at load (counterd/detect/fitinput.py), which would
     otherwise stay in the process's RSS (about 20 MB for yolox_nano). True when glibc did it."""
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        return bool(libc.malloc_trim(0))
-    except (OSError, AttributeError):
-        return False
+    malloc_trim = _glibc_function("malloc_trim")
+    return malloc_trim is not None and bool(malloc_trim(0))

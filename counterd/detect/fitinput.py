@@ -25,6 +25,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from counterd.detect import first_line
+
 STRIDES = (8, 16, 32)         # the P3-P5 heads of every YOLOv8/YOLO11/YOLOX detection model
 ANCHOR_OFFSET = 0.5           # Ultralytics' make_anchors: a cell's anchor is its centre
 # Operators whose constant inputs are learned weights: their sizes are channels and kernels, never
@@ -252,7 +254,7 @@ def _inferred_shapes(model) -> dict[str, list]:
     try:
         inferred = shape_inference.infer_shapes(model, data_prop=True)
     except Exception as exc:  # onnx raises InferenceError and friends on a graph it cannot follow
-        raise GraphNotFitted(f"ONNX shape inference fails on it: {str(exc).splitlines()[0][:200]}") from None
+        raise GraphNotFitted(f"ONNX shape inference fails on it: {first_line(exc)}") from None
     shapes = {}
     for info in (*inferred.graph.value_info, *inferred.graph.input, *inferred.graph.output):
         dims = info.type.tensor_type.shape.dim
