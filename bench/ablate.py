@@ -3,6 +3,7 @@
     python bench/ablate.py cache [--scenes ...] [--detectors ...] [--cache-dir DIR]
     python bench/ablate.py replay [--scenes ...] [--detectors ...] [--cache-dir DIR] [--reid-model FILE]
     python bench/ablate.py oracle [--detectors ...] [--cache-dir DIR]
+    python bench/ablate.py errors [--scenes ...] [--detectors ...] [--only TEXT]
 
 Detections do not depend on the counting rules, so `cache` runs each detector once per scene of
 bench/accuracy.py (same scenes, lines, truth and scoring) and keeps every frame's detections in
@@ -41,6 +42,10 @@ Variants, each against the shipped defaults (counterd/config/sections.py Countin
   people from the frames) and prints the crops embedded and the stitcher's CPU per frame.
 Bench-only switches: nothing here changes the product.
 
+`errors` lists, per scene x model, every (line, class, direction) key whose count is wrong and
+every counted crossing (frame, track id, matched to a true one or not) and every true crossing
+missed, under the shipped rules (or the one variant --only names): what to look at in the frames.
+
 `oracle` says how much association could buy on the scenes with MOT ground truth (pets, tud): the
 shipped counter fed (1) the tracker's output, (2) the tracker's own boxes each relabelled with the
 id of the ground-truth person it overlaps (IoU >= 0.3; perfect association of what the tracker
@@ -72,7 +77,7 @@ from counterd.detect.yolo import nms  # noqa: E402
 from counterd.detections import Detections  # noqa: E402
 from counterd.reid import Embedder, Stitcher  # noqa: E402
 from counterd.track import Tracker  # noqa: E402
-from counterd.truth import Counted, score  # noqa: E402
+from counterd.truth import MATCH_SECONDS, Counted, score  # noqa: E402
 
 CACHE_DIR = Path("/tmp/counterd-ablate")
 REID_WORK: list[tuple[int, int, int, float]] = []   # (crops embedded, tracks stitched, frames, seconds) per replay
@@ -217,9 +222,11 @@ VARIANTS = {
     "whole box: held 0.75 s": ({}, True, True, {"height_settle": 0.75}),
     "whole box: held 1.25 s": ({}, True, True, {"height_settle": 1.25}),
     "whole box: held 1.5 s": ({}, True, True, {"height_settle": 1.5}),
+    # A box cut by the frame's side still decides a line drawn across the picture (count.cut_moves_across).
+    "edge: a cut box never changes a side (cut_moves_across off)": ({}, True, True, {"cut_along": False}),
 }
 COUNT_SWITCHES = {    # bench key -> counterd/count.py constant it sets for one replay
-    "height_jump": "HEIGHT_JUMP_RATIO", "height_settle": "HEIGHT_SETTLE_SECONDS"}
+    "height_jump": "HEIGHT_JUMP_RATIO", "height_settle": "HEIGHT_SETTLE_SECONDS", "cut_along": "CUT_ALONG_LINES"}
 BENCH_ONLY = tuple(COUNT_SWITCHES) + ("vehicle_nms_iou", "vote_tau", "vote_area", "riders", "hidden_margin",
                                       "noise_seconds", "noise_leap", "noise_unbiased", "recover_per_second",
                                       "recover_size")
@@ -309,9 +316,9 @@ def decoded(video: Path):
         capture.release()
 
 
-def replay(scene, model, frames, frame_size, variant, reid_model: str = "") -> object:
+def replay(scene, model, frames, frame_size, variant, reid_model: str = "", events_out: list | None = None) -> object:
     """Track and count cached detections under one rule variant (with appearance stitching when
-    reid_model is given); the score against the truth."""
+    reid_model is given); the score against the truth. events_out, when given, gets the events."""
     counting, edge_rule, jump_rule, detection = (*variant, {})[:4]
     bench = {k: v for k, v in detection.items() if k in BENCH_ONLY}          # not config keys
     detection = {k: v for k, v in detection.items() if k not in BENCH_ONLY}
@@ -364,6 +371,8 @@ def replay(scene, model, frames, frame_size, variant, reid_model: str = "") -> o
     if riders:
         events += [CrossingEvent(e.timestamp, e.line, e.direction, "person", e.track_id)
                    for e in events if e.class_name in ("bicycle", "motorcycle")]
+    if events_out is not None:
+        events_out.extend(events)
     counted = [Counted(e.timestamp, e.line, e.direction, e.class_name) for e in events]
     return score(scene.truth.crossings, counted, classes=scene.classes)
 
@@ -412,6 +421,39 @@ def cmd_oracle(args) -> int:
                                                        for e in events], classes=scene.classes)
                 cells.append(f"{result.accuracy:.3f} / {result.wrong_direction}")
             print(f"| {name} | {model} | " + " | ".join(cells) + " |", flush=True)
+    return 0
+
+
+def cmd_errors(args) -> int:
+    """Every wrong key and every counted or missed crossing, event by event (see the docstring)."""
+    from counterd.truth import _match
+
+    variant = next((VARIANTS[v] for v in VARIANTS if args.only and args.only in v), SHIPPED)
+    for name in args.scenes.split(","):
+        scene = accuracy.SCENES[name]()
+        for model in args.detectors.split(","):
+            frames, size = load_cache(cache_path(args.cache_dir, name, model))
+            with np.load(cache_path(args.cache_dir, name, model)) as data:
+                fps = float(data["fps"])          # the truth's frame = its time x the container's rate
+            events: list[CrossingEvent] = []
+            result = replay(scene, model, frames, size, variant, events_out=events)
+            print(f"\n## {name} {model}: accuracy {result.accuracy:.3f}, wrong direction {result.wrong_direction}, "
+                  f"spurious {result.spurious}, missed {result.missed}")
+            for key in result.keys:
+                if result.counted[key] != result.true[key]:
+                    print(f"  key {'/'.join(key)}: counted {result.counted[key]}, true {result.true[key]}")
+            truth = [c for c in scene.truth.crossings if c.class_name in scene.classes]
+            for line in sorted({c.line for c in truth} | {e.line for e in events}):
+                here = [e for e in events if e.line == line]
+                unmatched, missed = _match([c for c in truth if c.line == line],
+                                           [Counted(e.timestamp, e.line, e.direction, e.class_name) for e in here],
+                                           MATCH_SECONDS)
+                rows = [(e.timestamp, f"counted {e.direction:3} {e.class_name:10} track {e.track_id}"
+                         + ("  UNMATCHED" if Counted(e.timestamp, e.line, e.direction, e.class_name) in unmatched
+                            else "")) for e in here]
+                rows += [(c.time, f"MISSED  {c.direction:3} {c.class_name:10}") for c in missed]
+                for t, text in sorted(rows):
+                    print(f"  {line:9} frame {round(t * fps):4d} ({t:6.2f} s) {text}")
     return 0
 
 
@@ -468,7 +510,7 @@ def print_table(results: dict, scenes: list[str], models: list[str], variants: l
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("command", choices=("cache", "replay", "oracle"))
+    parser.add_argument("command", choices=("cache", "replay", "oracle", "errors"))
     parser.add_argument("--scenes", default=",".join(accuracy.SCENES), help="comma-separated subset")
     parser.add_argument("--detectors", default=",".join(MODELS), help="comma-separated subset")
     parser.add_argument("--cache-dir", type=Path, default=CACHE_DIR)
@@ -482,7 +524,7 @@ def main() -> int:
     if not (accuracy.DATA / "pets09_s2l1").exists():
         print(f"needs {accuracy.DATA} (../shared beside the repo)", file=sys.stderr)
         return 2
-    return {"cache": cmd_cache, "replay": cmd_replay, "oracle": cmd_oracle}[args.command](args)
+    return {"cache": cmd_cache, "replay": cmd_replay, "oracle": cmd_oracle, "errors": cmd_errors}[args.command](args)
 
 
 if __name__ == "__main__":

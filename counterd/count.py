@@ -20,6 +20,10 @@ Five rules keep one object from counting back and forth:
 - A box touching the frame's edge is cut: its anchor is not the object's (the bottom-centre of
   a car half out of the picture jumps as it leaves). A cut box may give a track its first side
   (a person walking in from the bottom edge) but never changes a side, so it never counts.
+  Except across a line that the cut cannot move it over: a box cut only by the left or right
+  edge keeps its top and bottom, so its distance from a line drawn across the picture is the
+  object's (a car leaving through the side as it crosses a kerb line; cut_moves_across). Its
+  height is the object's too, so the whole-box rule below re-draws it like an uncut box.
 - A box whose width or height jumps by more than JUMP_RATIO from its track's steady size is not
   the object's outline (half hidden, merged with a neighbour's, or another object after an id
   switch) and decides no side. Staying so for JUMP_SETTLE_SECONDS it becomes the steady box; if
@@ -58,6 +62,8 @@ SWEEP_SECONDS = 0.5   # how often lost tracks are settled and old ones forgotten
 EDGE_SHARE = 0.01     # a box this close to the frame's edge (share of the frame's size) is cut by it:
                       # detectors place the edge of a cut box a few pixels inside the picture
 EDGE_PX = 2.0         # ... and never less close than this
+CUT_ALONG_LINES = True   # a box cut by the frame still decides lines the cut cannot move it across
+                         # (cut_moves_across); False: a cut box never changes a side (bench only)
 JUMP_RATIO = 2.0      # a box this much wider, narrower, taller or shorter than the track's last
                       # steady one is not that object's whole outline (half hidden, merged with a
                       # neighbour's, or another object after an id switch)
@@ -199,6 +205,31 @@ def _edge_limits(width: int, height: int, edge_px: float, edge_share: float, dty
     mx, my = max(edge_px, edge_share * width), max(edge_px, edge_share * height)
     return (np.array([1.0, 1.0, -1.0, -1.0], dtype),
             np.array([mx, my, -(width - mx), -(height - my)], dtype))
+
+
+def cut_at_top_or_bottom(xyxy: np.ndarray, frame_size: tuple[int, int]) -> np.ndarray:
+    """(N,) whether each box touches the frame's top or bottom edge (cut_by_frame's rule)."""
+    height = frame_size[1]
+    my = max(EDGE_PX, EDGE_SHARE * height)
+    return (xyxy[:, 1] <= my) | (xyxy[:, 3] >= height - my)
+
+
+def cut_moves_across(xyxy: np.ndarray, frame_size: tuple[int, int], lines: LineGeometry,
+                     band: np.ndarray) -> np.ndarray:
+    """(N, L) for boxes cut by the frame: whether the cut can move the anchor across each line.
+
+    A box cut only by the left or right edge keeps its top and bottom edges, so every anchor's y
+    is the object's; only its x moves, by up to half the hidden part, and a line's distance by
+    |normal x| times that. The hidden part is unknown, so the cut counts unless even a hidden
+    part as wide as the visible box moves the anchor by less than the band: a line drawn
+    straight across the picture (normal x = 0) is never moved. A box cut at the top or bottom
+    is cut for every line: at the bottom the anchor's own point (feet, wheels) is out of the
+    picture, and the centre of what is left is not where the object stands (measured: counting
+    such boxes across PETS's vertical lines added wrong-direction counts, bench/RESULTS.md)."""
+    shift = (xyxy[:, 2:3] - xyxy[:, 0:1]) * np.abs(lines.normal[:, 0])   # (N, L) across each line
+    moved = shift > band
+    moved |= cut_at_top_or_bottom(xyxy, frame_size)[:, None]     # the rest are cut only at the side
+    return moved
 
 
 def box_jumped(steady: np.ndarray, size: np.ndarray) -> np.ndarray:
@@ -353,7 +384,9 @@ class LineCounter(PackedRows):
             tracks = tracks[tracks.tracker_id >= 0]
         rows, born = self._rows_for(tracks.tracker_id)
         cut = cut_by_frame(tracks.xyxy, frame_size)
-        whole = self._whole_boxes(rows, tracks.xyxy, cut, t)
+        # A box cut only at the side keeps its top and bottom: its height is the object's.
+        short = cut_at_top_or_bottom(tracks.xyxy, frame_size) if np.count_nonzero(cut) and CUT_ALONG_LINES else cut
+        whole = self._whole_boxes(rows, tracks.xyxy, short, t)
         points = whole @ ANCHOR_WEIGHTS[self.counting.anchor]
         if born is not None and self.counting.handoff_seconds > 0:
             self._hand_over(rows, born, points, t)
@@ -363,12 +396,17 @@ class LineCounter(PackedRows):
             # The band covers the detector's own anchor: jumps too small to re-draw still reach it.
             raw = points if whole is tracks.xyxy else tracks.xyxy @ ANCHOR_WEIGHTS[self.counting.anchor]
             self._measure_noise(rows, raw, tracks.xyxy[:, 3] - tracks.xyxy[:, 1], ~(odd | cut), t)
-        side = decided_side(signed_distance(points, self._geometry), self._band(rows, whole))
+        band = self._band(rows, whole)
+        side = decided_side(signed_distance(points, self._geometry), band)
         if np.count_nonzero(odd):
             side[odd] = 0                           # a box that is not the object's outline: no side
         before = self._side.take(rows, 0)
         if np.count_nonzero(cut):                   # a cut box only gives a first side
-            np.multiply(side, before == 0, out=side, where=cut[:, None])
+            moved = (cut_moves_across(tracks.xyxy[cut], frame_size, self._geometry, band[cut])
+                     if CUT_ALONG_LINES else True)
+            side_cut = side[cut]
+            np.multiply(side_cut, before[cut] == 0, out=side_cut, where=moved)
+            side[cut] = side_cut
         flipped = (side * before) < 0
         events = self._crossings(flipped, rows, points, side, tracks, t) if np.count_nonzero(flipped) else []
         reverse_at = self._reverse_at.take(rows, 0)
@@ -529,7 +567,8 @@ class LineCounter(PackedRows):
         neighbour's there: it is re-drawn at the reference height from the edge that moved less
         since the last whole box, so its anchor stays where the object is. Once the last whole
         box is HEIGHT_SETTLE_SECONDS old, the height is the object's own (it turned, or the
-        track is another object now). Cut boxes are partial by nature and kept as they are."""
+        track is another object now). Boxes cut (at the top or bottom: the caller says which
+        cuts count) are partial by nature and kept as they are."""
         state = self._whole.take(rows, 0)            # (take: a third of a fancy index's cost on rows)
         height = xyxy[:, 3] - xyxy[:, 1]
         reference = state[:, 0]                         # NaN for a new track: compares False
