@@ -186,8 +186,13 @@ VARIANTS = {
         {}, True, True, {"vehicle_nested_share": 0.0, "vehicle_nms_iou": 0.45}),
     "vehicles: NMS across car/truck/bus (IoU 0.45) and nested 0.8": ({}, True, True, {"vehicle_nms_iou": 0.45}),
     "class vote decayed, time constant 1 s": ({}, True, True, {"vote_tau": 1.0}),
+    "class vote decayed, time constant 0.5 s": ({}, True, True, {"vote_tau": 0.5}),
     "class vote decayed, time constant 2 s": ({}, True, True, {"vote_tau": 2.0}),
-    "class vote by score x sqrt(box area)": ({}, True, True, {"vote_area": True}),
+    "class vote decayed, time constant 4 s": ({}, True, True, {"vote_tau": 4.0}),
+    "class vote decayed, time constant 8 s": ({}, True, True, {"vote_tau": 8.0}),
+    "class vote by score x sqrt(box area)": ({}, True, True, {"vote_area": 0.5}),
+    "class vote by score x box area": ({}, True, True, {"vote_area": 1.0}),
+    "class vote by score x box area squared": ({}, True, True, {"vote_area": 2.0}),
     "riders: a bicycle/motorcycle crossing also counts a person": ({}, True, True, {"riders": "events"}),
     "riders: same, person boxes on a two-wheeler dropped first": ({}, True, True, {"riders": "drop"}),
     "anchor hidden behind a nearer box decides no side": ({}, True, True, {"hidden_margin": 0.05}),
@@ -222,6 +227,12 @@ VARIANTS = {
     "whole box: held 0.75 s": ({}, True, True, {"height_settle": 0.75}),
     "whole box: held 1.25 s": ({}, True, True, {"height_settle": 1.25}),
     "whole box: held 1.5 s": ({}, True, True, {"height_settle": 1.5}),
+    # Tracker thresholds (config keys, set for the replay): a vehicle the detector scores low
+    # while it crosses starts its track only after the line.
+    "tracker: new_track_score 0.45": ({}, True, True, {"tracker": {"new_track_score": 0.45}}),
+    "tracker: new_track_score 0.4": ({}, True, True, {"tracker": {"new_track_score": 0.4}}),
+    "tracker: new_track_score 0.4, high_score 0.4": (
+        {}, True, True, {"tracker": {"new_track_score": 0.4, "high_score": 0.4}}),
     # A box cut by the frame's side still decides a line drawn across the picture (count.cut_moves_across).
     "edge: a cut box never changes a side (cut_moves_across off)": ({}, True, True, {"cut_along": False}),
 }
@@ -229,15 +240,15 @@ COUNT_SWITCHES = {    # bench key -> counterd/count.py constant it sets for one 
     "height_jump": "HEIGHT_JUMP_RATIO", "height_settle": "HEIGHT_SETTLE_SECONDS", "cut_along": "CUT_ALONG_LINES"}
 BENCH_ONLY = tuple(COUNT_SWITCHES) + ("vehicle_nms_iou", "vote_tau", "vote_area", "riders", "hidden_margin",
                                       "noise_seconds", "noise_leap", "noise_unbiased", "recover_per_second",
-                                      "recover_size")
+                                      "recover_size", "tracker")
 TWO_WHEELERS = np.array([CLASS_IDS["bicycle"], CLASS_IDS["motorcycle"]])
 
 
 class VoteTracker(Tracker):
     """Bench-only: the class vote decayed with time constant tau (seconds) since the track was
-    last seen, and/or each detection's score weighted by the square root of its box area."""
+    last seen, and/or each detection's score weighted by its box area to the power by_area."""
 
-    def __init__(self, cfg, tau: float | None, by_area: bool):
+    def __init__(self, cfg, tau: float | None, by_area: float):
         super().__init__(cfg)
         self.tau, self.by_area = tau, by_area
 
@@ -246,7 +257,7 @@ class VoteTracker(Tracker):
             age = np.maximum(t - self._state[rows, track.SEEN], 0.0)
             self._votes[rows] *= np.exp(-age / self.tau)[:, None].astype(np.float32)
         if self.by_area:
-            confidence = confidence * np.sqrt((boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]))
+            confidence = confidence * ((boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])) ** self.by_area
         return super()._correct(rows, boxes, class_id, confidence, t)
 
 
@@ -324,10 +335,10 @@ def replay(scene, model, frames, frame_size, variant, reid_model: str = "", even
     detection = {k: v for k, v in detection.items() if k not in BENCH_ONLY}
     nms_iou, riders = bench.get("vehicle_nms_iou"), bench.get("riders")
     input_px = max(frame_size) / INPUT_SIZE[model]     # frame px per model input px (square inputs)
-    config = scene_config(scene, {"type": "motion", **detection},
-                          extra={"counting": counting, "tracker": {"reid_model": reid_model}})
+    tracking = {"reid_model": reid_model, **bench.get("tracker", {})}
+    config = scene_config(scene, {"type": "motion", **detection}, extra={"counting": counting, "tracker": tracking})
     nested_share = config.detector.vehicle_nested_share
-    tracker = VoteTracker(config.tracker, bench.get("vote_tau"), bench.get("vote_area", False))
+    tracker = VoteTracker(config.tracker, bench.get("vote_tau"), bench.get("vote_area", 0.0))
     counter = (HiddenAnchorCounter(config.lines, config.counting, bench["hidden_margin"])
                if "hidden_margin" in bench else LineCounter(config.lines, config.counting))
     stitcher = Stitcher(config.tracker, Embedder(reid_model), counter.watching, tracker.take_over) if reid_model else None
