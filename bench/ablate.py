@@ -4,6 +4,7 @@
     python bench/ablate.py replay [--scenes ...] [--detectors ...] [--cache-dir DIR] [--reid-model FILE]
     python bench/ablate.py oracle [--detectors ...] [--cache-dir DIR]
     python bench/ablate.py errors [--scenes ...] [--detectors ...] [--only TEXT]
+    python bench/ablate.py scale [--only TEXT] [--cache-dir DIR]
 
 Detections do not depend on the counting rules, so `cache` runs each detector once per scene of
 bench/accuracy.py (same scenes, lines, truth and scoring) and keeps every frame's detections in
@@ -34,7 +35,8 @@ Variants, each against the shipped defaults (counterd/config/sections.py Countin
   track's box whose bottom is lower by more than 5% of its own height) decides no side
   (bench-only, `HiddenAnchorCounter`).
 - tracker: the recovery of lost tracks by distance off, or with another reach or height ratio
-  (counterd/track.py RECOVER_HEIGHTS_PER_SECOND, RECOVER_SIZE_RATIO, for the replay only).
+  (counterd/track.py RECOVER_HEIGHTS_PER_SECOND, RECOVER_SPEED_SHARE, RECOVER_SIZE_RATIO, for the
+  replay only).
 - whole box (count._whole_boxes, HEIGHT_JUMP_RATIO / HEIGHT_SETTLE_SECONDS): off, and the ratio
   and the time a re-drawn box is kept, either side of the shipped 1.25 and 1.0 s.
 - with --reid-model: the shipped rules plus appearance stitching (counterd/reid.py, tracker.reid_model),
@@ -45,6 +47,12 @@ Bench-only switches: nothing here changes the product.
 `errors` lists, per scene x model, every (line, class, direction) key whose count is wrong and
 every counted crossing (frame, track id, matched to a true one or not) and every true crossing
 missed, under the shipped rules (or the one variant --only names): what to look at in the frames.
+
+`scale` replays tests/test_scale.py's case on cached detections: its 400 PETS frames upscaled
+1x, 2x, 4x and to 1920x1080 (lines scaled with them), yolox_nano, every frame detected (the
+test's "every-frame" case also keeps the motion gate on, which never rests near a line); the
+first run caches each scaling's detections (DIR/scale-NAME.npz, about a minute each), then each
+variant prints its in / out per line and scaling and whether every line holds within 1.
 
 `oracle` says how much association could buy on the scenes with MOT ground truth (pets, tud): the
 shipped counter fed (1) the tracker's output, (2) the tracker's own boxes each relabelled with the
@@ -210,12 +218,21 @@ VARIANTS = {
         {"hysteresis_noise": 2.0}, True, True, {"noise_unbiased": False}),
     "noise band: 1x, no correction": ({"hysteresis_noise": 1.0}, True, True, {"noise_unbiased": False}),
     "noise band: 3x, no correction": ({"hysteresis_noise": 3.0}, True, True, {"noise_unbiased": False}),
-    # The tracker's recovery of lost tracks by distance (track.RECOVER_HEIGHTS_PER_SECOND, own
-    # heights per second lost; track.RECOVER_SIZE_RATIO).
-    "tracker: no recovery of lost tracks by distance": ({}, True, True, {"recover_per_second": 0.0}),
-    "tracker: recovery within 2 heights a second lost": ({}, True, True, {"recover_per_second": 2.0}),
-    "tracker: recovery within 1.5 heights a second lost": ({}, True, True, {"recover_per_second": 1.5}),
-    "tracker: recovery within 3 heights a second lost": ({}, True, True, {"recover_per_second": 3.0}),
+    # The tracker's recovery of lost tracks by distance: within (own speed x RECOVER_SPEED_SHARE
+    # + RECOVER_HEIGHTS_PER_SECOND own heights a second) x time lost of the predicted path
+    # (track.py; shipped: own speed + 1.5 heights a second), and track.RECOVER_SIZE_RATIO.
+    "tracker: no recovery of lost tracks by distance": ({}, True, True, {"recover_per_second": 0.0,
+                                                                         "recover_speed": 0.0}),
+    "tracker: 1 height a second, no speed term (session 4's rule)": (
+        {}, True, True, {"recover_per_second": 1.0, "recover_speed": 0.0}),
+    "tracker: 1.5 heights a second, no speed term": ({}, True, True, {"recover_per_second": 1.5, "recover_speed": 0.0}),
+    "tracker: 2 heights a second, no speed term": ({}, True, True, {"recover_per_second": 2.0, "recover_speed": 0.0}),
+    "tracker: own speed + 0.5 heights a second": ({}, True, True, {"recover_per_second": 0.5}),
+    "tracker: own speed + 1 height a second": ({}, True, True, {"recover_per_second": 1.0}),
+    "tracker: own speed + 2 heights a second": ({}, True, True, {"recover_per_second": 2.0}),
+    "tracker: own speed + 3 heights a second": ({}, True, True, {"recover_per_second": 3.0}),
+    "tracker: half the own speed + 1.5 heights a second": ({}, True, True, {"recover_speed": 0.5}),
+    "tracker: 1.5x the own speed + 1.5 heights a second": ({}, True, True, {"recover_speed": 1.5}),
     "tracker: recovery, height within 1.5x": ({}, True, True, {"recover_size": 1.5}),
     "tracker: recovery, any height": ({}, True, True, {"recover_size": np.inf}),
     # A box whose height jumps with one edge kept is hidden or merged at the other (count._whole_boxes).
@@ -240,7 +257,7 @@ COUNT_SWITCHES = {    # bench key -> counterd/count.py constant it sets for one 
     "height_jump": "HEIGHT_JUMP_RATIO", "height_settle": "HEIGHT_SETTLE_SECONDS", "cut_along": "CUT_ALONG_LINES"}
 BENCH_ONLY = tuple(COUNT_SWITCHES) + ("vehicle_nms_iou", "vote_tau", "vote_area", "riders", "hidden_margin",
                                       "noise_seconds", "noise_leap", "noise_unbiased", "recover_per_second",
-                                      "recover_size", "tracker")
+                                      "recover_size", "recover_speed", "tracker")
 TWO_WHEELERS = np.array([CLASS_IDS["bicycle"], CLASS_IDS["motorcycle"]])
 
 
@@ -330,11 +347,22 @@ def decoded(video: Path):
 def replay(scene, model, frames, frame_size, variant, reid_model: str = "", events_out: list | None = None) -> object:
     """Track and count cached detections under one rule variant (with appearance stitching when
     reid_model is given); the score against the truth. events_out, when given, gets the events."""
+    events = replay_events(scene, model, frames, frame_size, variant, reid_model)
+    if events_out is not None:
+        events_out.extend(events)
+    counted = [Counted(e.timestamp, e.line, e.direction, e.class_name) for e in events]
+    return score(scene.truth.crossings, counted, classes=scene.classes)
+
+
+def replay_events(scene, model, frames, frame_size, variant, reid_model: str = "",
+                  input_px: float | None = None) -> list[CrossingEvent]:
+    """Track and count cached detections under one rule variant: the crossing events."""
     counting, edge_rule, jump_rule, detection = (*variant, {})[:4]
     bench = {k: v for k, v in detection.items() if k in BENCH_ONLY}          # not config keys
     detection = {k: v for k, v in detection.items() if k not in BENCH_ONLY}
     nms_iou, riders = bench.get("vehicle_nms_iou"), bench.get("riders")
-    input_px = max(frame_size) / INPUT_SIZE[model]     # frame px per model input px (square inputs)
+    if input_px is None:
+        input_px = max(frame_size) / INPUT_SIZE[model]     # frame px per model input px (square inputs)
     tracking = {"reid_model": reid_model, **bench.get("tracker", {})}
     config = scene_config(scene, {"type": "motion", **detection}, extra={"counting": counting, "tracker": tracking})
     nested_share = config.detector.vehicle_nested_share
@@ -353,9 +381,10 @@ def replay(scene, model, frames, frame_size, variant, reid_model: str = "", even
     saved_leap, saved_unbiased = count.NOISE_LEAP, count.NOISE_UNBIASED
     count.NOISE_LEAP = bench.get("noise_leap", saved_leap)
     count.NOISE_UNBIASED = bench.get("noise_unbiased", saved_unbiased)
-    saved_recover = track.RECOVER_HEIGHTS_PER_SECOND, track.RECOVER_SIZE_RATIO
+    saved_recover = track.RECOVER_HEIGHTS_PER_SECOND, track.RECOVER_SIZE_RATIO, track.RECOVER_SPEED_SHARE
     track.RECOVER_HEIGHTS_PER_SECOND = bench.get("recover_per_second", saved_recover[0])
     track.RECOVER_SIZE_RATIO = bench.get("recover_size", saved_recover[1])
+    track.RECOVER_SPEED_SHARE = bench.get("recover_speed", saved_recover[2])
     try:
         events, stitching = [], 0.0
         for (t, detections), image in zip(frames, images):
@@ -374,7 +403,7 @@ def replay(scene, model, frames, frame_size, variant, reid_model: str = "", even
     finally:
         count.JUMP_RATIO, count.NOISE_SECONDS, count.NOISE_LEAP = saved, saved_noise, saved_leap
         count.NOISE_UNBIASED = saved_unbiased
-        track.RECOVER_HEIGHTS_PER_SECOND, track.RECOVER_SIZE_RATIO = saved_recover
+        track.RECOVER_HEIGHTS_PER_SECOND, track.RECOVER_SIZE_RATIO, track.RECOVER_SPEED_SHARE = saved_recover
         for name, value in switched.items():
             setattr(count, name, value)
     if stitcher is not None and variant == SHIPPED:       # the work of stitching alone, counted once
@@ -382,10 +411,7 @@ def replay(scene, model, frames, frame_size, variant, reid_model: str = "", even
     if riders:
         events += [CrossingEvent(e.timestamp, e.line, e.direction, "person", e.track_id)
                    for e in events if e.class_name in ("bicycle", "motorcycle")]
-    if events_out is not None:
-        events_out.extend(events)
-    counted = [Counted(e.timestamp, e.line, e.direction, e.class_name) for e in events]
-    return score(scene.truth.crossings, counted, classes=scene.classes)
+    return events
 
 
 def oracle_tracks(mode: str, tracker: Tracker, detections: Detections, t: float, gt, frame: int) -> Detections:
@@ -468,6 +494,90 @@ def cmd_errors(args) -> int:
     return 0
 
 
+def scale_scenes() -> dict:
+    """tests/test_scale.py's scalings: name -> (sx, sy, Scene with the test's lines scaled)."""
+    sys.path.insert(0, str(BENCH.parent / "tests"))
+    import test_scale   # noqa: E402  (its clip, lines and scalings: one definition)
+
+    scalings = {"1x": (1, 1), **test_scale.SCALES}
+    return {name: (sx, sy, accuracy.Scene(
+        f"scale-{name}", test_scale.PETS_VIDEO, ("person",),
+        tuple(accuracy.LineConfig(line, (a[0] * sx, a[1] * sy), (b[0] * sx, b[1] * sy))
+              for line, (a, b) in test_scale.LINES.items()), None))
+        for name, (sx, sy) in scalings.items()}, test_scale.FRAMES, test_scale.FPS
+
+
+def cache_scaled(scene, sx: float, sy: float, frames: int, fps: float, path: Path) -> None:
+    """Detect every frame of the scaled clip with yolox_nano, as the scale test does."""
+    import cv2
+
+    from counterd.pipeline import Pipeline
+    from counterd.source import Frame
+
+    config = scene_config(scene, accuracy.DETECTORS["yolox_nano"])
+    pipeline = Pipeline(config)
+    boxes, confidence, class_id, offsets, stamps = [], [], [], [0], []
+    track = pipeline.tracker.update
+
+    def recording(detections: Detections, timestamp: float):
+        boxes.append(detections.xyxy)
+        confidence.append(detections.confidence)
+        class_id.append(detections.class_id)
+        offsets.append(offsets[-1] + len(detections))
+        stamps.append(timestamp)
+        return track(detections, timestamp)
+
+    pipeline.tracker.update = recording
+    size = None
+    try:
+        for i, image in zip(range(frames), decoded(scene.video)):
+            if size is None:
+                size = (round(image.shape[1] * sx), round(image.shape[0] * sy))
+            if (sx, sy) != (1, 1):
+                image = cv2.resize(image, size, interpolation=cv2.INTER_LINEAR)
+            pipeline.step(Frame(image, i / fps, i))
+        pipeline.finish()
+        input_px = pipeline.detector.input_scale(*size)
+    finally:
+        pipeline.close()
+    np.savez_compressed(path, xyxy=np.concatenate(boxes), confidence=np.concatenate(confidence),
+                        class_id=np.concatenate(class_id), offsets=np.array(offsets), timestamps=np.array(stamps),
+                        frame_size=np.array(size), input_px=np.array(input_px))
+
+
+def cmd_scale(args) -> int:
+    scalings, frames, fps = scale_scenes()
+    cached = {}
+    for name, (sx, sy, scene) in scalings.items():
+        path = args.cache_dir / f"scale-{name}.npz"
+        if not path.exists():
+            args.cache_dir.mkdir(parents=True, exist_ok=True)
+            started = time.perf_counter()
+            cache_scaled(scene, sx, sy, frames, fps, path)
+            print(f"cached {path} in {time.perf_counter() - started:.0f} s", file=sys.stderr, flush=True)
+        with np.load(path) as data:
+            input_px = float(data["input_px"])
+        cached[name] = (*load_cache(path), input_px)
+    lines = [line.name for line in next(iter(scalings.values()))[2].lines]
+    print("in / out per line, " + ", ".join(lines) + "\n")
+    print("| variant | " + " | ".join(scalings) + " | within 1 |\n" + "|---" * (len(scalings) + 2) + "|")
+    for variant, spec in VARIANTS.items():
+        if spec is not SHIPPED and (args.only_shipped or args.only not in variant):
+            continue
+        totals = {}
+        for name, (_, _, scene) in scalings.items():
+            replayed, size, input_px = cached[name]
+            events = replay_events(scene, "yolox_nano", replayed, size, spec, input_px=input_px)
+            totals[name] = [(sum(e.line == line and e.direction == "in" for e in events),
+                             sum(e.line == line and e.direction == "out" for e in events)) for line in lines]
+        base = totals["1x"]
+        holds = all(abs(a[0] - b[0]) <= 1 and abs(a[1] - b[1]) <= 1
+                    for scaled in totals.values() for a, b in zip(base, scaled))
+        cells = [", ".join(f"{i}/{o}" for i, o in totals[name]) for name in scalings]
+        print(f"| {variant} | " + " | ".join(cells) + f" | {'yes' if holds else '**no**'} |", flush=True)
+    return 0
+
+
 def cmd_replay(args) -> int:
     scenes, models = args.scenes.split(","), args.detectors.split(",")
     for name in [v for v in VARIANTS if VARIANTS[v] is not SHIPPED]:
@@ -521,7 +631,7 @@ def print_table(results: dict, scenes: list[str], models: list[str], variants: l
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("command", choices=("cache", "replay", "oracle", "errors"))
+    parser.add_argument("command", choices=("cache", "replay", "oracle", "errors", "scale"))
     parser.add_argument("--scenes", default=",".join(accuracy.SCENES), help="comma-separated subset")
     parser.add_argument("--detectors", default=",".join(MODELS), help="comma-separated subset")
     parser.add_argument("--cache-dir", type=Path, default=CACHE_DIR)
@@ -535,7 +645,8 @@ def main() -> int:
     if not (accuracy.DATA / "pets09_s2l1").exists():
         print(f"needs {accuracy.DATA} (../shared beside the repo)", file=sys.stderr)
         return 2
-    return {"cache": cmd_cache, "replay": cmd_replay, "oracle": cmd_oracle, "errors": cmd_errors}[args.command](args)
+    return {"cache": cmd_cache, "replay": cmd_replay, "oracle": cmd_oracle, "errors": cmd_errors,
+            "scale": cmd_scale}[args.command](args)
 
 
 if __name__ == "__main__":

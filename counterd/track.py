@@ -35,13 +35,17 @@ UNMATCHABLE = 1e3
 # Below this many track x detection pairs the assignment solver takes the whole matrix at once;
 # above it, splitting out the uncontested pairs first is cheaper (measured: 50 vs 200 objects).
 SOLVE_WHOLE_UP_TO = 80 * 80
-# A lost track is recovered by distance (Tracker._recover) within this many of its own box
-# heights per second it has been lost: a walker covers 0.6-0.9 of their height a second, so this
-# is a path that drifted by the walk itself (a velocity measured on a box the occluder was eating,
-# or a walker who stopped behind someone). Measured on PETS and TUD: the people found again had
-# drifted 0.9 heights a second at the median (bench/RESULTS.md). Small right after a miss, where
-# IoU decides. 0 switches recovery off (bench only).
-RECOVER_HEIGHTS_PER_SECOND = 1.0
+# A lost track is recovered by distance (Tracker._recover) from its predicted path within the
+# most its velocity can have changed while it was unseen, times the time lost: its own speed
+# (a walker hidden behind someone may have stopped, or turned back) plus the speed it may have
+# taken up, up to RECOVER_HEIGHTS_PER_SECOND of its own box heights a second (the fastest walk:
+# a walker covers 0.6-0.9 of their height a second, a hurried one up to about 1.5). So a standing
+# person is looked for no farther than the walk they might have started, a walker farther. Both
+# terms are scale-free and nil right after a miss, where IoU decides. Measured on every scene
+# and model (bench/RESULTS.md, "A reach that follows the lost track"). 0 and 0 switch recovery
+# off (bench only).
+RECOVER_HEIGHTS_PER_SECOND = 1.5
+RECOVER_SPEED_SHARE = 1.0      # of the track's own speed; 0 = the height term alone (bench only)
 # ... and only by a box of the same class at most this many times taller or shorter: half of a
 # person hidden is still the person; twice or half the size is someone nearer or farther.
 RECOVER_SIZE_RATIO = 2.0
@@ -181,7 +185,7 @@ class Tracker(PackedRows):
         starters[det_idx] = False
         # Stage 3: a confident detection that would start a track is first offered to the tracks
         # still unpaired, by distance from their predicted path (see _recover).
-        if RECOVER_HEIGHTS_PER_SECOND and len(rows) < n and np.count_nonzero(starters):
+        if (RECOVER_HEIGHTS_PER_SECOND or RECOVER_SPEED_SHARE) and len(rows) < n and np.count_nonzero(starters):
             lost_rows, found_idx = self._recover(unpaired, dets, starters.nonzero()[0], t)
             if len(lost_rows):
                 unpaired[lost_rows] = False
@@ -234,8 +238,8 @@ class Tracker(PackedRows):
         Once a track has been lost for a while, its predicted box has drifted (a velocity
         measured while it was half hidden, a walker who slowed down) and overlaps too little for
         IoU to find it again: the person walks out from behind someone and would become a new
-        track, its side of a line forgotten. The reach is the track's own height times
-        RECOVER_HEIGHTS_PER_SECOND times the time it has been lost, measured between centres (the
+        track, its side of a line forgotten. The reach is (the track's own speed + its height times
+        RECOVER_HEIGHTS_PER_SECOND) times the time it has been lost, measured between centres (the
         size is not extrapolated), so it is the same at any resolution and nil right after a miss,
         where IoU still decides."""
         lost = (unpaired & (self._state[:self._count, HITS] >= 2)).nonzero()[0]   # one sighting: no velocity
@@ -243,13 +247,16 @@ class Tracker(PackedRows):
         box, velocity, lost_for = state[:, BOX], state[:, VELOCITY], t - state[:, SEEN:]
         # Centres doubled (x1 + x2, y1 + y2): the same gaps over doubled reaches, fewer operations.
         path = box[:, :2] + box[:, 2:]
-        path += (velocity[:, :2] + velocity[:, 2:]) * lost_for
+        centre_velocity = velocity[:, :2] + velocity[:, 2:]
+        path += centre_velocity * lost_for
         found = dets.xyxy.take(det_idx, 0)
         gap = np.square(found[:, 0] + found[:, 2] - path[:, :1])
         gap += np.square(found[:, 1] + found[:, 3] - path[:, 1:])
         height = box[:, 3:] - box[:, 1:2]
-        reach = height * lost_for
-        reach *= 2 * RECOVER_HEIGHTS_PER_SECOND
+        reach = np.hypot(centre_velocity[:, :1], centre_velocity[:, 1:])   # doubled, like the gaps
+        reach *= RECOVER_SPEED_SHARE
+        reach += height * (2 * RECOVER_HEIGHTS_PER_SECOND)
+        reach *= lost_for
         near = gap < np.square(reach) * (reach > 0)
         if not np.count_nonzero(near):                   # nearly always: nothing to recover
             return lost[:0], det_idx[:0]

@@ -222,9 +222,10 @@ def test_tracks_coast_through_misses_for_max_coast_seconds_at_any_frame_rate():
 
 
 def hidden_walk(scale: float = 1.0, back_at: tuple[float, float] = (150, 200), size=(40, 100), cls=PERSON,
-                tracker: Tracker | None = None) -> tuple[list[int], list[int], Tracker]:
+                tracker: Tracker | None = None, seen_again: int = 3) -> tuple[list[int], list[int], Tracker]:
     """A walker 100 px tall going right at 100 px/s for 1 s (10 fps), hidden 0.6 s, then seen
-    again at back_at (each coordinate and size times scale); the ids before and after."""
+    again at back_at on seen_again frames (each coordinate and size times scale); the ids before
+    and after."""
     tracker = tracker or Tracker(TrackerConfig())
     size = (size[0] * scale, size[1] * scale)
     before = [tracker.update(dets([(scale * (50 + 10 * k), scale * 200)], size=(40 * scale, 100 * scale)),
@@ -232,7 +233,7 @@ def hidden_walk(scale: float = 1.0, back_at: tuple[float, float] = (150, 200), s
     for k in range(10, 16):
         tracker.update(Detections.empty(), k / 10)
     after = [tracker.update(dets([(scale * (back_at[0] + 4 * j), scale * back_at[1])], size=size, classes=cls),
-                            1.6 + j / 10).tracker_id.tolist() for j in range(3)]
+                            1.6 + j / 10).tracker_id.tolist() for j in range(seen_again)]
     return before[-1], after[-1], tracker
 
 
@@ -270,6 +271,35 @@ def test_a_lost_walker_recovered_beyond_a_line_counts_its_crossing():
 def test_someone_else_where_a_walker_was_lost_gets_a_new_id(back_at, size, cls):
     before, after, _ = hidden_walk(back_at=back_at, size=size, cls=cls)
     assert after[0] > before[0]
+
+
+def test_a_walker_who_turned_back_while_hidden_keeps_its_id():
+    # Hidden 0.6 s, the walker (100 px tall, 100 px/s) turned back and is seen again 40 px
+    # behind where it was last seen: 110 px short of the predicted path after 0.7 s. Farther
+    # than a standing person could have walked (1.5 heights a second: 105 px), within what this
+    # walker's own speed could have undone (100 + 150 px a second: 175 px).
+    before, after, _ = hidden_walk(back_at=(100, 200), seen_again=1)
+    assert after == before
+
+
+def hidden_stand(back_at: tuple[float, float]) -> tuple[list[int], list[int]]:
+    """A person 100 px tall standing at (200, 200) for 1 s (10 fps), hidden 0.6 s, then someone
+    at back_at; the ids before and on the frame they are seen (none for a new track: a track is
+    reported from its second sighting)."""
+    tracker = Tracker(TrackerConfig())
+    before = [tracker.update(dets([(200, 200)], size=(40, 100)), k / 10).tracker_id.tolist() for k in range(10)]
+    for k in range(10, 16):
+        tracker.update(Detections.empty(), k / 10)
+    return before[-1], tracker.update(dets([back_at], size=(40, 100)), 1.6).tracker_id.tolist()
+
+
+def test_a_standing_person_is_looked_for_no_farther_than_a_walk():
+    # 0.7 s after it was last seen, a standing person can have walked 1.5 heights a second at
+    # most (105 px): someone 90 px away is them, someone 120 px away is somebody else.
+    before, after = hidden_stand((290, 200))
+    assert after == before
+    before, after = hidden_stand((320, 200))
+    assert after == []
 
 
 def test_a_newcomer_beside_a_track_missed_this_frame_is_not_taken_for_it():
