@@ -246,6 +246,9 @@ VARIANTS = {
     "whole box: held 1.5 s": ({}, True, True, {"height_settle": 1.5}),
     # Tracker thresholds (config keys, set for the replay): a vehicle the detector scores low
     # while it crosses starts its track only after the line.
+    "tracker: max_coast_seconds 1": ({}, True, True, {"tracker": {"max_coast_seconds": 1.0}}),
+    "tracker: max_coast_seconds 2": ({}, True, True, {"tracker": {"max_coast_seconds": 2.0}}),
+    "tracker: max_coast_seconds 3": ({}, True, True, {"tracker": {"max_coast_seconds": 3.0}}),
     "tracker: new_track_score 0.45": ({}, True, True, {"tracker": {"new_track_score": 0.45}}),
     "tracker: new_track_score 0.4": ({}, True, True, {"tracker": {"new_track_score": 0.4}}),
     "tracker: new_track_score 0.4, high_score 0.4": (
