@@ -37,6 +37,10 @@ Variants, each against the shipped defaults (counterd/config/sections.py Countin
 - tracker: the recovery of lost tracks by distance off, or with another reach or height ratio
   (counterd/track.py RECOVER_HEIGHTS_PER_SECOND, RECOVER_SPEED_SHARE, RECOVER_SIZE_RATIO, for the
   replay only).
+- dwell (count._dwell_sides, counting.dwell_seconds): off, with the cut rule as before (any cut
+  box decides no side; count.ANCHOR_EDGES_ONLY off) or not, another stay, radius or confidence.
+- hold (bench-only, `BandHoldCounter`): a crossing back is cancelled by a frame whose anchor is
+  back inside the band, not only by one back on the counted side.
 - whole box (count._whole_boxes, HEIGHT_JUMP_RATIO / HEIGHT_SETTLE_SECONDS): off, and the ratio
   and the time a re-drawn box is kept, either side of the shipped 1.25 and 1.0 s.
 - with --reid-model: the shipped rules plus appearance stitching (counterd/reid.py, tracker.reid_model),
@@ -255,12 +259,27 @@ VARIANTS = {
         {}, True, True, {"tracker": {"new_track_score": 0.4, "high_score": 0.4}}),
     # A box cut by the frame's side still decides a line drawn across the picture (count.cut_moves_across).
     "edge: a cut box never changes a side (cut_moves_across off)": ({}, True, True, {"cut_along": False}),
+    # Someone standing on a line (count._dwell_sides: the side of the stay's mean, counting.dwell_seconds),
+    # and boxes cut only at edges the anchor does not use deciding sides (count.ANCHOR_EDGES_ONLY).
+    "dwell: off (dwell_seconds 0)": ({"dwell_seconds": 0.0}, True, True),
+    "dwell: off, and any cut box decides no side (the rules before)": (
+        {"dwell_seconds": 0.0}, True, True, {"anchor_edges_only": False}),
+    "dwell: on, any cut box decides no side": ({}, True, True, {"anchor_edges_only": False}),
+    "dwell: 0.5 s": ({"dwell_seconds": 0.5}, True, True),
+    "dwell: 2 s": ({"dwell_seconds": 2.0}, True, True),
+    "dwell: radius 0.05 box height": ({}, True, True, {"dwell_radius": 0.05}),
+    "dwell: radius 0.2 box height": ({}, True, True, {"dwell_radius": 0.2}),
+    "dwell: 2 standard errors": ({}, True, True, {"dwell_confidence": 2.0}),
+    "dwell: 5 standard errors": ({}, True, True, {"dwell_confidence": 5.0}),
+    "hold: crossing back cancelled by a frame back inside the band (bench-only)": ({}, True, True, {"band_hold": True}),
+    "hold: cancelled inside the band, dwell off": ({"dwell_seconds": 0.0}, True, True, {"band_hold": True}),
 }
 COUNT_SWITCHES = {    # bench key -> counterd/count.py constant it sets for one replay
-    "height_jump": "HEIGHT_JUMP_RATIO", "height_settle": "HEIGHT_SETTLE_SECONDS", "cut_along": "CUT_ALONG_LINES"}
+    "height_jump": "HEIGHT_JUMP_RATIO", "height_settle": "HEIGHT_SETTLE_SECONDS", "cut_along": "CUT_ALONG_LINES",
+    "dwell_radius": "DWELL_RADIUS", "dwell_confidence": "DWELL_CONFIDENCE", "anchor_edges_only": "ANCHOR_EDGES_ONLY"}
 BENCH_ONLY = tuple(COUNT_SWITCHES) + ("vehicle_nms_iou", "vote_tau", "vote_area", "riders", "hidden_margin",
                                       "noise_seconds", "noise_leap", "noise_unbiased", "recover_per_second",
-                                      "recover_size", "recover_speed", "tracker")
+                                      "recover_size", "recover_speed", "tracker", "band_hold")
 TWO_WHEELERS = np.array([CLASS_IDS["bicycle"], CLASS_IDS["motorcycle"]])
 
 
@@ -279,6 +298,32 @@ class VoteTracker(Tracker):
         if self.by_area:
             confidence = confidence * ((boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])) ** self.by_area
         return super()._correct(rows, boxes, class_id, confidence, t)
+
+
+class BandHoldCounter(LineCounter):
+    """Bench-only: a crossing back is held only while the track stays beyond the band on the far
+    side. A frame whose anchor is back inside the band of that line (an uncut box whose size did
+    not jump) cancels the pending reversal: the side returns to the one last counted, so leaving
+    the band on the far side again starts a new hold."""
+
+    def update(self, tracks, timestamp, frame_size=None, input_px=None):
+        n = self._count
+        if n and len(tracks) and self.lines and np.isfinite(self._reverse_at[:n]).any():
+            tracks_ok = tracks[tracks.tracker_id >= 0]
+            pos = np.minimum(self._sorted_ids.searchsorted(tracks_ok.tracker_id), n - 1)
+            rows = self._order[pos]
+            known = self._sorted_ids[pos] == tracks_ok.tracker_id
+            xyxy = tracks_ok.xyxy[known]
+            rows = rows[known]
+            whole = ~count.cut_by_frame(xyxy, frame_size)
+            rows, xyxy = rows[whole], xyxy[whole]
+            anchor = xyxy @ count.ANCHOR_WEIGHTS[self.counting.anchor]
+            band = self._band(rows, xyxy)
+            back = (np.abs(count.signed_distance(anchor, self._geometry)) <= band) & np.isfinite(self._reverse_at[rows])
+            r, j = np.nonzero(back)
+            self._side[rows[r], j] = self._counted[rows[r], j]
+            self._reverse_at[rows[r], j] = count.NO_TIME
+        return super().update(tracks, timestamp, frame_size, input_px)
 
 
 class HiddenAnchorCounter(LineCounter):
@@ -371,7 +416,8 @@ def replay_events(scene, model, frames, frame_size, variant, reid_model: str = "
     nested_share = config.detector.vehicle_nested_share
     tracker = VoteTracker(config.tracker, bench.get("vote_tau"), bench.get("vote_area", 0.0))
     counter = (HiddenAnchorCounter(config.lines, config.counting, bench["hidden_margin"])
-               if "hidden_margin" in bench else LineCounter(config.lines, config.counting))
+               if "hidden_margin" in bench else BandHoldCounter(config.lines, config.counting)
+               if bench.get("band_hold") else LineCounter(config.lines, config.counting))
     stitcher = Stitcher(config.tracker, Embedder(reid_model), counter.watching, tracker.take_over) if reid_model else None
     images = decoded(scene.video) if reid_model else iter(lambda: None, 0)
     switched = {name: getattr(count, name) for key, name in COUNT_SWITCHES.items() if key in bench}

@@ -20,10 +20,12 @@ Five rules keep one object from counting back and forth:
 - A box touching the frame's edge is cut: its anchor is not the object's (the bottom-centre of
   a car half out of the picture jumps as it leaves). A cut box may give a track its first side
   (a person walking in from the bottom edge) but never changes a side, so it never counts.
-  Except across a line that the cut cannot move it over: a box cut only by the left or right
-  edge keeps its top and bottom, so its distance from a line drawn across the picture is the
-  object's (a car leaving through the side as it crosses a kerb line; cut_moves_across). Its
-  height is the object's too, so the whole-box rule below re-draws it like an uncut box.
+  Except across a line that the cut cannot move it over (cut_moves_across): a box cut only by
+  the left or right edge keeps its top and bottom, so its distance from a line drawn across the
+  picture is the object's (a car leaving through the side as it crosses a kerb line), and a box
+  cut only at an edge the anchor does not use keeps its anchor (a tall person's head above the
+  picture, the bottom-centre anchor at the feet). A box cut only at the side keeps its height
+  too, so the whole-box rule below re-draws it like an uncut box.
 - A box whose width or height jumps by more than JUMP_RATIO from its track's steady size is not
   the object's outline (half hidden, merged with a neighbour's, or another object after an id
   switch) and decides no side. Staying so for JUMP_SETTLE_SECONDS it becomes the steady box; if
@@ -40,6 +42,11 @@ track takes over the old one's side: the crossing counts once, when it leaves th
 that vanished inside the band past the line, with no new track taking over within
 handoff_seconds (it left the frame there), counts as crossed if it had not counted on that line
 before; finish() does the same for every track when a stream ends.
+
+One rule covers someone who stops on a line, inside its band: after dwell_seconds standing still
+there, the track takes the side of the mean of its stay, when the evidence says which (the mean
+past the line by more than DWELL_CONFIDENCE standard errors and the band's floor). The crossing
+counts at the time the stay began.
 
 The geometry is pure functions over arrays; LineCounter holds the per-track state.
 """
@@ -88,6 +95,17 @@ HEIGHT_JUMP_RATIO = 1.25  # a box this much taller or shorter than its track's l
                           # a box over someone's feet or missing the legs by 30-60 %
 HEIGHT_SETTLE_SECONDS = 1.0   # ... while its last whole box is younger than this (a person passing behind
                               # another); older, the new height is the object's own
+DWELL_RADIUS = 0.1        # an anchor within this share of its box's height of the mean of its stay is still
+                          # standing (a walker at a fifth of its height a second leaves it within a second)
+DWELL_LOOK_SECONDS = 0.25  # stays are sampled this often, not every frame: a standing person's jitter is alike
+                          # from one frame to the next, so looks this far apart are nearer independent ones
+                          # (the standard error below counts them), and the work is the same at any frame rate
+DWELL_CONFIDENCE = 3.0    # a dwelling anchor's side: its mean this many standard errors past the line
+BOTH_ENDS = np.ones(2, bool)  # (cut_moves_across: an anchor that uses both the top and bottom edge)
+ANCHOR_EDGES_ONLY = True  # a box cut by the frame only at edges its anchor does not use (a tall person's head
+                          # above the picture, the anchor at the feet) still decides sides (bench/ablate.py: off)
+DWELL_COLUMNS = 9         # per track: its stay's start, when its last anchor was, their mean x, y, how many,
+SPREAD_COLUMNS = [5, 8, 6]  # and the sums of squares of their spread xx, xy, yx, yy (these: xx, yy, xy)
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,10 +193,15 @@ def band_width(xyxy: np.ndarray, counting: CountingConfig, input_px: float | Non
     """(N, 1) half-width of the undecided band for each box: a share of its height, with a floor in
     frame pixels and one in the detector's input pixels (input_px frame pixels each, if known)."""
     height = xyxy[:, 3:4] - xyxy[:, 1:2]
-    floor = counting.hysteresis_px
+    return np.maximum(counting.hysteresis_ratio * height, band_floor(counting, input_px))
+
+
+def band_floor(counting: CountingConfig, input_px: float | None = None) -> float:
+    """The least half-width of any band: hysteresis_px frame pixels, and hysteresis_input_px of
+    the detector's input pixels (input_px frame pixels each, if known)."""
     if input_px is not None and counting.hysteresis_input_px:
-        floor = max(floor, counting.hysteresis_input_px * input_px)
-    return np.maximum(counting.hysteresis_ratio * height, floor)
+        return max(counting.hysteresis_px, counting.hysteresis_input_px * input_px)
+    return counting.hysteresis_px
 
 
 def noise_band(noise: np.ndarray, lines: LineGeometry, times: float) -> np.ndarray:
@@ -189,12 +212,18 @@ def noise_band(noise: np.ndarray, lines: LineGeometry, times: float) -> np.ndarr
 
 def cut_by_frame(xyxy: np.ndarray, frame_size: tuple[int, int] | None) -> np.ndarray:
     """(N,) whether each box touches the frame's edge (all False when the frame size is unknown)."""
+    return cut_edges(xyxy, frame_size).any(1)
+
+
+def cut_edges(xyxy: np.ndarray, frame_size: tuple[int, int] | None) -> np.ndarray:
+    """(N, 4) whether each box's left, top, right and bottom edge touches the frame's (all False
+    when the frame size is unknown)."""
     if frame_size is None:
-        return np.zeros(len(xyxy), bool)
+        return np.zeros(xyxy.shape, bool)
     # x1 <= mx, y1 <= my, x2 >= width - mx, y2 >= height - my as one comparison (the far edges
     # negated, which is exact), in the boxes' own precision as the four comparisons were.
     signs, limits = _edge_limits(*frame_size, EDGE_PX, EDGE_SHARE, xyxy.dtype)
-    return (xyxy * signs <= limits).any(1)
+    return xyxy * signs <= limits
 
 
 @functools.lru_cache(maxsize=16)
@@ -207,28 +236,26 @@ def _edge_limits(width: int, height: int, edge_px: float, edge_share: float, dty
             np.array([mx, my, -(width - mx), -(height - my)], dtype))
 
 
-def cut_at_top_or_bottom(xyxy: np.ndarray, frame_size: tuple[int, int]) -> np.ndarray:
-    """(N,) whether each box touches the frame's top or bottom edge (cut_by_frame's rule)."""
-    height = frame_size[1]
-    my = max(EDGE_PX, EDGE_SHARE * height)
-    return (xyxy[:, 1] <= my) | (xyxy[:, 3] >= height - my)
+def cut_moves_across(xyxy: np.ndarray, edges: np.ndarray, lines: LineGeometry, band: np.ndarray,
+                     anchor_ends: np.ndarray) -> np.ndarray:
+    """(N, L) for boxes cut by the frame (edges: cut_edges of each): whether the cut can move the
+    anchor across each line.
 
-
-def cut_moves_across(xyxy: np.ndarray, frame_size: tuple[int, int], lines: LineGeometry,
-                     band: np.ndarray) -> np.ndarray:
-    """(N, L) for boxes cut by the frame: whether the cut can move the anchor across each line.
-
-    A box cut only by the left or right edge keeps its top and bottom edges, so every anchor's y
+    A box cut by the left or right edge keeps its top and bottom edges, so every anchor's y
     is the object's; only its x moves, by up to half the hidden part, and a line's distance by
     |normal x| times that. The hidden part is unknown, so the cut counts unless even a hidden
     part as wide as the visible box moves the anchor by less than the band: a line drawn
     straight across the picture (normal x = 0) is never moved. A box cut at the top or bottom
-    is cut for every line: at the bottom the anchor's own point (feet, wheels) is out of the
-    picture, and the centre of what is left is not where the object stands (measured: counting
-    such boxes across PETS's vertical lines added wrong-direction counts, bench/RESULTS.md)."""
+    is cut for every line when the anchor uses that edge (anchor_ends: (2,) whether it uses the
+    top and the bottom edge): at the bottom the anchor's own point (feet, wheels) is out of
+    the picture, and for a centre anchor the centre of what is left is not where the object
+    stands (measured: counting such boxes across PETS's vertical lines added wrong-direction
+    counts, bench/RESULTS.md). A bottom-centre anchor does not use the top edge: a tall person
+    whose head is above the picture still stands where their feet are."""
     shift = (xyxy[:, 2:3] - xyxy[:, 0:1]) * np.abs(lines.normal[:, 0])   # (N, L) across each line
     moved = shift > band
-    moved |= cut_at_top_or_bottom(xyxy, frame_size)[:, None]     # the rest are cut only at the side
+    moved &= (edges[:, 0] | edges[:, 2])[:, None]                   # only a cut side moves x
+    moved |= (edges[:, 1::2] & anchor_ends).any(1)[:, None]
     return moved
 
 
@@ -246,7 +273,7 @@ class LineCounter(PackedRows):
     """Turns tracks into crossing events and keeps totals: {line: {"in": {class: n}, "out": ...}}."""
 
     _ARRAYS = ("_ids", "_seen", "_box", "_class", "_steady", "_steady_at", "_odd_since", "_side", "_decided_at",
-               "_counted", "_reverse_at", "_anchor", "_whole")
+               "_counted", "_reverse_at", "_anchor", "_whole", "_dwell")
 
     def __init__(self, lines: Sequence[LineConfig], counting: CountingConfig, capacity: int = 64):
         self._count = 0                                  # live rows are [0, _count)
@@ -260,10 +287,12 @@ class LineCounter(PackedRows):
         self._whole = np.zeros((capacity, 4))           # its reference height, and the top, bottom and
                                                         # time of its last whole box (_whole_boxes)
         self._anchor = np.zeros((capacity, ANCHOR_COLUMNS))   # its anchor's filter and noise (_measure_noise)
+        self._dwell = np.zeros((capacity, DWELL_COLUMNS))     # where it has stood in a band (_stay)
         self._sorted_ids = np.zeros(0, np.int64)         # lookup: _ids[_order] == _sorted_ids
         self._order = np.zeros(0, np.intp)
         self._last_sweep = -np.inf
         self._last_update = -np.inf                      # timestamp of the newest update
+        self._last_look = -np.inf                        # when stays on lines were last looked at (_dwell_sides)
         self.lines: tuple[LineConfig, ...] = ()
         self._side = np.zeros((capacity, 0), np.int8)          # decided side per line, 0 = none yet
         self._decided_at = np.zeros((capacity, 0, 2))          # the anchor when it was decided
@@ -300,6 +329,7 @@ class LineCounter(PackedRows):
         self.lines = lines
         self.counting = counting
         self._geometry = LineGeometry.of(lines)
+        self._anchor_edges = ANCHOR_WEIGHTS[counting.anchor].any(1)    # the box edges its anchor uses
 
     def watching(self, boxes_now: np.ndarray, boxes_then: np.ndarray, band: np.ndarray | None = None) -> bool:
         """Whether a tracked object whose box moves from boxes_now to boxes_then is inside a
@@ -383,9 +413,15 @@ class LineCounter(PackedRows):
         if np.count_nonzero(tracks.tracker_id < 0):
             tracks = tracks[tracks.tracker_id >= 0]
         rows, born = self._rows_for(tracks.tracker_id)
-        cut = cut_by_frame(tracks.xyxy, frame_size)
-        # A box cut only at the side keeps its top and bottom: its height is the object's.
-        short = cut_at_top_or_bottom(tracks.xyxy, frame_size) if np.count_nonzero(cut) and CUT_ALONG_LINES else cut
+        edges = cut_edges(tracks.xyxy, frame_size)
+        cut = edges.any(1)
+        short = anchor_cut = cut
+        if np.count_nonzero(cut):
+            # A box cut only at the side keeps its top and bottom: its height is the object's.
+            if CUT_ALONG_LINES:
+                short = edges[:, 1] | edges[:, 3]
+            if ANCHOR_EDGES_ONLY:
+                anchor_cut = (edges & self._anchor_edges).any(1)
         whole = self._whole_boxes(rows, tracks.xyxy, short, t)
         points = whole @ ANCHOR_WEIGHTS[self.counting.anchor]
         if born is not None and self.counting.handoff_seconds > 0:
@@ -402,13 +438,21 @@ class LineCounter(PackedRows):
             side[odd] = 0                           # a box that is not the object's outline: no side
         before = self._side.take(rows, 0)
         if np.count_nonzero(cut):                   # a cut box only gives a first side
-            moved = (cut_moves_across(tracks.xyxy[cut], frame_size, self._geometry, band[cut])
-                     if CUT_ALONG_LINES else True)
+            moved = (cut_moves_across(tracks.xyxy[cut], edges[cut], self._geometry, band[cut],
+                                      self._anchor_edges[1::2] if ANCHOR_EDGES_ONLY else BOTH_ENDS)
+                     if CUT_ALONG_LINES else anchor_cut[cut, None])
             side_cut = side[cut]
             np.multiply(side_cut, before[cut] == 0, out=side_cut, where=moved)
             side[cut] = side_cut
+        crossed_at = t
+        watched = self._looking(rows, t) if self.counting.dwell_seconds else None
+        if watched is not None:
+            judged = ~(odd | anchor_cut)
+            judged &= watched
+            crossed_at, points = self._dwell_sides(rows, points, whole, side, judged, t)
         flipped = (side * before) < 0
-        events = self._crossings(flipped, rows, points, side, tracks, t) if np.count_nonzero(flipped) else []
+        events = (self._crossings(flipped, rows, points, side, tracks, t, crossed_at)
+                  if np.count_nonzero(flipped) else [])
         reverse_at = self._reverse_at.take(rows, 0)
         if np.count_nonzero(self._held(t, reverse_at)):
             events += self._held_reversals(rows, reverse_at, tracks, t)
@@ -424,21 +468,90 @@ class LineCounter(PackedRows):
         self._class[rows] = tracks.class_id
         return settled + events if settled else events
 
-    def _crossings(self, flipped, rows, points, side, tracks, t) -> list[CrossingEvent]:
+    def _crossings(self, flipped, rows, points, side, tracks, t, crossed_at) -> list[CrossingEvent]:
         """Side changes: through the segment, a first crossing counts, crossing back starts the
         hold (counted by _held_reversals), returning to the counted side cancels a hold; round
-        an end of the segment, the track's history on that line starts over."""
+        an end of the segment, the track's history on that line starts over. crossed_at: when
+        each track crossed (t, or per track: a dwelling one crossed when it stopped)."""
         which, line = np.divmod(flipped.ravel().nonzero()[0], flipped.shape[1])
         row, new_side = rows[which], side[which, line]
+        when = np.full(len(which), t) if isinstance(crossed_at, float) else crossed_at[which]
         real = chord_meets_segment(self._decided_at[row, line], points[which], line, self._geometry)
         counted = self._counted[row, line] * real                   # round an end: start over
         self._counted[row, line] = counted
-        self._reverse_at[row, line] = np.where(real & (counted == -new_side), t, NO_TIME)
+        self._reverse_at[row, line] = np.where(real & (counted == -new_side), when, NO_TIME)
         first = real & (counted == 0)
         which, line = which[first], line[first]
         self._counted[rows[which], line] = side[which, line]
-        return self._record(np.full(len(which), t), line, side[which, line],
+        return self._record(when[first], line, side[which, line],
                             tracks.class_id[which], tracks.tracker_id[which])
+
+    def _looking(self, rows: np.ndarray, t: float) -> np.ndarray | bool | None:
+        """Which tracks' stays are looked at in this frame: all of them (True) every
+        DWELL_LOOK_SECONDS; between, those holding a crossing back ((N,) mask: a standing track
+        whose stay still says the side it counted has come back, so the reversal is cancelled,
+        not counted); None: none."""
+        if abs(t - self._last_look) >= DWELL_LOOK_SECONDS - CLOCK_SLACK:      # (also when a clock steps back)
+            self._last_look = t
+            return True
+        if not np.isfinite(self._reverse_at[:self._count]).any():
+            return None
+        return np.isfinite(self._reverse_at.take(rows, 0)).any(1)
+
+    def _dwell_sides(self, rows, points, whole, side, judged, t: float):
+        """Someone standing on a line: a track whose anchor stays inside a band, within
+        DWELL_RADIUS of its box's height of the mean of its stay there, for dwell_seconds gets a
+        side from the evidence: the side of that mean, when it lies more than DWELL_CONFIDENCE
+        standard errors of the mean (from the stay's own spread across the line) and the band's
+        floor past the line. The anchor of someone standing jitters about one place, so the mean
+        knows that place far better than one frame does. Only anchors the box shows (judged: not cut at an edge the anchor uses, not jumped
+        in size) are gathered. Sets `side` in place; returns when each track crossed (for those
+        decided here, when their stay began; else t) and the anchors (the stay's mean for those)."""
+        inside = (side == 0).any(1)
+        inside &= judged
+        which = np.flatnonzero(inside)
+        if not len(which):
+            return t, points
+        box = whole.take(which, 0)
+        stays = self._stay(rows.take(which), points.take(which, 0), DWELL_RADIUS * (box[:, 3] - box[:, 1]), t)
+        standing = stays[:, 0] <= t - self.counting.dwell_seconds + CLOCK_SLACK
+        if not np.count_nonzero(standing):
+            return t, points
+        which, stays = which[standing], stays[standing]
+        samples = stays[:, 4:5]
+        variance = stays[:, SPREAD_COLUMNS] / np.maximum(samples - 1.0, 1.0)       # var x, var y, cov xy
+        error = noise_band(variance, self._geometry, 1.0) / np.sqrt(samples)
+        needed = np.maximum(DWELL_CONFIDENCE * error, band_floor(self.counting, self._input_px))
+        dwell_side = decided_side(signed_distance(stays[:, 2:4], self._geometry), needed)
+        dwell_side *= side[which] == 0                      # lines whose band the anchor is in
+        decided = dwell_side.any(1)
+        if not np.count_nonzero(decided):
+            return t, points
+        side[which] += dwell_side
+        which, stays = which[decided], stays[decided]
+        points = points.copy()
+        points[which] = stays[:, 2:4]
+        crossed_at = np.full(len(rows), t)
+        crossed_at[which] = stays[:, 0]
+        return crossed_at, points
+
+    def _stay(self, rows, points, reach, t: float) -> np.ndarray:
+        """Each track's stay inside a band with this anchor added (Welford's update, all tracks at
+        once; columns of _dwell: since when, when the last anchor was added, their mean x and y,
+        how many, and the sums of squares of their spread xx, xy, yx, yy). An anchor farther than
+        `reach` from the mean, or after NOISE_GAP_SECONDS without one, starts a new stay."""
+        state = self._dwell.take(rows, 0)
+        step = points - state[:, 2:4]
+        still = np.hypot(step[:, 0], step[:, 1]) <= reach
+        still &= state[:, 1] >= t - NOISE_GAP_SECONDS        # a new track's is -inf: it starts one
+        state[:, 0] = np.where(still, state[:, 0], t)
+        state[:, 1] = t
+        state[:, 4:] *= still[:, None]                  # a new stay: no anchors, no spread
+        state[:, 4] += 1.0
+        state[:, 2:4] += step / state[:, 4:5]           # a new stay's mean is its first anchor
+        state[:, 5:] += (step[:, :, None] * (points - state[:, 2:4])[:, None, :]).reshape(-1, 4)
+        self._dwell[rows] = state
+        return state
 
     def _held_reversals(self, rows, reverse_at, tracks, t) -> list[CrossingEvent]:
         """Tracks that crossed back and have not returned for reverse_hold_seconds: count them
@@ -516,6 +629,8 @@ class LineCounter(PackedRows):
         self._steady[new] = np.nan                  # the first box is steady whatever its size
         self._anchor[new] = 0.0
         self._anchor[new, 0] = -np.inf              # no anchor filtered yet
+        self._dwell[new] = 0.0
+        self._dwell[new, 1] = -np.inf               # no stay yet: the first anchor in a band starts one
         self._odd_since[new] = NO_TIME
         self._seen[new] = -np.inf
         rows[born] = np.arange(new.start, new.stop)

@@ -246,6 +246,72 @@ def test_a_side_cut_box_whose_height_jumps_is_redrawn_and_does_not_count_back():
     assert [e for k, d in enumerate(half, 8) for e in c.update(d, k / FPS, (640, 360))] == []
 
 
+def visitor(feet_at_table: float, seconds: float, jitter: float = 4.0, seed: int = 7) -> list[Detections]:
+    """The people clip's visitor 3 (768 x 432, 10 fps): a person 390 px tall walks in from the
+    bottom edge up to a table, her box's top cut by the picture's top edge, and stands there
+    `seconds` with her feet at `feet_at_table` (+- jitter px), then walks off to the right with her
+    feet 4 px back across the line (inside the band)."""
+    rng = np.random.default_rng(seed)
+    path = [boxes((3, (380, 432 - h, 540, 432))) for h in (280, 340, 380)]          # cut at the bottom
+    path += [boxes((3, (380, 0, 540, y))) for y in (425, 415)]                       # cut at the top
+    path += [boxes((3, (380, 0, 540, feet_at_table + rng.uniform(-jitter, jitter))))
+             for _ in range(int(seconds * FPS))]
+    path += [boxes((3, (380 + 40 * k, 0, 540 + 40 * k, 404))) for k in range(1, 6)]   # 4 px back
+    return path
+
+
+def test_someone_who_stops_just_past_a_line_counts_when_they_stopped():
+    # Visitor 3 of the people clip: her feet stop 8 px past the entry line (band: 5 % of 390 px
+    # = 19.5 px) and stay there 17 s. Her stay's mean is known to a fraction of a pixel, so the
+    # crossing counts, about when she stepped over it (0.4-0.5 s), not when she walks on at 17 s.
+    entry = LineConfig("entry", (100, 400), (680, 400))      # drawn left -> right: upward is 'in'
+    size = (768, 432)
+    path = visitor(392.0, 17.0)
+
+    def events(c):
+        return [e for k, d in enumerate(path) for e in c.update(d, k / FPS, size)] + c.finish()
+
+    counted = events(counter(entry))
+    assert [e.direction for e in counted] == ["in"]
+    assert counted[0].timestamp == pytest.approx(0.45, abs=0.2)
+    # Without the rule, or when a box cut at the top may not decide a side (the feet are the
+    # anchor: the top edge does not move them), she is never counted: her anchor never leaves the band.
+    assert events(counter(entry, dwell_seconds=0.0)) == []
+    saved = count_module.ANCHOR_EDGES_ONLY
+    count_module.ANCHOR_EDGES_ONLY = False
+    try:
+        assert events(counter(entry)) == []
+    finally:
+        count_module.ANCHOR_EDGES_ONLY = saved
+    # Standing on the line itself (feet jittering 4 px either side of it) decides nothing: the
+    # mean lies within the band's 2 px floor of the line.
+    assert [e for seed in range(5) for e in events_of(entry, size, visitor(400.0, 17.0, seed=seed))] == []
+
+
+def events_of(line: LineConfig, size, path, **settings) -> list[CrossingEvent]:
+    c = counter(line, **settings)
+    return [e for k, d in enumerate(path) for e in c.update(d, k / FPS, size)] + c.finish()
+
+
+def test_walking_along_a_line_inside_the_band_is_not_standing_on_it():
+    # A person 100 px tall (band 5 px) steps down to a line and walks along it 4 px past it, at
+    # a third of its height a second (slow), then turns back up. The anchor's mean is 4 px past
+    # the line, but the walker never stands still within a tenth of its height for a second:
+    # no side is decided inside the band, so nothing counts.
+    line = LineConfig("across", (0, 200), (640, 200))        # upward is 'in'
+    path = [boxes(box(1, 100, 150, 100))]
+    path += [boxes(box(1, x, 204, 100)) for x in np.arange(100, 500, 100 / 3 / FPS)]
+    path += [boxes(box(1, 500, y, 100)) for y in range(200, 140, -5)]
+    assert events_of(line, None, path) == []
+    # Were walking standing, the stay's mean would count it out and back in.
+    saved = count_module.DWELL_RADIUS
+    count_module.DWELL_RADIUS = 10.0
+    try:
+        assert [e.direction for e in events_of(line, None, path)] == ["out", "in"]
+    finally:
+        count_module.DWELL_RADIUS = saved
+
+
 def test_crossing_twice_the_same_way_counts_two():
     c = counter(LineConfig("short", (240, 100), (240, 200)))
     # In through the segment, back round its lower end (not through it), in again.
