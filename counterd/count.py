@@ -504,9 +504,10 @@ class LineCounter(PackedRows):
         side from the evidence: the side of that mean, when it lies more than DWELL_CONFIDENCE
         standard errors of the mean (from the stay's own spread across the line) and the band's
         floor past the line. The anchor of someone standing jitters about one place, so the mean
-        knows that place far better than one frame does. Only anchors the box shows (judged: not cut at an edge the anchor uses, not jumped
-        in size) are gathered. Sets `side` in place; returns when each track crossed (for those
-        decided here, when their stay began; else t) and the anchors (the stay's mean for those)."""
+        knows that place far better than one frame does. Only anchors the box shows (judged: not
+        cut at an edge the anchor uses, not jumped in size) are gathered. Sets `side` in place;
+        returns when each track crossed (for those decided here, when their stay began; else t)
+        and the anchors (the stay's mean for those)."""
         inside = (side == 0).any(1)
         inside &= judged
         which = np.flatnonzero(inside)
