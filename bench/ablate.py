@@ -273,10 +273,16 @@ VARIANTS = {
     "dwell: 5 standard errors": ({}, True, True, {"dwell_confidence": 5.0}),
     "hold: crossing back cancelled by a frame back inside the band (bench-only)": ({}, True, True, {"band_hold": True}),
     "hold: cancelled inside the band, dwell off": ({"dwell_seconds": 0.0}, True, True, {"band_hold": True}),
+    # A held height change that moved the anchor's edge (count.SETTLE_AWAY of the old height from
+    # where the re-drawn box kept it) is another object: the track's sides start over.
+    "settled height, sides kept (off)": ({}, True, True, {"settle_away": np.inf}),
+    "settled height, start over beyond 0.2 height": ({}, True, True, {"settle_away": 0.2}),
+    "settled height, start over beyond 0.5 height": ({}, True, True, {"settle_away": 0.5}),
 }
 COUNT_SWITCHES = {    # bench key -> counterd/count.py constant it sets for one replay
     "height_jump": "HEIGHT_JUMP_RATIO", "height_settle": "HEIGHT_SETTLE_SECONDS", "cut_along": "CUT_ALONG_LINES",
-    "dwell_radius": "DWELL_RADIUS", "dwell_confidence": "DWELL_CONFIDENCE", "anchor_edges_only": "ANCHOR_EDGES_ONLY"}
+    "dwell_radius": "DWELL_RADIUS", "dwell_confidence": "DWELL_CONFIDENCE", "anchor_edges_only": "ANCHOR_EDGES_ONLY",
+    "settle_away": "SETTLE_AWAY"}
 BENCH_ONLY = tuple(COUNT_SWITCHES) + ("vehicle_nms_iou", "vote_tau", "vote_area", "riders", "hidden_margin",
                                       "noise_seconds", "noise_leap", "noise_unbiased", "recover_per_second",
                                       "recover_size", "recover_speed", "tracker", "band_hold")

@@ -35,6 +35,9 @@ Five rules keep one object from counting back and forth:
 - A box whose height jumps while one edge stays (the legs hidden behind someone in front, a box
   merged with a neighbour's below) would move the anchor across a line by itself. It is re-drawn
   at the track's recent height from the edge that stayed, so the anchor stays on the object.
+  Held past HEIGHT_SETTLE_SECONDS the new height is the object's own; if the anchor's edge was
+  the one that moved, the box is another object's (a first box merged over two people): the
+  track's sides start over rather than count the jump.
 
 Two rules cover tracks that end inside a band, where no side change can be seen. When the
 tracker loses a track there and starts a new id beside it (an id switch on the line), the new
@@ -95,6 +98,8 @@ HEIGHT_JUMP_RATIO = 1.25  # a box this much taller or shorter than its track's l
                           # a box over someone's feet or missing the legs by 30-60 %
 HEIGHT_SETTLE_SECONDS = 1.0   # ... while its last whole box is younger than this (a person passing behind
                               # another); older, the new height is the object's own
+SETTLE_AWAY = JUMP_AWAY       # ... and when the anchor then lies this far (share of the old height) from
+                              # where the re-drawn box kept it, the track is another object: its sides start over
 DWELL_RADIUS = 0.1        # an anchor within this share of its box's height of the mean of its stay is still
                           # standing (a walker at a fifth of its height a second leaves it within a second)
 DWELL_LOOK_SECONDS = 0.25  # stays are sampled this often, not every frame: a standing person's jitter is alike
@@ -691,16 +696,15 @@ class LineCounter(PackedRows):
         ratio = height / reference
         fresh = t - state[:, 3] < HEIGHT_SETTLE_SECONDS
         uncut = ~cut
-        jumped = (ratio > HEIGHT_JUMP_RATIO) | (ratio * HEIGHT_JUMP_RATIO < 1.0)
-        jumped &= fresh
-        jumped &= uncut
+        beyond = (ratio > HEIGHT_JUMP_RATIO) | (ratio * HEIGHT_JUMP_RATIO < 1.0)
+        beyond &= uncut
+        jumped = beyond & fresh
+        if np.count_nonzero(beyond ^ jumped):
+            self._settle_height(rows, xyxy, state, beyond ^ jumped)
         fixed = xyxy
         if np.count_nonzero(jumped):
             fixed = xyxy.copy()
-            top, bottom = xyxy[jumped, 1], xyxy[jumped, 3]
-            keep_top = np.abs(top - state[jumped, 1]) <= np.abs(bottom - state[jumped, 2])
-            fixed[jumped, 3] = np.where(keep_top, top + reference[jumped], bottom)
-            fixed[jumped, 1] = np.where(keep_top, top, bottom - reference[jumped])
+            fixed[jumped] = self._redrawn(xyxy[jumped], state[jumped])
         whole = uncut ^ jumped                          # uncut and not jumped: jumped boxes are uncut
         # The reference follows whole boxes half-way each frame: a borderline partial box taken
         # for whole does not become the height the next whole box is judged by.
@@ -711,6 +715,33 @@ class LineCounter(PackedRows):
         np.copyto(state[:, 3], t, where=whole)
         self._whole[rows] = state
         return fixed
+
+    @staticmethod
+    def _redrawn(xyxy: np.ndarray, state: np.ndarray) -> np.ndarray:
+        """Boxes re-drawn at their tracks' reference height (state: _whole's rows) from the edge
+        that moved less since the last whole box."""
+        fixed = xyxy.copy()
+        top, bottom, reference = xyxy[:, 1], xyxy[:, 3], state[:, 0]
+        keep_top = np.abs(top - state[:, 1]) <= np.abs(bottom - state[:, 2])
+        fixed[:, 3] = np.where(keep_top, top + reference, bottom)
+        fixed[:, 1] = np.where(keep_top, top, bottom - reference)
+        return fixed
+
+    def _settle_height(self, rows, xyxy, state, settled) -> None:
+        """A changed height held past HEIGHT_SETTLE_SECONDS is the object's own from now on (it is
+        taken as whole). If it was seen re-drawn meanwhile (not a track coming back after a gap: a
+        car closing in while hidden) and the anchor the re-drawn box would keep lies SETTLE_AWAY of
+        the old height from the box's own, the edge that moved is the anchor's: the track's box is
+        another object's now (a first box merged over two people, an id switch), and what the old
+        one did on the lines is not this one's: its sides start over."""
+        settled = settled & (self._seen.take(rows) > state[:, 3])
+        weights = ANCHOR_WEIGHTS[self.counting.anchor]
+        kept = self._redrawn(xyxy[settled], state[settled]) @ weights
+        moved = np.hypot(*(xyxy[settled] @ weights - kept).T)
+        other = rows[settled][moved > SETTLE_AWAY * state[settled, 0]]
+        self._side[other] = 0
+        self._counted[other] = 0
+        self._reverse_at[other] = NO_TIME
 
     def _unsteady(self, rows, xyxy, points, cut, t: float) -> np.ndarray:
         """(N,) which boxes jumped in size away from their track's steady size: they decide no side.

@@ -682,16 +682,52 @@ def test_crossing_with_the_legs_hidden_counts_when_the_feet_cross(monkeypatch):
     assert [e.timestamp for e in play(counter(line), path)] == [0.8]
 
 
-def test_a_new_height_held_longer_than_the_settle_time_is_the_objects_own():
-    # A box that stays 20 px shorter with its top kept (the person sat down, or the track is
-    # someone else's now): after HEIGHT_SETTLE_SECONDS the short box is the object's, and its
-    # anchor, past the line, counts.
+def test_a_new_height_held_longer_than_the_settle_time_is_the_objects_own(monkeypatch):
+    # A box that stays 20 px shorter with its feet kept (the person bent down): after
+    # HEIGHT_SETTLE_SECONDS the short box is the object's, and walking up across the line from
+    # there counts when its own feet cross (5 px a frame: y 130 on frame 21, beyond the band
+    # two frames later).
     line = LineConfig("across", (0, 130), (640, 130))          # upward is 'in'
     stand = [boxes((1, (288, 90, 312, 140)))] * 5
-    short = [boxes((1, (288, 90, 312, 120)))] * 20
-    events = play(counter(line), stand + short)
-    assert [e.direction for e in events] == ["in"]
-    assert events[0].timestamp >= 0.4 + count_module.HEIGHT_SETTLE_SECONDS
+    bent = [boxes((1, (288, 110, 312, 140)))] * 15
+    walk_up = [boxes((1, (288, 110 - d, 312, 140 - d))) for d in range(5, 55, 5)]
+    events = play(counter(line), stand + bent + walk_up)
+    assert [e.direction for e in events] == ["in"] and 2.1 <= events[0].timestamp <= 2.3
+    # Were the old height kept, the box re-drawn from its head would put the feet 20 px low.
+    monkeypatch.setattr(count_module, "HEIGHT_SETTLE_SECONDS", math.inf)
+    assert [e.timestamp >= 2.6 for e in play(counter(line), stand + bent + walk_up)] == [True]
+
+
+def test_a_held_height_change_that_moved_the_anchor_is_another_object(monkeypatch):
+    # PETS h180 at 36 s: a track is born on a box merged over two people, one behind the other
+    # (90 px tall, its bottom the front one's feet, 20 px below the line), and after 0.5 s keeps
+    # to the one behind (50 px, feet 20 px above the line). Once the new height is held past
+    # HEIGHT_SETTLE_SECONDS it is the object's own, but its feet are not where the old box put
+    # them: the track is another object, and nobody crossed.
+    line = LineConfig("across", (0, 180), (640, 180))          # upward is 'in'
+    merged = [boxes((1, (270, 110, 300, 200)))] * 5
+    behind = [boxes((1, (270, 110, 300, 160)))] * 15
+    c = counter(line)
+    assert play(c, merged + behind) == []
+    # What the track does from then on counts, its first crossing as a first crossing.
+    walk_down = [boxes((1, (270, 110 + d, 300, 160 + d))) for d in range(5, 60, 5)]
+    assert [e.direction for e in play(c, walk_down, start=20)] == ["out"]
+    # Were its sides kept, the settled box's feet would count 'in' where nobody crossed.
+    monkeypatch.setattr(count_module, "SETTLE_AWAY", math.inf)
+    c = counter(line)
+    assert [e.direction for e in play(c, merged + behind)] == ["in"]
+
+
+def test_a_track_coming_back_after_a_gap_with_a_new_height_keeps_its_sides():
+    # The car clip at 12 s: a car hidden for 1 s behind another comes back 1.6x as tall (it
+    # closed in meanwhile), its bottom past the line. Its height changed while unseen, not on
+    # boxes seen re-drawn: the same car, and it crossed.
+    line = LineConfig("across", (0, 200), (640, 200))          # upward is 'in'
+    c = counter(line)
+    approach = [boxes((3, (320, 150 + k, 368, 192 + k))) for k in range(5)]
+    assert play(c, approach) == []
+    back = [boxes((3, (330, 160 + k, 384, 228 + k))) for k in range(5)]
+    assert [e.direction for e in play(c, back, start=16)] == ["out"]
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int32])
