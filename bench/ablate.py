@@ -49,8 +49,10 @@ Variants, each against the shipped defaults (counterd/config/sections.py Countin
 Bench-only switches: nothing here changes the product.
 
 `errors` lists, per scene x model, every (line, class, direction) key whose count is wrong and
-every counted crossing (frame, track id, matched to a true one or not) and every true crossing
-missed, under the shipped rules (or the one variant --only names): what to look at in the frames.
+every counted crossing (time, decoded frame, track id; marked when it matches no true crossing:
+wrong direction or spurious) and every true crossing missed (with its ground-truth track, where
+the truth has tracks), under the shipped rules (or the one variant --only names): what to look at
+in the frames. Decoded frames, not time x frame rate: the PETS video skips 7 frames.
 
 `scale` replays tests/test_scale.py's case on cached detections: its 400 PETS frames upscaled
 1x, 2x, 4x and to 1920x1080 (lines scaled with them), yolox_nano, every frame detected (the
@@ -89,7 +91,7 @@ from counterd.detect.yolo import nms  # noqa: E402
 from counterd.detections import Detections  # noqa: E402
 from counterd.reid import Embedder, Stitcher  # noqa: E402
 from counterd.track import Tracker  # noqa: E402
-from counterd.truth import MATCH_SECONDS, Counted, score  # noqa: E402
+from counterd.truth import Counted, event_errors, score  # noqa: E402
 
 CACHE_DIR = Path("/tmp/counterd-ablate")
 REID_WORK: list[tuple[int, int, int, float]] = []   # (crops embedded, tracks stitched, frames, seconds) per replay
@@ -518,15 +520,13 @@ def cmd_oracle(args) -> int:
 
 def cmd_errors(args) -> int:
     """Every wrong key and every counted or missed crossing, event by event (see the docstring)."""
-    from counterd.truth import _match
-
     variant = next((VARIANTS[v] for v in VARIANTS if args.only and args.only in v), SHIPPED)
     for name in args.scenes.split(","):
         scene = accuracy.SCENES[name]()
+        truth = [c for c in scene.truth.crossings if c.class_name in scene.classes]
         for model in args.detectors.split(","):
             frames, size = load_cache(cache_path(args.cache_dir, name, model))
-            with np.load(cache_path(args.cache_dir, name, model)) as data:
-                fps = float(data["fps"])          # the truth's frame = its time x the container's rate
+            stamps = np.array([t for t, _ in frames])
             events: list[CrossingEvent] = []
             result = replay(scene, model, frames, size, variant, events_out=events)
             print(f"\n## {name} {model}: accuracy {result.accuracy:.3f}, wrong direction {result.wrong_direction}, "
@@ -534,18 +534,18 @@ def cmd_errors(args) -> int:
             for key in result.keys:
                 if result.counted[key] != result.true[key]:
                     print(f"  key {'/'.join(key)}: counted {result.counted[key]}, true {result.true[key]}")
-            truth = [c for c in scene.truth.crossings if c.class_name in scene.classes]
-            for line in sorted({c.line for c in truth} | {e.line for e in events}):
-                here = [e for e in events if e.line == line]
-                unmatched, missed = _match([c for c in truth if c.line == line],
-                                           [Counted(e.timestamp, e.line, e.direction, e.class_name) for e in here],
-                                           MATCH_SECONDS)
-                rows = [(e.timestamp, f"counted {e.direction:3} {e.class_name:10} track {e.track_id}"
-                         + ("  UNMATCHED" if Counted(e.timestamp, e.line, e.direction, e.class_name) in unmatched
-                            else "")) for e in here]
-                rows += [(c.time, f"MISSED  {c.direction:3} {c.class_name:10}") for c in missed]
-                for t, text in sorted(rows):
-                    print(f"  {line:9} frame {round(t * fps):4d} ({t:6.2f} s) {text}")
+            events = [e for e in events if e.class_name in scene.classes]
+            counted = [Counted(e.timestamp, e.line, e.direction, e.class_name) for e in events]
+            missed, wrong, spurious = event_errors(truth, counted)
+            verdict = {id(c): "  UNMATCHED: WRONG DIRECTION" for c in wrong}
+            verdict.update({id(c): "  UNMATCHED: SPURIOUS" for c in spurious})
+            rows = [(e.line, e.timestamp, f"counted {e.direction:3} {e.class_name:10} track {e.track_id}"
+                     + verdict.get(id(c), "")) for e, c in zip(events, counted)]
+            rows += [(c.line, c.time, f"MISSED  {c.direction:3} {c.class_name:10}"
+                      + (f" truth track {c.track_id}" if c.track_id >= 0 else "")) for c in missed]
+            for line, t, text in sorted(rows):
+                frame = int(np.abs(stamps - t).argmin()) + 1       # the decoded frame stamped nearest
+                print(f"  {line:9} decoded frame {frame:4d} ({t:6.2f} s) {text}")
     return 0
 
 

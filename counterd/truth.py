@@ -257,17 +257,25 @@ def score(truth: Iterable[TrueCrossing], counted: Iterable[Counted], lines: Sequ
     result = Score()
     result.true.update((c.line, c.class_name, c.direction) for c in truth)
     result.counted.update((c.line, c.class_name, c.direction) for c in counted)
+    missed, wrong, spurious = event_errors(truth, counted, tolerance)
+    result.missed, result.wrong_direction, result.spurious = len(missed), len(wrong), len(spurious)
+    return result
+
+
+def event_errors(truth: Sequence[TrueCrossing], counted: Sequence[Counted], tolerance: float = MATCH_SECONDS):
+    """Event by event, line by line: the true crossings no counted one matched, and the counted
+    ones that matched none, split into wrong-direction counts (a true crossing the other way lies
+    within tolerance) and spurious ones. Returns (missed, wrong, spurious); the counted ones are
+    the objects given."""
+    missed, wrong, spurious = [], [], []
     for line in {c.line for c in truth} | {c.line for c in counted}:
         true_here = [c for c in truth if c.line == line]
-        counted_here = [c for c in counted if c.line == line]
-        unmatched, free = _match(true_here, counted_here, tolerance)
-        result.missed += len(free)
+        unmatched, free = _match(true_here, [c for c in counted if c.line == line], tolerance)
+        missed += free
         for c in unmatched:
-            if any(t.direction != c.direction and abs(t.time - c.time) <= tolerance for t in true_here):
-                result.wrong_direction += 1
-            else:
-                result.spurious += 1
-    return result
+            near = any(t.direction != c.direction and abs(t.time - c.time) <= tolerance for t in true_here)
+            (wrong if near else spurious).append(c)
+    return missed, wrong, spurious
 
 
 def _match(truth: list[TrueCrossing], counted: list[Counted], tolerance: float):

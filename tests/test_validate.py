@@ -10,7 +10,7 @@ import pytest
 from conftest import SHARED, SHARED_MODELS, need_shared
 from counterd.config import LineConfig
 from counterd.errors import UserError
-from counterd.truth import (Counted, TrueCrossing, load_truth, read_crossings_csv, read_mot, score,
+from counterd.truth import (Counted, TrueCrossing, event_errors, load_truth, read_crossings_csv, read_mot, score,
                             truth_from_mot)
 
 TUD_VIDEO = SHARED / "data" / "tud_stadtmitte" / "tud_stadtmitte_640x480.mp4"
@@ -84,6 +84,10 @@ def test_score_counts_wrong_direction_spurious_and_missed():
     assert result.by_class() == {"car": pytest.approx(1 - 3 / 2), "truck": 0.0}
     only_cars = score(truth, counted, classes=["car"])
     assert only_cars.true_total == 2 and only_cars.missed == 1
+    # Event by event, the same split names which crossings and counts they are (the objects given).
+    missed, wrong, spurious = event_errors(truth, counted)
+    assert missed == [truth[1]] and wrong[0] is counted[1] and wrong[0] in counted
+    assert sorted(c.time for c in spurious) == [11.0, 50.0] and all(c in counted for c in spurious)
 
 
 @pytest.fixture(scope="module")
