@@ -280,11 +280,14 @@ VARIANTS = {
     "settled height, sides kept (off)": ({}, True, True, {"settle_away": np.inf}),
     "settled height, start over beyond 0.2 height": ({}, True, True, {"settle_away": 0.2}),
     "settled height, start over beyond 0.5 height": ({}, True, True, {"settle_away": 0.5}),
+    # Two overlapping tracks crossing a line back in opposite directions on one frame exchanged
+    # people: they exchange their histories on the line (count.EXCHANGE_IDS).
+    "id exchange through a blob: counted as two crossings back (off)": ({}, True, True, {"exchange_ids": False}),
 }
 COUNT_SWITCHES = {    # bench key -> counterd/count.py constant it sets for one replay
     "height_jump": "HEIGHT_JUMP_RATIO", "height_settle": "HEIGHT_SETTLE_SECONDS", "cut_along": "CUT_ALONG_LINES",
     "dwell_radius": "DWELL_RADIUS", "dwell_confidence": "DWELL_CONFIDENCE", "anchor_edges_only": "ANCHOR_EDGES_ONLY",
-    "settle_away": "SETTLE_AWAY"}
+    "settle_away": "SETTLE_AWAY", "exchange_ids": "EXCHANGE_IDS"}
 BENCH_ONLY = tuple(COUNT_SWITCHES) + ("vehicle_nms_iou", "vote_tau", "vote_area", "riders", "hidden_margin",
                                       "noise_seconds", "noise_leap", "noise_unbiased", "recover_per_second",
                                       "recover_size", "recover_speed", "tracker", "band_hold")

@@ -13,7 +13,7 @@ the new side) passes through the segment itself, not the line beyond its ends. S
 jitter inside the band never counts, a jump across the line between two frames counts, and a
 track missing for frames while it crosses counts once when it reappears.
 
-Five rules keep one object from counting back and forth:
+Six rules keep one object from counting back and forth:
 - A track's first crossing of a line counts at once. Crossing back (against the direction it
   last counted) counts only once the track has stayed on the far side, beyond the band,
   for reverse_hold_seconds; coming back earlier cancels it. The event carries the time it crossed.
@@ -38,6 +38,9 @@ Five rules keep one object from counting back and forth:
   Held past HEIGHT_SETTLE_SECONDS the new height is the object's own; if the anchor's edge was
   the one that moved, the box is another object's (a first box merged over two people): the
   track's sides start over rather than count the jump.
+- Two tracks whose boxes overlapped (two people passing) that cross one line back in opposite
+  directions on the same frame have exchanged people: each takes the other's history on that
+  line, and neither counts.
 
 Two rules cover tracks that end inside a band, where no side change can be seen. When the
 tracker loses a track there and starts a new id beside it (an id switch on the line), the new
@@ -81,6 +84,8 @@ JUMP_SETTLE_SECONDS = 0.5   # ... when it stays so this long, the box is the obj
 JUMP_AWAY = 0.33            # and when its anchor is also this far (share of the steady box's height)
                             # from where the last steady box had it, the track is another object
 NO_TIME = np.inf      # no reversal pending
+EXCHANGE_IDS = True   # two tracks whose boxes overlapped crossing one line back in opposite directions on one
+                      # frame exchanged objects: they exchange their histories on that line (_exchanged)
 CLOCK_SLACK = 1e-6    # seconds: frame timestamps are floats (34.9 - 34.7 < 0.2), so a hold of
                       # exactly reverse_hold_seconds must not miss by a rounding error
 NOISE_SECONDS = 2.0   # time constant of each track's anchor-noise estimate (counting.hysteresis_noise)
@@ -483,8 +488,13 @@ class LineCounter(PackedRows):
         when = np.full(len(which), t) if isinstance(crossed_at, float) else crossed_at[which]
         real = chord_meets_segment(self._decided_at[row, line], points[which], line, self._geometry)
         counted = self._counted[row, line] * real                   # round an end: start over
+        back = real & (counted == -new_side)
+        if EXCHANGE_IDS and np.count_nonzero(back) >= 2:
+            exchanged = self._exchanged(row, line, new_side, back)
+            counted = np.where(exchanged, new_side, counted)        # the other's history: nothing to count
+            back &= ~exchanged
         self._counted[row, line] = counted
-        self._reverse_at[row, line] = np.where(real & (counted == -new_side), when, NO_TIME)
+        self._reverse_at[row, line] = np.where(back, when, NO_TIME)
         first = real & (counted == 0)
         which, line = which[first], line[first]
         self._counted[rows[which], line] = side[which, line]
@@ -558,6 +568,23 @@ class LineCounter(PackedRows):
         state[:, 5:] += (step[:, :, None] * (points - state[:, 2:4])[:, None, :]).reshape(-1, 4)
         self._dwell[rows] = state
         return state
+
+    def _exchanged(self, row, line, new_side, back) -> np.ndarray:
+        """Which crossings back (of the side changes row[i], line[i]) are half of an id exchange:
+        two tracks that cross one line back in opposite directions on the same frame, their boxes
+        as last seen overlapping (one blob as two people passed; then each track took the other's
+        person, and each box leapt back over the line). Each takes the other's history on that
+        line: its object's counted side is the one it now stands on, so neither counts."""
+        exchanged = np.zeros(len(row), bool)
+        pending = np.flatnonzero(back)
+        x1, y1, x2, y2 = self._box[row[pending]].T
+        overlap = ((x1[:, None] < x2) & (x1 < x2[:, None]) & (y1[:, None] < y2) & (y1 < y2[:, None]))
+        opposite = (line[pending, None] == line[pending]) & (new_side[pending, None] == -new_side[pending])
+        for a, b in zip(*np.nonzero(np.triu(overlap & opposite, 1))):
+            i, k = pending[a], pending[b]
+            if not (exchanged[i] or exchanged[k]):
+                exchanged[[i, k]] = True
+        return exchanged
 
     def _held_reversals(self, rows, reverse_at, tracks, t) -> list[CrossingEvent]:
         """Tracks that crossed back and have not returned for reverse_hold_seconds: count them

@@ -730,6 +730,41 @@ def test_a_track_coming_back_after_a_gap_with_a_new_height_keeps_its_sides():
     assert [e.direction for e in play(c, back, start=16)] == ["out"]
 
 
+def passing(a_feet, b_feet, a_x=240.0, b_x=260.0, height=50.0) -> Detections:
+    """Two walkers' boxes (tracks 1 and 2), feet at (a_x, a_feet) and (b_x, b_feet), overlapping in x."""
+    return boxes((1, (a_x - 12, a_feet - height, a_x + 12, a_feet)), (2, (b_x - 12, b_feet - height, b_x + 12, b_feet)))
+
+
+def test_two_tracks_that_exchange_people_where_they_pass_count_nothing(monkeypatch):
+    # PETS h180 at 75 s: track 1 walks down over the line (out), track 2 up over it (in); where
+    # they pass, their boxes overlap and each track takes the other's person: on one frame both
+    # boxes leap back over the line, in opposite directions. Nobody crossed back.
+    line = LineConfig("across", (0, 180), (640, 180))          # upward is 'in'
+    crossed = [passing(170 + 4 * k, 190 - 4 * k) for k in range(6)]    # 1: 170 -> 190 (out), 2: 190 -> 170 (in)
+    exchanged = [passing(166 - 2 * k, 194 + 2 * k) for k in range(6)]  # 1 now on the one going up, 2 down
+    c = counter(line)
+    assert sorted(e.direction for e in play(c, crossed)) == ["in", "out"]
+    assert play(c, exchanged, start=6) == [] and counts(c, "across") == (1, 1)
+    # Each track carries its new person's history: the walker going up (track 1 now) coming back
+    # down across the line is a crossing back, counted once held.
+    back_down = [passing(170 + 4 * k, 220) for k in range(8)]
+    assert [(e.direction, e.track_id) for e in play(c, back_down, start=12)] == [("out", 1)]
+    # Counted as two crossings back, the exchange adds an 'in' and an 'out' nobody made.
+    monkeypatch.setattr(count_module, "EXCHANGE_IDS", False)
+    c = counter(line)
+    play(c, crossed)
+    assert sorted(e.direction for e in play(c, exchanged, start=6)) == ["in", "out"]
+
+
+def test_two_walkers_turning_back_apart_both_count():
+    # The same two walkers turning back on the same frame with boxes apart (80 px): both count.
+    line = LineConfig("across", (0, 180), (640, 180))
+    c = counter(line)
+    play(c, [passing(170 + 4 * k, 190 - 4 * k, 200, 300) for k in range(6)])
+    events = play(c, [passing(166 - 2 * k, 194 + 2 * k, 200, 300) for k in range(6)], start=6)
+    assert sorted((e.direction, e.track_id) for e in events) == [("in", 1), ("out", 2)]
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int32])
 def test_cut_by_frame_is_the_four_edge_comparisons(dtype):
     """cut_by_frame folds its four comparisons into one (far edges negated, limits cached per
