@@ -727,7 +727,7 @@ class LineCounter(PackedRows):
         beyond &= uncut
         jumped = beyond & fresh
         if np.count_nonzero(beyond ^ jumped):
-            self._settle_height(rows, xyxy, state, beyond ^ jumped)
+            self._settle_height(rows, xyxy, state, beyond ^ jumped, t)
         fixed = xyxy
         if np.count_nonzero(jumped):
             fixed = xyxy.copy()
@@ -754,14 +754,14 @@ class LineCounter(PackedRows):
         fixed[:, 1] = np.where(keep_top, top, bottom - reference)
         return fixed
 
-    def _settle_height(self, rows, xyxy, state, settled) -> None:
+    def _settle_height(self, rows, xyxy, state, settled, t: float) -> None:
         """A changed height held past HEIGHT_SETTLE_SECONDS is the object's own from now on (it is
-        taken as whole). If it was seen re-drawn meanwhile (not a track coming back after a gap: a
-        car closing in while hidden) and the anchor the re-drawn box would keep lies SETTLE_AWAY of
-        the old height from the box's own, the edge that moved is the anchor's: the track's box is
-        another object's now (a first box merged over two people, an id switch), and what the old
-        one did on the lines is not this one's: its sides start over."""
-        settled = settled & (self._seen.take(rows) > state[:, 3])
+        taken as whole). If it was seen just before (not a track coming back after a gap of more
+        than NOISE_GAP_SECONDS: a car that closed in while hidden) and the anchor the re-drawn box
+        would keep lies SETTLE_AWAY of the old height from the box's own, the edge that moved is
+        the anchor's: the track's box is another object's now (a first box merged over two people,
+        an id switch), and what the old one did on the lines is not this one's: its sides start over."""
+        settled = settled & (t - self._seen.take(rows) <= NOISE_GAP_SECONDS)
         weights = ANCHOR_WEIGHTS[self.counting.anchor]
         kept = self._redrawn(xyxy[settled], state[settled]) @ weights
         moved = np.hypot(*(xyxy[settled] @ weights - kept).T)
