@@ -39,8 +39,8 @@ Six rules keep one object from counting back and forth:
   the one that moved, the box is another object's (a first box merged over two people): the
   track's sides start over rather than count the jump.
 - Two tracks whose boxes overlapped (two people passing) that cross one line back in opposite
-  directions on the same frame have exchanged people: each takes the other's history on that
-  line, and neither counts.
+  directions on the same frame, one of them by a leap of its anchor, have exchanged people: each
+  takes the other's history on that line, and neither counts.
 
 Two rules cover tracks that end inside a band, where no side change can be seen. When the
 tracker loses a track there and starts a new id beside it (an id switch on the line), the new
@@ -85,7 +85,7 @@ JUMP_AWAY = 0.33            # and when its anchor is also this far (share of the
                             # from where the last steady box had it, the track is another object
 NO_TIME = np.inf      # no reversal pending
 EXCHANGE_IDS = True   # two tracks whose boxes overlapped crossing one line back in opposite directions on one
-                      # frame exchanged objects: they exchange their histories on that line (_exchanged)
+                      # frame, one by a leap, exchanged objects: they exchange their line histories (_exchanged)
 CLOCK_SLACK = 1e-6    # seconds: frame timestamps are floats (34.9 - 34.7 < 0.2), so a hold of
                       # exactly reverse_hold_seconds must not miss by a rounding error
 NOISE_SECONDS = 2.0   # time constant of each track's anchor-noise estimate (counting.hysteresis_noise)
@@ -490,7 +490,7 @@ class LineCounter(PackedRows):
         counted = self._counted[row, line] * real                   # round an end: start over
         back = real & (counted == -new_side)
         if EXCHANGE_IDS and np.count_nonzero(back) >= 2:
-            exchanged = self._exchanged(row, line, new_side, back)
+            exchanged = self._exchanged(row, line, new_side, back, points[which])
             counted = np.where(exchanged, new_side, counted)        # the other's history: nothing to count
             back &= ~exchanged
         self._counted[row, line] = counted
@@ -569,17 +569,23 @@ class LineCounter(PackedRows):
         self._dwell[rows] = state
         return state
 
-    def _exchanged(self, row, line, new_side, back) -> np.ndarray:
-        """Which crossings back (of the side changes row[i], line[i]) are half of an id exchange:
-        two tracks that cross one line back in opposite directions on the same frame, their boxes
-        as last seen overlapping (one blob as two people passed; then each track took the other's
-        person, and each box leapt back over the line). Each takes the other's history on that
-        line: its object's counted side is the one it now stands on, so neither counts."""
+    def _exchanged(self, row, line, new_side, back, points) -> np.ndarray:
+        """Which crossings back (of the side changes row[i], line[i], anchors now at points[i]) are
+        half of an id exchange: two tracks that cross one line back in opposite directions on the
+        same frame, their boxes as last seen overlapping (one blob as two people passed), one of
+        them with its anchor leapt more than NOISE_LEAP of its height since (it took the other's
+        person; two walkers who both turn back side by side step, they do not leap). Each takes
+        the other's history on that line: its object's counted side is the one it now stands on,
+        so neither counts."""
         exchanged = np.zeros(len(row), bool)
         pending = np.flatnonzero(back)
-        x1, y1, x2, y2 = self._box[row[pending]].T
+        last = self._box[row[pending]]
+        x1, y1, x2, y2 = last.T
         overlap = ((x1[:, None] < x2) & (x1 < x2[:, None]) & (y1[:, None] < y2) & (y1 < y2[:, None]))
+        step = np.hypot(*(points[pending] - last @ ANCHOR_WEIGHTS[self.counting.anchor]).T)
+        leapt = step > NOISE_LEAP * (y2 - y1)
         opposite = (line[pending, None] == line[pending]) & (new_side[pending, None] == -new_side[pending])
+        opposite &= leapt[:, None] | leapt
         for a, b in zip(*np.nonzero(np.triu(overlap & opposite, 1))):
             i, k = pending[a], pending[b]
             if not (exchanged[i] or exchanged[k]):

@@ -756,6 +756,18 @@ def test_two_tracks_that_exchange_people_where_they_pass_count_nothing(monkeypat
     assert sorted(e.direction for e in play(c, exchanged, start=6)) == ["in", "out"]
 
 
+def test_two_walkers_turning_back_side_by_side_both_count():
+    # Two walkers whose boxes overlap both turn back over the line on the same frame, in opposite
+    # directions, stepping 4 px a frame (bench/hotloop.py's synthetic walkers do this): no box
+    # leapt, nobody exchanged people, both crossings back count.
+    line = LineConfig("across", (0, 180), (640, 180))          # upward is 'in'
+    c = counter(line)
+    crossed = play(c, [passing(170 + 4 * k, 190 - 4 * k) for k in range(5)])
+    assert sorted(e.direction for e in crossed) == ["in", "out"]
+    back = play(c, [passing(182 - 4 * k, 178 + 4 * k) for k in range(10)], start=5)
+    assert sorted((e.direction, e.track_id) for e in back) == [("in", 1), ("out", 2)]
+
+
 def test_two_walkers_turning_back_apart_both_count():
     # The same two walkers turning back on the same frame with boxes apart (80 px): both count.
     line = LineConfig("across", (0, 180), (640, 180))
