@@ -29,7 +29,8 @@ Variants, each against the shipped defaults (counterd/config/sections.py Countin
 - vehicles (applied to the cached detections before the tracker): detector.vehicle_nested_share
   off / 0.7 / 0.9 (counterd/detect/overlap.py; the cache holds the detector's boxes before that
   rule), and NMS across car/truck/bus by IoU instead of or on top of it (bench-only); the track's
-  class vote decayed over time or weighted by box size (bench-only); a rider rule (bench-only):
+  class vote decayed over time or weighted by box area to a power (bench-only); a box holding two
+  vehicle boxes apart from each other dropped instead of them (bench-only); a rider rule (bench-only):
   every bicycle/motorcycle crossing also counts a person, with or without dropping the person
   boxes that lie on a two-wheeler first; an anchor hidden behind a nearer box (inside another
   track's box whose bottom is lower by more than 5% of its own height) decides no side
@@ -41,6 +42,10 @@ Variants, each against the shipped defaults (counterd/config/sections.py Countin
   box decides no side; count.ANCHOR_EDGES_ONLY off) or not, another stay, radius or confidence.
 - hold (bench-only, `BandHoldCounter`): a crossing back is cancelled by a frame whose anchor is
   back inside the band, not only by one back on the counted side.
+- tracker thresholds: tracker.new_track_score / high_score / max_coast_seconds (config keys, set
+  for the replay).
+- edge: a box cut only by the frame's side deciding lines drawn across the picture
+  (counting.side_cut_lines, count.cut_moves_across).
 - whole box (count._whole_boxes, HEIGHT_JUMP_RATIO / HEIGHT_SETTLE_SECONDS): off, and the ratio
   and the time a re-drawn box is kept, either side of the shipped 1.25 and 1.0 s.
 - with --reid-model: the shipped rules plus appearance stitching (counterd/reid.py, tracker.reid_model),
@@ -84,7 +89,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 import accuracy  # noqa: E402  (scenes, detectors, config building: one definition)
 from counterd import count  # noqa: E402
 from counterd import track  # noqa: E402
-from counterd.classes import CLASS_IDS  # noqa: E402
+from counterd.classes import CLASS_IDS, class_name  # noqa: E402
 from counterd.count import CrossingEvent, LineCounter  # noqa: E402
 from counterd.detect.overlap import VEHICLE_IDS, drop_nested_vehicles  # noqa: E402
 from counterd.detect.yolo import nms  # noqa: E402
@@ -199,11 +204,15 @@ VARIANTS = {
     "vehicles: NMS across car/truck/bus (IoU 0.45) instead of nested": (
         {}, True, True, {"vehicle_nested_share": 0.0, "vehicle_nms_iou": 0.45}),
     "vehicles: NMS across car/truck/bus (IoU 0.45) and nested 0.8": ({}, True, True, {"vehicle_nms_iou": 0.45}),
+    "vehicles: a box holding two apart vehicle boxes is dropped, they stay": ({}, True, True, {"merged": True}),
     "class vote decayed, time constant 1 s": ({}, True, True, {"vote_tau": 1.0}),
     "class vote decayed, time constant 0.5 s": ({}, True, True, {"vote_tau": 0.5}),
     "class vote decayed, time constant 2 s": ({}, True, True, {"vote_tau": 2.0}),
     "class vote decayed, time constant 4 s": ({}, True, True, {"vote_tau": 4.0}),
     "class vote decayed, time constant 8 s": ({}, True, True, {"vote_tau": 8.0}),
+    "class: the track's vote when it was last seen (a crossing's class settled when its track ends)": (
+        {}, True, True, {"final_class": True}),
+    "class: the track's last vote, with side_cut_lines": ({"side_cut_lines": True}, True, True, {"final_class": True}),
     "class vote by score x sqrt(box area)": ({}, True, True, {"vote_area": 0.5}),
     "class vote by score x box area": ({}, True, True, {"vote_area": 1.0}),
     "class vote by score x box area squared": ({}, True, True, {"vote_area": 2.0}),
@@ -251,16 +260,18 @@ VARIANTS = {
     "whole box: held 1.25 s": ({}, True, True, {"height_settle": 1.25}),
     "whole box: held 1.5 s": ({}, True, True, {"height_settle": 1.5}),
     # Tracker thresholds (config keys, set for the replay): a vehicle the detector scores low
-    # while it crosses starts its track only after the line.
+    # while it crosses starts its track only after the line. Tracks start at max(new_track_score,
+    # high_score): below 0.5 new_track_score alone changes nothing more.
     "tracker: max_coast_seconds 1": ({}, True, True, {"tracker": {"max_coast_seconds": 1.0}}),
     "tracker: max_coast_seconds 2": ({}, True, True, {"tracker": {"max_coast_seconds": 2.0}}),
     "tracker: max_coast_seconds 3": ({}, True, True, {"tracker": {"max_coast_seconds": 3.0}}),
-    "tracker: new_track_score 0.45": ({}, True, True, {"tracker": {"new_track_score": 0.45}}),
-    "tracker: new_track_score 0.4": ({}, True, True, {"tracker": {"new_track_score": 0.4}}),
+    "tracker: new_track_score 0.45 (tracks start at high_score 0.5)": (
+        {}, True, True, {"tracker": {"new_track_score": 0.45}}),
     "tracker: new_track_score 0.4, high_score 0.4": (
         {}, True, True, {"tracker": {"new_track_score": 0.4, "high_score": 0.4}}),
     # A box cut by the frame's side still decides a line drawn across the picture (count.cut_moves_across).
-    "edge: a cut box never changes a side (cut_moves_across off)": ({}, True, True, {"cut_along": False}),
+    "edge: a box cut at the side decides lines drawn across (counting.side_cut_lines)": (
+        {"side_cut_lines": True}, True, True),
     # Someone standing on a line (count._dwell_sides: the side of the stay's mean, counting.dwell_seconds),
     # and boxes cut only at edges the anchor does not use deciding sides (count.ANCHOR_EDGES_ONLY).
     "dwell: off (dwell_seconds 0)": ({"dwell_seconds": 0.0}, True, True),
@@ -285,12 +296,12 @@ VARIANTS = {
     "id exchange through a blob: counted as two crossings back (off)": ({}, True, True, {"exchange_ids": False}),
 }
 COUNT_SWITCHES = {    # bench key -> counterd/count.py constant it sets for one replay
-    "height_jump": "HEIGHT_JUMP_RATIO", "height_settle": "HEIGHT_SETTLE_SECONDS", "cut_along": "CUT_ALONG_LINES",
+    "height_jump": "HEIGHT_JUMP_RATIO", "height_settle": "HEIGHT_SETTLE_SECONDS",
     "dwell_radius": "DWELL_RADIUS", "dwell_confidence": "DWELL_CONFIDENCE", "anchor_edges_only": "ANCHOR_EDGES_ONLY",
     "settle_away": "SETTLE_AWAY", "exchange_ids": "EXCHANGE_IDS"}
 BENCH_ONLY = tuple(COUNT_SWITCHES) + ("vehicle_nms_iou", "vote_tau", "vote_area", "riders", "hidden_margin",
                                       "noise_seconds", "noise_leap", "noise_unbiased", "recover_per_second",
-                                      "recover_size", "recover_speed", "tracker", "band_hold")
+                                      "recover_size", "recover_speed", "tracker", "band_hold", "merged", "final_class")
 TWO_WHEELERS = np.array([CLASS_IDS["bicycle"], CLASS_IDS["motorcycle"]])
 
 
@@ -366,6 +377,30 @@ def drop_riders(dets: Detections) -> Detections:
     area = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
     keep = np.ones(len(dets), bool)
     keep[person[(size[..., 0] * size[..., 1] >= 0.5 * area[:, None]).any(axis=1)]] = False
+    return dets[keep]
+
+
+def drop_merged_vehicles(dets: Detections, share: float) -> Detections:
+    """Bench-only: a vehicle box with two or more vehicle boxes lying `share` inside it that do
+    not overlap each other (IoU < 0.3) is two vehicles drawn as one: it goes, they stay."""
+    vehicle = np.flatnonzero(np.isin(dets.class_id, VEHICLE_IDS))
+    if len(vehicle) < 3:
+        return dets
+    from counterd.track import box_iou
+    b = dets.xyxy[vehicle]
+    size = np.clip(np.minimum(b[:, None, 2:], b[None, :, 2:]) - np.maximum(b[:, None, :2], b[None, :, :2]), 0, None)
+    area = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+    inside = size[..., 0] * size[..., 1] >= share * area[:, None]        # [i, j]: i inside j
+    np.fill_diagonal(inside, False)
+    apart = box_iou(b, b) < 0.3
+    merged = np.zeros(len(b), bool)
+    for j in np.flatnonzero(inside.sum(0) >= 2):
+        parts = np.flatnonzero(inside[:, j])
+        merged[j] = bool((apart[np.ix_(parts, parts)] | np.eye(len(parts), dtype=bool)).all())
+    if not merged.any():
+        return dets
+    keep = np.ones(len(dets), bool)
+    keep[vehicle[merged]] = False
     return dets[keep]
 
 
@@ -446,10 +481,12 @@ def replay_events(scene, model, frames, frame_size, variant, reid_model: str = "
     track.RECOVER_SIZE_RATIO = bench.get("recover_size", saved_recover[1])
     track.RECOVER_SPEED_SHARE = bench.get("recover_speed", saved_recover[2])
     try:
-        events, stitching = [], 0.0
+        events, stitching, last_class = [], 0.0, {}
         for (t, detections), image in zip(frames, images):
             if nms_iou is not None:
                 detections = vehicle_nms(detections, nms_iou)
+            if bench.get("merged"):
+                detections = drop_merged_vehicles(detections, nested_share)
             detections = drop_nested_vehicles(detections, nested_share)
             if riders == "drop":
                 detections = drop_riders(detections)
@@ -458,6 +495,8 @@ def replay_events(scene, model, frames, frame_size, variant, reid_model: str = "
                 started = time.perf_counter()
                 tracks = stitcher.update(tracks, image, t)
                 stitching += time.perf_counter() - started
+            if bench.get("final_class"):
+                last_class.update(zip(tracks.tracker_id.tolist(), tracks.class_id.tolist()))
             events += counter.update(tracks, t, frame_size if edge_rule else None, input_px)
         events += counter.finish()
     finally:
@@ -468,6 +507,9 @@ def replay_events(scene, model, frames, frame_size, variant, reid_model: str = "
             setattr(count, name, value)
     if stitcher is not None and variant == SHIPPED:       # the work of stitching alone, counted once
         REID_WORK.append((stitcher.embedder.crops_embedded, stitcher.stitched, len(frames), stitching))
+    if last_class:        # each crossing under its track's vote when the track was last seen
+        events = [CrossingEvent(e.timestamp, e.line, e.direction, class_name(last_class[e.track_id]), e.track_id)
+                  for e in events]
     if riders:
         events += [CrossingEvent(e.timestamp, e.line, e.direction, "person", e.track_id)
                    for e in events if e.class_name in ("bicycle", "motorcycle")]

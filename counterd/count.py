@@ -20,12 +20,12 @@ Six rules keep one object from counting back and forth:
 - A box touching the frame's edge is cut: its anchor is not the object's (the bottom-centre of
   a car half out of the picture jumps as it leaves). A cut box may give a track its first side
   (a person walking in from the bottom edge) but never changes a side, so it never counts.
-  Except across a line that the cut cannot move it over (cut_moves_across): a box cut only by
-  the left or right edge keeps its top and bottom, so its distance from a line drawn across the
-  picture is the object's (a car leaving through the side as it crosses a kerb line), and a box
-  cut only at an edge the anchor does not use keeps its anchor (a tall person's head above the
-  picture, the bottom-centre anchor at the feet). A box cut only at the side keeps its height
-  too, so the whole-box rule below re-draws it like an uncut box.
+  Except across a line that the cut cannot move it over: a box cut only at an edge the anchor
+  does not use keeps its anchor (a tall person's head above the picture, the bottom-centre
+  anchor at the feet), and with counting.side_cut_lines (cut_moves_across) a box cut only by the
+  left or right edge keeps its top and bottom, so its distance from a line drawn across the
+  picture is the object's (a car leaving through the side as it crosses a kerb line); such a box
+  keeps its height too, so the whole-box rule below re-draws it like an uncut box.
 - A box whose width or height jumps by more than JUMP_RATIO from its track's steady size is not
   the object's outline (half hidden, merged with a neighbour's, or another object after an id
   switch) and decides no side. Staying so for JUMP_SETTLE_SECONDS it becomes the steady box; if
@@ -75,8 +75,6 @@ SWEEP_SECONDS = 0.5   # how often lost tracks are settled and old ones forgotten
 EDGE_SHARE = 0.01     # a box this close to the frame's edge (share of the frame's size) is cut by it:
                       # detectors place the edge of a cut box a few pixels inside the picture
 EDGE_PX = 2.0         # ... and never less close than this
-CUT_ALONG_LINES = True   # a box cut by the frame still decides lines the cut cannot move it across
-                         # (cut_moves_across); False: a cut box never changes a side (bench only)
 JUMP_RATIO = 2.0      # a box this much wider, narrower, taller or shorter than the track's last
                       # steady one is not that object's whole outline (half hidden, merged with a
                       # neighbour's, or another object after an id switch)
@@ -426,9 +424,10 @@ class LineCounter(PackedRows):
         edges = cut_edges(tracks.xyxy, frame_size)
         cut = edges.any(1)
         short = anchor_cut = cut
+        side_cut = self.counting.side_cut_lines
         if np.count_nonzero(cut):
             # A box cut only at the side keeps its top and bottom: its height is the object's.
-            if CUT_ALONG_LINES:
+            if side_cut:
                 short = edges[:, 1] | edges[:, 3]
             if ANCHOR_EDGES_ONLY:
                 anchor_cut = (edges & self._anchor_edges).any(1)
@@ -450,7 +449,7 @@ class LineCounter(PackedRows):
         if np.count_nonzero(cut):                   # a cut box only gives a first side
             moved = (cut_moves_across(tracks.xyxy[cut], edges[cut], self._geometry, band[cut],
                                       self._anchor_edges[1::2] if ANCHOR_EDGES_ONLY else BOTH_ENDS)
-                     if CUT_ALONG_LINES else anchor_cut[cut, None])
+                     if side_cut else anchor_cut[cut, None])
             side_cut = side[cut]
             np.multiply(side_cut, before[cut] == 0, out=side_cut, where=moved)
             side[cut] = side_cut

@@ -218,28 +218,27 @@ def leave_through_the_side(c: LineCounter, bottoms, size=(640, 360)) -> list[tup
     return [(k / FPS, e) for k, d in enumerate(frames) for e in c.update(d, k / FPS, size)]
 
 
-def test_a_car_cut_by_the_side_edge_counts_when_it_crosses_a_line_drawn_across(monkeypatch):
+def test_a_car_cut_by_the_side_edge_counts_when_it_crosses_a_line_drawn_across():
     # A kerb line across the picture; the car is cut by the right edge the whole time (it drives
     # along it), so its x is not the object's, but its bottom edge is: it counts as it crosses.
     line = LineConfig("across", (0, 300), (620, 300))
-    seen = leave_through_the_side(counter(line), range(270, 340, 5))
+    seen = leave_through_the_side(counter(line, side_cut_lines=True), range(270, 340, 5))
     assert [(t, e.direction) for t, e in seen] == [(0.8, "out")]    # bottom 310: past the 5 px band
-    # Switched off (a cut box never changes a side), the crossing is not seen while it happens.
-    monkeypatch.setattr(count_module, "CUT_ALONG_LINES", False)
+    # Off (the default: a cut box never changes a side), the crossing is not seen while it happens.
     assert leave_through_the_side(counter(line), range(270, 340, 5)) == []
 
 
 def test_a_side_cut_box_still_never_counts_across_a_slanted_line():
     # 45 degrees: the cut moves the anchor along x, and so across this line: it decides nothing.
     slanted = LineConfig("slanted", (400, 100), (700, 400))
-    assert leave_through_the_side(counter(slanted), range(270, 340, 5)) == []
+    assert leave_through_the_side(counter(slanted, side_cut_lines=True), range(270, 340, 5)) == []
 
 
 def test_a_side_cut_box_whose_height_jumps_is_redrawn_and_does_not_count_back():
     # The car has crossed (out); its cut box then takes in only the car behind it (same top, half
     # the height): the whole-box rule keeps its anchor where the car is, so nothing counts 'in'.
     line = LineConfig("across", (0, 300), (620, 300))
-    c = counter(line)
+    c = counter(line, side_cut_lines=True)
     seen = leave_through_the_side(c, [280, 290, 300, 310, 320, 330, 330, 330])
     assert [e.direction for _, e in seen] == ["out"]
     half = [boxes((1, (565, 230, 636.5, 280))) for _ in range(6)]     # bottom 20 px above the line

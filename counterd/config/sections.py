@@ -124,6 +124,7 @@ class CountingConfig:
     hysteresis_input_px: float = setting(0.0, min=0.0)  # least half-width in the detector's input pixels; 0 = off
     hysteresis_noise: float = setting(2.0, min=0.0)  # least half-width in multiples of the anchor's own noise; 0 = off
     reverse_hold_seconds: float = setting(0.2, min=0.0)  # crossing back counts once held this long
+    side_cut_lines: bool = False                    # a box cut only at the frame's side decides lines drawn across
     dwell_seconds: float = setting(1.0, min=0.0)  # standing on a line this long: side from the stay's mean; 0 = off
     primary_line: str = ""                          # the line the Axis API reports; default: first
     handoff_seconds: float = setting(1.5, min=0.0)  # id switch on a line: new track takes over a side
