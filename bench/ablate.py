@@ -112,7 +112,7 @@ def scene_config(scene, detector: dict, threads: int = 1, extra: dict | None = N
     extra = extra or {}
     return accuracy.config_from_dict({
         **extra, "detector": {**detector, "classes": list(scene.classes), "threads": threads},
-        "gating": {"enabled": False},
+        "gating": {"enabled": False, "stride": False},   # every frame detected (the stride is on by default)
         "lines": [{"name": line.name, "start": list(line.start), "end": list(line.end)} for line in scene.lines],
     }, "bench/ablate.py")
 
