@@ -294,19 +294,20 @@ VARIANTS = {
     # Two overlapping tracks crossing a line back in opposite directions on one frame exchanged
     # people: they exchange their histories on the line (count.EXCHANGE_IDS).
     "id exchange through a blob: counted as two crossings back (off)": ({}, True, True, {"exchange_ids": False}),
-    "spike: a crossing back on an outlier (3 sd off its path) decides no side (bench-only)": (
-        {}, True, True, {"spike": (3.0, False)}),
-    "spike: outlier 4 sd decides no side": ({}, True, True, {"spike": (4.0, False)}),
-    "spike: outlier 3 sd and within 1 sd past the band": ({}, True, True, {"spike": (3.0, True)}),
+    # A crossing back on one box off its track's path, barely past the band (count._spikes).
+    "spike: off (a box 3 sd off its path decides sides as any other)": ({}, True, True, {"spike_sd": np.inf}),
+    "spike: 2 sd off the path": ({}, True, True, {"spike_sd": 2.0}),
+    "spike: 4 sd off the path": ({}, True, True, {"spike_sd": 4.0}),
+    "spike: any distance past the band": ({}, True, True, {"spike_past": np.inf}),
+    "spike: up to 2 sd past the band": ({}, True, True, {"spike_past": 2.0}),
 }
 COUNT_SWITCHES = {    # bench key -> counterd/count.py constant it sets for one replay
     "height_jump": "HEIGHT_JUMP_RATIO", "height_settle": "HEIGHT_SETTLE_SECONDS",
     "dwell_radius": "DWELL_RADIUS", "dwell_confidence": "DWELL_CONFIDENCE", "anchor_edges_only": "ANCHOR_EDGES_ONLY",
-    "settle_away": "SETTLE_AWAY", "exchange_ids": "EXCHANGE_IDS"}
+    "settle_away": "SETTLE_AWAY", "exchange_ids": "EXCHANGE_IDS", "spike_sd": "SPIKE_SD", "spike_past": "SPIKE_PAST"}
 BENCH_ONLY = tuple(COUNT_SWITCHES) + ("vehicle_nms_iou", "vote_tau", "vote_area", "riders", "hidden_margin",
                                       "noise_seconds", "noise_leap", "noise_unbiased", "recover_per_second",
-                                      "recover_size", "recover_speed", "tracker", "band_hold", "merged", "final_class",
-                                      "spike")
+                                      "recover_size", "recover_speed", "tracker", "band_hold", "merged", "final_class")
 TWO_WHEELERS = np.array([CLASS_IDS["bicycle"], CLASS_IDS["motorcycle"]])
 
 
@@ -351,40 +352,6 @@ class BandHoldCounter(LineCounter):
             self._side[rows[r], j] = self._counted[rows[r], j]
             self._reverse_at[rows[r], j] = count.NO_TIME
         return super().update(tracks, timestamp, frame_size, input_px)
-
-
-class SpikeCounter(LineCounter):
-    """Bench-only: a crossing back whose sighting is an outlier from the track's own path (its
-    residual from the anchor filter's prediction, across the line, over `times` of the track's
-    anchor noise there; with `near`, also no farther past the band than one noise) decides no side."""
-
-    def __init__(self, lines, counting, times: float, near: bool):
-        super().__init__(lines, counting)
-        self.times, self.near = times, near
-
-    def _measure_noise(self, rows, points, height, whole, t):
-        state = self._anchor.take(rows, 0)
-        dt = np.minimum(np.maximum(t - state[:, 0], 1e-3), count.NOISE_GAP_SECONDS)[:, None]
-        self._residual = np.where((state[:, 5] > 0)[:, None], points - (state[:, 1:3] + state[:, 3:5] * dt), np.nan)
-        self._sd = count.noise_band(self._anchor_noise(rows), self._geometry, 1.0)
-        self._residual[~whole] = np.nan
-        leap = np.hypot(*self._residual.T) > count.NOISE_LEAP * height        # another object's box: not jitter
-        self._residual[leap] = np.nan
-        return super()._measure_noise(rows, points, height, whole, t)
-
-    def _crossings(self, flipped, rows, points, side, tracks, t, crossed_at):
-        which, line = np.nonzero(flipped)
-        back = self._counted[rows[which], line] == -side[which, line]
-        res = np.abs((self._residual[which] * self._geometry.normal[line]).sum(1))
-        sd = self._sd[which, line]
-        spike = back & (res > self.times * sd)
-        if self.near:
-            dist = np.abs(count.signed_distance(points[which], self._geometry)[np.arange(len(which)), line])
-            spike &= dist - self._band(rows[which], tracks.xyxy[which])[np.arange(len(which)), np.minimum(line, self._band(rows[which], tracks.xyxy[which]).shape[1] - 1)] <= sd
-        flipped = flipped.copy()
-        flipped[which[spike], line[spike]] = False
-        side[which[spike], line[spike]] = 0
-        return super()._crossings(flipped, rows, points, side, tracks, t, crossed_at) if flipped.any() else []
 
 
 class HiddenAnchorCounter(LineCounter):
@@ -501,8 +468,7 @@ def replay_events(scene, model, frames, frame_size, variant, reid_model: str = "
     nested_share = config.detector.vehicle_nested_share
     tracker = VoteTracker(config.tracker, bench.get("vote_tau"), bench.get("vote_area", 0.0))
     counter = (HiddenAnchorCounter(config.lines, config.counting, bench["hidden_margin"])
-               if "hidden_margin" in bench else SpikeCounter(config.lines, config.counting, *bench["spike"])
-               if "spike" in bench else BandHoldCounter(config.lines, config.counting)
+               if "hidden_margin" in bench else BandHoldCounter(config.lines, config.counting)
                if bench.get("band_hold") else LineCounter(config.lines, config.counting))
     stitcher = Stitcher(config.tracker, Embedder(reid_model), counter.watching, tracker.take_over) if reid_model else None
     images = decoded(scene.video) if reid_model else iter(lambda: None, 0)

@@ -90,7 +90,10 @@ NOISE_SECONDS = 2.0   # time constant of each track's anchor-noise estimate (cou
 NOISE_GAP_SECONDS = 0.5   # a track unseen (or unmeasured) this long starts its filter over
 NOISE_LEAP = 0.25         # an anchor this far from where it was predicted (share of box height) is
                           # another object's (an id switch, a merged box): not measured, the filter starts over
-ANCHOR_COLUMNS = 10       # per track: the anchor's filter and noise (LineCounter._measure_noise)
+ANCHOR_COLUMNS = 11       # per track: the anchor's filter and noise (LineCounter._measure_noise)
+SPIKE_SD = 3.0            # a box that crosses back off its track's own path by more than this many of the
+SPIKE_PAST = 1.0          # anchor's noise sd, yet no farther past the band than this many, is one box's
+                          # jitter and decides no side (LineCounter._spikes; inf: off, bench/ablate.py)
 NOISE_UNBIASED = True     # a young track's noise is its average so far, not a running average from zero
 NOISE_ALPHA = 0.5     # the anchor's alpha-beta filter: share of the residual taken into its position,
 NOISE_BETA = 0.17     # ... and into its velocity (alpha^2 / (2 - alpha): follows steady walking and driving
@@ -437,6 +440,7 @@ class LineCounter(PackedRows):
             self._hand_over(rows, born, points, t)
 
         odd = self._unsteady(rows, tracks.xyxy, points, cut, t)
+        raw = None
         if self.counting.hysteresis_noise:
             # The band covers the detector's own anchor: jumps too small to re-draw still reach it.
             raw = points if whole is tracks.xyxy else tracks.xyxy @ ANCHOR_WEIGHTS[self.counting.anchor]
@@ -460,6 +464,8 @@ class LineCounter(PackedRows):
             judged &= watched
             crossed_at, points = self._dwell_sides(rows, points, whole, side, judged, t)
         flipped = (side * before) < 0
+        if raw is not None and np.count_nonzero(flipped):
+            self._spikes(rows, raw, points, band, side, flipped, crossed_at, t)
         events = (self._crossings(flipped, rows, points, side, tracks, t, crossed_at)
                   if np.count_nonzero(flipped) else [])
         reverse_at = self._reverse_at.take(rows, 0)
@@ -499,6 +505,39 @@ class LineCounter(PackedRows):
         self._counted[rows[which], line] = side[which, line]
         return self._record(when[first], line, side[which, line],
                             tracks.class_id[which], tracks.tracker_id[which])
+
+    def _spikes(self, rows, raw, points, band, side, flipped, crossed_at, t: float) -> None:
+        """A crossing back seen on a box that left its track's own path: the anchor's residual from
+        the noise filter's prediction, across the line, is over SPIKE_SD of the track's measured
+        noise there, and the anchor lies past the band by no more than SPIKE_PAST of that noise.
+        One such box (legs spread mid-step, a box reaching below the shoes) is not evidence that
+        the object went back: it decides no side (side and flipped are cleared in place) and the
+        next box judges. Not judged: a box the filter did not measure (cut, jumped, or another
+        object's: NOISE_LEAP), a track with no noise measured yet, a side from a stay's mean."""
+        which, line = np.nonzero(flipped)
+        back = self._counted[rows[which], line] == -side[which, line]
+        if not isinstance(crossed_at, float):
+            back &= crossed_at[which] == t                  # (a stay's side carries its start)
+        if not np.count_nonzero(back):
+            return
+        which, line = which[back], line[back]
+        state = self._anchor[rows[which]]
+        # _measure_noise moved the filter NOISE_ALPHA of the residual toward this anchor, and its
+        # average a gain of the way toward this residual's spread: both undone exactly.
+        residual = (raw[which] - state[:, 1:3]) / (1.0 - NOISE_ALPHA)
+        gain = -np.expm1(state[:, 10:11] / -NOISE_SECONDS)
+        spread = np.column_stack([residual ** 2, residual[:, 0] * residual[:, 1], np.ones(len(which))])
+        prior = (state[:, 6:10] - gain * spread) / (1.0 - gain)
+        noise = prior[:, :3] / np.maximum(prior[:, 3:], 1e-9) if NOISE_UNBIASED else prior[:, :3]
+        geometry = self._geometry
+        sd = np.sqrt(np.maximum((noise * geometry.spread.T[line]).sum(1), 0.0))
+        off_path = np.abs((residual * geometry.normal[line]).sum(1)) / SPIKE_SD > sd     # (inf: off)
+        off_path &= (state[:, 0] == t) & (state[:, 5] > 0) & (prior[:, 3] > 1e-6)
+        past = np.abs((points[which] * geometry.normal[line]).sum(1) - geometry.offset[line])
+        past -= np.broadcast_to(band, side.shape)[which, line]
+        spike = off_path & (past <= SPIKE_PAST * sd)
+        flipped[which[spike], line[spike]] = False
+        side[which[spike], line[spike]] = 0
 
     def _looking(self, rows: np.ndarray, t: float) -> np.ndarray | bool | None:
         """Which tracks' stays are looked at in this frame: all of them (True) every
@@ -833,7 +872,8 @@ class LineCounter(PackedRows):
         or one that lands more than NOISE_LEAP box heights from the prediction: another object's
         box) starts the filter over, the next gives it a velocity, and the ones after are measured.
         Only whole boxes (not cut, not jumped) count. Columns of _anchor: time, x, y, vx, vy,
-        velocity known, var x, var y, cov xy, weight the average has gathered (1 = settled)."""
+        velocity known, var x, var y, cov xy, weight the average has gathered (1 = settled), and the
+        time step of the last update (_spikes recovers that update's residual and prior noise)."""
         if np.count_nonzero(whole) < len(whole):
             rows, points, height = rows[whole], points.compress(whole, 0), height[whole]
         state = self._anchor.take(rows, 0)
@@ -868,6 +908,7 @@ class LineCounter(PackedRows):
         state[:, 1:3] = np.where(measured, predicted + NOISE_ALPHA * residual, points)
         state[:, 5] = kept
         state[:, 0] = t
+        state[:, 10] = dt[:, 0]
         self._anchor[rows] = state
 
     def _last_anchor(self, rows: np.ndarray) -> np.ndarray:

@@ -311,6 +311,43 @@ def test_walking_along_a_line_inside_the_band_is_not_standing_on_it():
         count_module.DWELL_RADIUS = saved
 
 
+def leaving_visitor(seed: int, spike: bool = True, back_across: bool = False) -> list[Detections]:
+    """The people clip's visitor 5 (768 x 432, 10 fps): a person 380 px tall walks up across the
+    entry line (y 400, band 19 px), stands 10 s with her feet 11 px past it (+- 2 px), then walks
+    off to the right along the line with her feet 4 px back (inside the band). One box as she
+    steps off reaches 21.5 px below the line (legs spread: the bottom 17 px below her soles),
+    1.5 px past the band; the next ones are back inside it. back_across: she then walks on down,
+    well past the band."""
+    rng = np.random.default_rng(seed)
+    feet = [425.0, 410.0, 395.0, 380.0, 375.0]
+    feet += list(389.0 + rng.uniform(-2, 2, 100))
+    feet += list(np.linspace(391.5, 404.0, 6) + rng.uniform(-2, 2, 6))      # stepping off
+    feet += [421.5 if spike else 404.0]
+    feet += list(404.0 + rng.uniform(-2, 2, 12))
+    if back_across:
+        feet += [410.0, 420.0, 428.0, 428.0, 428.0, 428.0]
+    x = np.cumsum([460.0] + [0.0] * 104 + [2.5 * k for k in range(1, 7)] + [15.0] * (len(feet) - 111))
+    return [boxes((5, (cx - 80, f - 380 - (17 if f == 421.5 else 0), cx + 80, f))) for cx, f in zip(x, feet)]
+
+
+def test_one_box_off_its_path_barely_past_the_band_does_not_count_a_crossing_back():
+    # Counted 'in', she steps off along the line; one box's bottom reaches past the band by less
+    # than her anchor's own noise, off her path by more than 3 of it. Without the rule the
+    # reversal hold counts her 'out' (the frames after are inside the band: they cancel nothing).
+    entry = LineConfig("entry", (100, 400), (680, 400))      # drawn left -> right: upward is 'in'
+    size = (768, 432)
+    for seed in range(5):
+        assert [e.direction for e in events_of(entry, size, leaving_visitor(seed))] == ["in"]
+        # Walking on down past the band is evidence: that crossing back counts.
+        assert [e.direction for e in events_of(entry, size, leaving_visitor(seed, back_across=True))] == ["in", "out"]
+    saved = count_module.SPIKE_SD
+    count_module.SPIKE_SD = np.inf
+    try:
+        assert [e.direction for e in events_of(entry, size, leaving_visitor(0))] == ["in", "out"]
+    finally:
+        count_module.SPIKE_SD = saved
+
+
 def test_crossing_twice_the_same_way_counts_two():
     c = counter(LineConfig("short", (240, 100), (240, 200)))
     # In through the segment, back round its lower end (not through it), in again.
