@@ -464,9 +464,7 @@ class LineCounter(PackedRows):
             judged &= watched
             crossed_at, points = self._dwell_sides(rows, points, whole, side, judged, t)
         flipped = (side * before) < 0
-        if raw is not None and np.count_nonzero(flipped):
-            self._spikes(rows, raw, points, band, side, flipped, crossed_at, t)
-        events = (self._crossings(flipped, rows, points, side, tracks, t, crossed_at)
+        events = (self._crossings(flipped, rows, points, side, tracks, t, crossed_at, raw, band)
                   if np.count_nonzero(flipped) else [])
         reverse_at = self._reverse_at.take(rows, 0)
         if np.count_nonzero(self._held(t, reverse_at)):
@@ -483,17 +481,22 @@ class LineCounter(PackedRows):
         self._class[rows] = tracks.class_id
         return settled + events if settled else events
 
-    def _crossings(self, flipped, rows, points, side, tracks, t, crossed_at) -> list[CrossingEvent]:
+    def _crossings(self, flipped, rows, points, side, tracks, t, crossed_at, raw=None, band=None) -> list[CrossingEvent]:
         """Side changes: through the segment, a first crossing counts, crossing back starts the
         hold (counted by _held_reversals), returning to the counted side cancels a hold; round
         an end of the segment, the track's history on that line starts over. crossed_at: when
-        each track crossed (t, or per track: a dwelling one crossed when it stopped)."""
+        each track crossed (t, or per track: a dwelling one crossed when it stopped). raw, band:
+        each box's anchor as the noise filter measured it and its band, for _spikes (None: not judged)."""
         which, line = np.divmod(flipped.ravel().nonzero()[0], flipped.shape[1])
         row, new_side = rows[which], side[which, line]
         when = np.full(len(which), t) if isinstance(crossed_at, float) else crossed_at[which]
         real = chord_meets_segment(self._decided_at[row, line], points[which], line, self._geometry)
         counted = self._counted[row, line] * real                   # round an end: start over
         back = real & (counted == -new_side)
+        if raw is not None and np.count_nonzero(back):
+            spike = self._spikes(row, which, line, back & (when == t), raw, points, band, t)
+            back &= ~spike
+            side[which[spike], line[spike]] = 0             # decides no side: the next box judges
         if EXCHANGE_IDS and np.count_nonzero(back) >= 2:
             exchanged = self._exchanged(row, line, new_side, back, points[which])
             counted = np.where(exchanged, new_side, counted)        # the other's history: nothing to count
@@ -506,38 +509,38 @@ class LineCounter(PackedRows):
         return self._record(when[first], line, side[which, line],
                             tracks.class_id[which], tracks.tracker_id[which])
 
-    def _spikes(self, rows, raw, points, band, side, flipped, crossed_at, t: float) -> None:
-        """A crossing back seen on a box that left its track's own path: the anchor's residual from
-        the noise filter's prediction, across the line, is over SPIKE_SD of the track's measured
-        noise there, and the anchor lies past the band by no more than SPIKE_PAST of that noise.
-        One such box (legs spread mid-step, a box reaching below the shoes) is not evidence that
-        the object went back: it decides no side (side and flipped are cleared in place) and the
-        next box judges. Not judged: a box the filter did not measure (cut, jumped, or another
-        object's: NOISE_LEAP), a track with no noise measured yet, a side from a stay's mean."""
-        which, line = np.nonzero(flipped)
-        back = self._counted[rows[which], line] == -side[which, line]
-        if not isinstance(crossed_at, float):
-            back &= crossed_at[which] == t                  # (a stay's side carries its start)
-        if not np.count_nonzero(back):
-            return
-        which, line = which[back], line[back]
-        state = self._anchor[rows[which]]
+    def _spikes(self, row, which, line, back, raw, points, band, t: float) -> np.ndarray:
+        """Which crossings back (back: (M,) of _crossings' side changes, a stay's side excluded)
+        were seen on a box that left its track's own path: the anchor's residual from the noise
+        filter's prediction, across the line, over SPIKE_SD of the track's measured noise there,
+        with the anchor past the band by no more than SPIKE_PAST of that noise. One such box (legs
+        spread mid-step, a box reaching below the shoes) is not evidence that the object went
+        back: it decides no side and the next box judges. Not judged: a box the filter did not
+        measure (cut, jumped, or another object's: NOISE_LEAP), a track with no noise measured yet."""
+        judged = np.flatnonzero(back)
+        which, line = which[judged], line[judged]
+        state = self._anchor[row[judged]]
+        normal = self._geometry.normal[line]
         # _measure_noise moved the filter NOISE_ALPHA of the residual toward this anchor, and its
-        # average a gain of the way toward this residual's spread: both undone exactly.
-        residual = (raw[which] - state[:, 1:3]) / (1.0 - NOISE_ALPHA)
-        gain = -np.expm1(state[:, 10:11] / -NOISE_SECONDS)
-        spread = np.column_stack([residual ** 2, residual[:, 0] * residual[:, 1], np.ones(len(which))])
-        prior = (state[:, 6:10] - gain * spread) / (1.0 - gain)
-        noise = prior[:, :3] / np.maximum(prior[:, 3:], 1e-9) if NOISE_UNBIASED else prior[:, :3]
-        geometry = self._geometry
-        sd = np.sqrt(np.maximum((noise * geometry.spread.T[line]).sum(1), 0.0))
-        off_path = np.abs((residual * geometry.normal[line]).sum(1)) / SPIKE_SD > sd     # (inf: off)
-        off_path &= (state[:, 0] == t) & (state[:, 5] > 0) & (prior[:, 3] > 1e-6)
-        past = np.abs((points[which] * geometry.normal[line]).sum(1) - geometry.offset[line])
-        past -= np.broadcast_to(band, side.shape)[which, line]
-        spike = off_path & (past <= SPIKE_PAST * sd)
-        flipped[which[spike], line[spike]] = False
-        side[which[spike], line[spike]] = 0
+        # average a gain of the way toward this residual's spread: both undone exactly, across the
+        # line (the prior's spread and weight are both times 1 - gain, which cancels).
+        across = ((raw[which] - state[:, 1:3]) * normal).sum(1)
+        across /= 1.0 - NOISE_ALPHA
+        gain = -np.expm1(state[:, 10] / -NOISE_SECONDS)
+        spread = (state[:, 6:9] * self._geometry.spread.T[line]).sum(1) - gain * np.square(across)
+        weight = state[:, 9] - gain if NOISE_UNBIASED else 1.0 - gain
+        sd = np.sqrt(np.maximum(spread, 0.0) / np.maximum(weight, 1e-9))
+        off_path = np.abs(across) / SPIKE_SD > sd           # (inf: off)
+        spike = np.zeros(len(back), bool)
+        if not np.count_nonzero(off_path):                  # nearly always: a crossing back on its path
+            return spike
+        past = np.abs((points[which] * normal).sum(1) - self._geometry.offset[line])
+        past -= band[which, line] if band.shape[1] > 1 else band[which, 0]
+        off_path &= past / SPIKE_PAST <= sd
+        off_path &= state[:, 0] == t                        # measured with this box,
+        off_path &= state[:, 5] * weight > 1e-6             # after a noise was measured
+        spike[judged[off_path]] = True
+        return spike
 
     def _looking(self, rows: np.ndarray, t: float) -> np.ndarray | bool | None:
         """Which tracks' stays are looked at in this frame: all of them (True) every
