@@ -325,8 +325,8 @@ def leaving_visitor(seed: int, spike: bool = True, back_across: bool = False) ->
     feet += [421.5 if spike else 404.0]
     feet += list(404.0 + rng.uniform(-2, 2, 12))
     if back_across:
-        feet += [410.0, 420.0, 428.0, 428.0, 428.0, 428.0]
-    x = np.cumsum([460.0] + [0.0] * 104 + [2.5 * k for k in range(1, 7)] + [15.0] * (len(feet) - 111))
+        feet += [410.0, 418.0, 425.0, 425.0, 425.0, 425.0]
+    x = np.cumsum([460.0] + [0.0] * 104 + [1.5 * k for k in range(1, 7)] + [8.0] * (len(feet) - 111))
     return [boxes((5, (cx - 80, f - 380 - (17 if f == 421.5 else 0), cx + 80, f))) for cx, f in zip(x, feet)]
 
 
