@@ -36,8 +36,8 @@ Variants, each against the shipped defaults (counterd/config/sections.py Countin
   track's box whose bottom is lower by more than 5% of its own height) decides no side
   (bench-only, `HiddenAnchorCounter`).
 - tracker: the recovery of lost tracks by distance off, or with another reach or height ratio
-  (counterd/track.py RECOVER_HEIGHTS_PER_SECOND, RECOVER_SPEED_SHARE, RECOVER_SIZE_RATIO, for the
-  replay only).
+  (counterd/track.py RECOVER_HEIGHTS_PER_SECOND, RECOVER_SPEED_SHARE, RECOVER_SIZE_RATIO,
+  RECOVER_GROWTH_RATIO for a whole box, for the replay only).
 - dwell (count._dwell_sides, counting.dwell_seconds): off, with the cut rule as before (any cut
   box decides no side; count.ANCHOR_EDGES_ONLY off) or not, another stay, radius or confidence.
 - hold (bench-only, `BandHoldCounter`): a crossing back is cancelled by a frame whose anchor is
@@ -250,6 +250,11 @@ VARIANTS = {
     "tracker: 1.5x the own speed + 1.5 heights a second": ({}, True, True, {"recover_speed": 1.5}),
     "tracker: recovery, height within 1.5x": ({}, True, True, {"recover_size": 1.5}),
     "tracker: recovery, any height": ({}, True, True, {"recover_size": np.inf}),
+    # A whole box (not overlapped when lost, not shrunk) comes back at most RECOVER_GROWTH_RATIO taller.
+    "tracker: recovery, a whole box grows like a partial one (growth rule off)": (
+        {}, True, True, {"recover_growth": track.RECOVER_SIZE_RATIO}),
+    "tracker: recovery, a whole box grows at most 1.15x": ({}, True, True, {"recover_growth": 1.15}),
+    "tracker: recovery, a whole box grows at most 1.4x": ({}, True, True, {"recover_growth": 1.4}),
     # A box whose height jumps with one edge kept is hidden or merged at the other (count._whole_boxes).
     "whole box: off (height jumps kept as the anchor)": ({}, True, True, {"height_jump": np.inf}),
     "whole box: ratio 1.15": ({}, True, True, {"height_jump": 1.15}),
@@ -307,7 +312,8 @@ COUNT_SWITCHES = {    # bench key -> counterd/count.py constant it sets for one 
     "settle_away": "SETTLE_AWAY", "exchange_ids": "EXCHANGE_IDS", "spike_sd": "SPIKE_SD", "spike_past": "SPIKE_PAST"}
 BENCH_ONLY = tuple(COUNT_SWITCHES) + ("vehicle_nms_iou", "vote_tau", "vote_area", "riders", "hidden_margin",
                                       "noise_seconds", "noise_leap", "noise_unbiased", "recover_per_second",
-                                      "recover_size", "recover_speed", "tracker", "band_hold", "merged", "final_class")
+                                      "recover_size", "recover_speed", "recover_growth", "tracker", "band_hold",
+                                      "merged", "final_class")
 TWO_WHEELERS = np.array([CLASS_IDS["bicycle"], CLASS_IDS["motorcycle"]])
 
 
@@ -482,10 +488,12 @@ def replay_events(scene, model, frames, frame_size, variant, reid_model: str = "
     saved_leap, saved_unbiased = count.NOISE_LEAP, count.NOISE_UNBIASED
     count.NOISE_LEAP = bench.get("noise_leap", saved_leap)
     count.NOISE_UNBIASED = bench.get("noise_unbiased", saved_unbiased)
-    saved_recover = track.RECOVER_HEIGHTS_PER_SECOND, track.RECOVER_SIZE_RATIO, track.RECOVER_SPEED_SHARE
+    saved_recover = (track.RECOVER_HEIGHTS_PER_SECOND, track.RECOVER_SIZE_RATIO, track.RECOVER_SPEED_SHARE,
+                     track.RECOVER_GROWTH_RATIO)
     track.RECOVER_HEIGHTS_PER_SECOND = bench.get("recover_per_second", saved_recover[0])
     track.RECOVER_SIZE_RATIO = bench.get("recover_size", saved_recover[1])
     track.RECOVER_SPEED_SHARE = bench.get("recover_speed", saved_recover[2])
+    track.RECOVER_GROWTH_RATIO = bench.get("recover_growth", saved_recover[3])
     try:
         events, stitching, last_class = [], 0.0, {}
         for (t, detections), image in zip(frames, images):
@@ -508,7 +516,8 @@ def replay_events(scene, model, frames, frame_size, variant, reid_model: str = "
     finally:
         count.JUMP_RATIO, count.NOISE_SECONDS, count.NOISE_LEAP = saved, saved_noise, saved_leap
         count.NOISE_UNBIASED = saved_unbiased
-        track.RECOVER_HEIGHTS_PER_SECOND, track.RECOVER_SIZE_RATIO, track.RECOVER_SPEED_SHARE = saved_recover
+        (track.RECOVER_HEIGHTS_PER_SECOND, track.RECOVER_SIZE_RATIO, track.RECOVER_SPEED_SHARE,
+         track.RECOVER_GROWTH_RATIO) = saved_recover
         for name, value in switched.items():
             setattr(count, name, value)
     if stitcher is not None and variant == SHIPPED:       # the work of stitching alone, counted once
