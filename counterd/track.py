@@ -245,9 +245,11 @@ class Tracker(PackedRows):
         return state[:, BOX], state[:, HITS]
 
     def _note_cover(self, unpaired: np.ndarray, iou: np.ndarray) -> None:
-        """For each track missed for the first time this frame (seen on the last frame anyone
-        was): whether a box is detected over where it should be (IoU > 0 with its prediction, the
-        person who hides it, most likely), so that it may come back taller (RECOVER_GROWTH_RATIO)."""
+        """For each track missed since the last frame anyone was seen (nearly always: missed
+        for the first time this frame): whether a box is detected over where it should be (IoU > 0
+        with its prediction: the person who hides it, most likely), so that it may come back
+        taller (RECOVER_GROWTH_RATIO). A frame with nothing detected decides nothing for good:
+        the next frame with detections judges again."""
         seen = self._state[:self._count, SEEN]
         newly = seen == seen.max()
         newly &= unpaired
