@@ -128,20 +128,9 @@ def cache_scene(scene, model: str, cache_dir: Path, threads: int) -> Path:
 
     # The detector's own boxes: the vehicle rule is one of the variants replayed on them.
     config = scene_config(scene, {**accuracy.DETECTORS[model], "vehicle_nested_share": 0.0}, threads)
-    boxes, confidence, class_id, offsets, stamps = [], [], [], [0], []
     with open_source(str(scene.video)) as source:
         pipeline = Pipeline(config)
-        track = pipeline.tracker.update
-
-        def recording(detections: Detections, timestamp: float):
-            boxes.append(detections.xyxy)
-            confidence.append(detections.confidence)
-            class_id.append(detections.class_id)
-            offsets.append(offsets[-1] + len(detections))
-            stamps.append(timestamp)
-            return track(detections, timestamp)
-
-        pipeline.tracker.update = recording
+        recorder = DetectionRecorder(pipeline)
         try:
             for frame in source:
                 pipeline.step(frame)
@@ -151,11 +140,31 @@ def cache_scene(scene, model: str, cache_dir: Path, threads: int) -> Path:
         size, fps = (source.width, source.height), source.fps
     path = cache_path(cache_dir, scene.name, model)
     tmp = path.with_suffix(".tmp.npz")
-    np.savez_compressed(tmp, xyxy=np.concatenate(boxes), confidence=np.concatenate(confidence),
-                        class_id=np.concatenate(class_id), offsets=np.array(offsets), timestamps=np.array(stamps),
-                        frame_size=np.array(size), fps=np.array(fps))
+    recorder.save(tmp, size, fps=np.array(fps))
     tmp.replace(path)
     return path
+
+
+class DetectionRecorder:
+    """Keeps what a pipeline's tracker is given, frame by frame, for the cache files."""
+
+    def __init__(self, pipeline):
+        self.boxes, self.confidence, self.class_id, self.offsets, self.stamps = [], [], [], [0], []
+        self._track = pipeline.tracker.update
+        pipeline.tracker.update = self._recording
+
+    def _recording(self, detections: Detections, timestamp: float):
+        self.boxes.append(detections.xyxy)
+        self.confidence.append(detections.confidence)
+        self.class_id.append(detections.class_id)
+        self.offsets.append(self.offsets[-1] + len(detections))
+        self.stamps.append(timestamp)
+        return self._track(detections, timestamp)
+
+    def save(self, path: Path, frame_size: tuple[int, int], **extra) -> None:
+        np.savez_compressed(path, xyxy=np.concatenate(self.boxes), confidence=np.concatenate(self.confidence),
+                            class_id=np.concatenate(self.class_id), offsets=np.array(self.offsets),
+                            timestamps=np.array(self.stamps), frame_size=np.array(frame_size), **extra)
 
 
 def cmd_cache(args) -> int:
@@ -631,18 +640,7 @@ def cache_scaled(scene, sx: float, sy: float, frames: int, fps: float, path: Pat
 
     config = scene_config(scene, accuracy.DETECTORS["yolox_nano"])
     pipeline = Pipeline(config)
-    boxes, confidence, class_id, offsets, stamps = [], [], [], [0], []
-    track = pipeline.tracker.update
-
-    def recording(detections: Detections, timestamp: float):
-        boxes.append(detections.xyxy)
-        confidence.append(detections.confidence)
-        class_id.append(detections.class_id)
-        offsets.append(offsets[-1] + len(detections))
-        stamps.append(timestamp)
-        return track(detections, timestamp)
-
-    pipeline.tracker.update = recording
+    recorder = DetectionRecorder(pipeline)
     size = None
     try:
         for i, image in zip(range(frames), decoded(scene.video)):
@@ -655,9 +653,7 @@ def cache_scaled(scene, sx: float, sy: float, frames: int, fps: float, path: Pat
         input_px = pipeline.detector.input_scale(*size)
     finally:
         pipeline.close()
-    np.savez_compressed(path, xyxy=np.concatenate(boxes), confidence=np.concatenate(confidence),
-                        class_id=np.concatenate(class_id), offsets=np.array(offsets), timestamps=np.array(stamps),
-                        frame_size=np.array(size), input_px=np.array(input_px))
+    recorder.save(path, size, input_px=np.array(input_px))
 
 
 def cmd_scale(args) -> int:
