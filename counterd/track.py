@@ -254,7 +254,8 @@ class Tracker(PackedRows):
         newly = seen == seen.max()
         newly &= unpaired
         if np.count_nonzero(newly):
-            self._state[:self._count, COVERED][newly] = iou.compress(newly, 0).any(1)   # (compress: a third of a mask's cost)
+            # (compress: a third of a boolean index's cost on these 2-D rows)
+            self._state[:self._count, COVERED][newly] = iou.compress(newly, 0).any(1)
 
     def _recover(self, unpaired: np.ndarray, dets: Detections, det_idx: np.ndarray, t: float):
         """(rows, detection indices): unpaired tracks paired one to one with these detections.
@@ -309,7 +310,7 @@ class Tracker(PackedRows):
         predicted += state[:, BOX]
         residual = boxes - predicted
         youth = 1.0 / state[:, HITS:SEEN]
-        np.add(predicted, np.maximum(POSITION_GAIN, youth) * residual, out=state[:, BOX])   # (out=: no temporary to copy)
+        np.add(predicted, np.maximum(POSITION_GAIN, youth) * residual, out=state[:, BOX])   # (out=: no copy)
         state[:, VELOCITY] += np.maximum(VELOCITY_GAIN, youth) / dt * residual
         state[:, HITS] += 1
         state[:, SEEN] = t
