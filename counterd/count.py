@@ -474,9 +474,9 @@ class LineCounter(PackedRows):
                                       band.compress(cut, 0),
                                       self._anchor_edges[1::2] if ANCHOR_EDGES_ONLY else BOTH_ENDS)
                      if side_cut else anchor_cut[cut, None])
-            side_cut = side.compress(cut, 0)
-            np.multiply(side_cut, before.compress(cut, 0) == 0, out=side_cut, where=moved)
-            side[cut] = side_cut
+            cut_sides = side.compress(cut, 0)
+            np.multiply(cut_sides, before.compress(cut, 0) == 0, out=cut_sides, where=moved)
+            side[cut] = cut_sides
         crossed_at = t
         watched = self._looking(rows, t) if self.counting.dwell_seconds else None
         if watched is not None:
