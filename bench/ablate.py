@@ -1,4 +1,4 @@
-"""Which crossing rule earns its place: each rule of counterd/count.py on and off, on every scene and model.
+"""Which crossing rule earns its place: each rule of counterd/count/counter.py on and off, on every scene and model.
 
     python bench/ablate.py cache [--scenes ...] [--detectors ...] [--cache-dir DIR]
     python bench/ablate.py replay [--scenes ...] [--detectors ...] [--cache-dir DIR] [--reid-model FILE]
@@ -87,10 +87,10 @@ sys.path.insert(0, str(BENCH.parent))
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import accuracy  # noqa: E402  (scenes, detectors, config building: one definition)
-from counterd import count  # noqa: E402
+from counterd.count import counter as count  # noqa: E402  (the rules' constants live there)
 from counterd import track  # noqa: E402
 from counterd.classes import CLASS_IDS, class_name  # noqa: E402
-from counterd.count import CrossingEvent, LineCounter  # noqa: E402
+from counterd.count import CrossingEvent, LineCounter, cut_by_frame  # noqa: E402
 from counterd.detect.overlap import VEHICLE_IDS, drop_nested_vehicles  # noqa: E402
 from counterd.detect.yolo import nms  # noqa: E402
 from counterd.detections import Detections  # noqa: E402
@@ -315,7 +315,7 @@ VARIANTS = {
     "spike: any distance past the band": ({}, True, True, {"spike_past": np.inf}),
     "spike: up to 2 sd past the band": ({}, True, True, {"spike_past": 2.0}),
 }
-COUNT_SWITCHES = {    # bench key -> counterd/count.py constant it sets for one replay
+COUNT_SWITCHES = {    # bench key -> counterd/count/counter.py constant it sets for one replay
     "height_jump": "HEIGHT_JUMP_RATIO", "height_settle": "HEIGHT_SETTLE_SECONDS",
     "dwell_radius": "DWELL_RADIUS", "dwell_confidence": "DWELL_CONFIDENCE", "anchor_edges_only": "ANCHOR_EDGES_ONLY",
     "settle_away": "SETTLE_AWAY", "exchange_ids": "EXCHANGE_IDS", "spike_sd": "SPIKE_SD", "spike_past": "SPIKE_PAST"}
@@ -358,7 +358,7 @@ class BandHoldCounter(LineCounter):
             known = self._sorted_ids[pos] == tracks_ok.tracker_id
             xyxy = tracks_ok.xyxy[known]
             rows = rows[known]
-            whole = ~count.cut_by_frame(xyxy, frame_size)
+            whole = ~cut_by_frame(xyxy, frame_size)
             rows, xyxy = rows[whole], xyxy[whole]
             anchor = xyxy @ count.ANCHOR_WEIGHTS[self.counting.anchor]
             band = self._band(rows, xyxy)

@@ -13,7 +13,7 @@ Two kinds of truth file:
   MOT has no classes: every object is a person.
 
 The crossing rule is written plainly, a loop over steps, so that it checks the counter
-(counterd/count.py) rather than repeating it.
+(counterd/count/) rather than repeating it.
 """
 from __future__ import annotations
 

@@ -12,8 +12,8 @@ from hypothesis import given, settings, strategies as st
 from conftest import PETS_GT, REPO, need_shared
 from counterd.classes import CLASS_IDS
 from counterd.config import ConfigError, CountingConfig, LineConfig, config_from_dict
-import counterd.count as count_module
-from counterd.count import CrossingEvent, LineCounter
+import counterd.count.counter as count_module
+from counterd.count import CrossingEvent, LineCounter, cut_by_frame
 from counterd.detections import Detections
 
 sys.path.insert(0, str(REPO / "bench"))
@@ -827,5 +827,5 @@ def test_cut_by_frame_is_the_four_edge_comparisons(dtype):
     width, height, mx, my = 1280, 720, 12.8, 7.2
     expected = ((boxes[:, 0] <= mx) | (boxes[:, 1] <= my) | (boxes[:, 2] >= width - mx)
                 | (boxes[:, 3] >= height - my))
-    assert np.array_equal(count_module.cut_by_frame(boxes, (width, height)), expected)
+    assert np.array_equal(cut_by_frame(boxes, (width, height)), expected)
     assert 0 < np.count_nonzero(expected) < len(boxes)

@@ -1,5 +1,5 @@
 """Gating that does not cost counts: no frame is skipped while a tracked object is in a line's band
-or about to enter it (counterd/count.py near_lines, Pipeline.watching_lines)."""
+or about to enter it (counterd/count/geometry.py near_lines, Pipeline.watching_lines)."""
 import numpy as np
 
 from counterd.config import CountingConfig, LineConfig, config_from_dict
