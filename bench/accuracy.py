@@ -2,6 +2,7 @@
 
     python bench/accuracy.py [--scenes pets,tud,people,car,highway] [--detectors yolox_nano,motion]
                              [--threads 1] [--model NAME=FILE ...] [--option SECTION.KEY=VALUE ...]
+                             [--every N]
 
 Scenes (../shared/data, see bench/truth/README.md):
 - pets: PETS09-S2L1, 12 lines; true crossings from its MOT gt by the rule in ../shared/data/README.md.
@@ -15,7 +16,8 @@ Each scene is counted in one pass per detector, every line at once. Per scene: a
 sum|counted - true| / sum(true) over (line, class, direction), per-class accuracy, wrong-direction
 counts (a counted crossing that matches no true crossing its way within 2 s but lies that close
 to one the other way; share of true crossings), and frames per second (faster than the clip's
-frame rate = faster than real time).
+frame rate = faster than real time). `--every N` analyses only every Nth frame of each clip, as a
+box that cannot keep up with its camera drops frames (the clip's own timestamps kept).
 """
 from __future__ import annotations
 
@@ -31,7 +33,8 @@ BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH.parent))
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-from counterd.commands.validate import count_video  # noqa: E402
+from counterd.commands.validate import count_source  # noqa: E402
+from counterd.source import open_source  # noqa: E402
 from counterd.config import LineConfig, config_from_dict  # noqa: E402
 from counterd.truth import Counted, Truth, read_crossings_csv, read_mot, score, truth_from_mot  # noqa: E402
 
@@ -121,15 +124,29 @@ def overrides(settings: list[str]) -> dict:
     return merged
 
 
-def count_scene(scene: Scene, detector: dict, threads: int, extra: dict):
+class EveryNth:
+    """A source's frames thinned to every nth (its width, height and timestamps kept)."""
+
+    def __init__(self, source, n: int):
+        self.source, self.n = source, n
+        self.width, self.height = source.width, source.height
+
+    def __iter__(self):
+        return (frame for frame in self.source if frame.index % self.n == 0)
+
+
+def count_scene(scene: Scene, detector: dict, threads: int, extra: dict, every: int = 1):
     detector_section = {**detector, "classes": list(scene.classes), "threads": threads,
                         **extra.get("detector", {})}
     config = config_from_dict({
         **extra, "detector": detector_section,
         "lines": [{"name": line.name, "start": list(line.start), "end": list(line.end)} for line in scene.lines],
     }, "bench/accuracy.py")
-    events, fps, frames, seconds, detected = count_video(config, str(scene.video))
-    print(f"  {scene.name}: {detected} of {frames} frames went through the detector", file=sys.stderr)
+    with open_source(str(scene.video)) as source:
+        fps = source.fps
+        events, frames, seconds, detected = count_source(config, EveryNth(source, every) if every > 1 else source)
+    print(f"  {scene.name}: {detected} of {frames} frames analysed went through the detector"
+          + (f" (every {every}th frame of the clip)" if every > 1 else ""), file=sys.stderr)
     counted = [Counted(e.timestamp, e.line, e.direction, e.class_name) for e in events]
     return score(scene.truth.crossings, counted, classes=scene.classes), frames / seconds, fps
 
@@ -171,7 +188,11 @@ def main() -> int:
     parser.add_argument("--option", "--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
                         help="a config setting for every run, VALUE in TOML (e.g. gating.stride=true, "
                              "counting.reverse_hold_seconds=0); repeatable")
+    parser.add_argument("--every", type=int, default=1, metavar="N",
+                        help="analyse only every Nth frame (a box that drops frames); default 1")
     args = parser.parse_args()
+    if args.every < 1:
+        parser.error("--every must be at least 1")
     for spec in args.model:
         name, _, path = spec.partition("=")
         DETECTORS[name] = {"type": "onnx", "model": path}
@@ -186,7 +207,7 @@ def main() -> int:
         results = {}
         for name in args.detectors.split(","):
             started = time.perf_counter()
-            results[name] = count_scene(scene, DETECTORS[name], args.threads, extra)
+            results[name] = count_scene(scene, DETECTORS[name], args.threads, extra, args.every)
             print(f"{scene_name} {name}: accuracy {results[name][0].accuracy:.3f}, "
                   f"{time.perf_counter() - started:.0f} s", file=sys.stderr)
         print_scene(scene, results)
