@@ -1,9 +1,9 @@
 """Which crossing rule earns its place: each rule of counterd/count/counter.py on and off, on every scene and model.
 
     python bench/ablate.py cache [--scenes ...] [--detectors ...] [--cache-dir DIR]
-    python bench/ablate.py replay [--scenes ...] [--detectors ...] [--cache-dir DIR] [--reid-model FILE]
+    python bench/ablate.py replay [--scenes ...] [--detectors ...] [--cache-dir DIR] [--reid-model FILE] [--every N]
     python bench/ablate.py oracle [--detectors ...] [--cache-dir DIR]
-    python bench/ablate.py errors [--scenes ...] [--detectors ...] [--only TEXT]
+    python bench/ablate.py errors [--scenes ...] [--detectors ...] [--only TEXT] [--every N]
     python bench/ablate.py scale [--only TEXT] [--cache-dir DIR]
 
 Detections do not depend on the counting rules, so `cache` runs each detector once per scene of
@@ -434,13 +434,14 @@ def vehicle_nms(dets: Detections, iou: float) -> Detections:
     return dets[np.sort(nms(dets.xyxy, dets.confidence, group, iou))]
 
 
-def load_cache(path: Path):
-    """[(timestamp, Detections)], frame size."""
+def load_cache(path: Path, every: int = 1):
+    """[(timestamp, Detections)], frame size; with every > 1, every nth frame only (the cache holds
+    every frame: a box that cannot keep up with its camera analyses fewer)."""
     with np.load(path) as data:
         offsets = data["offsets"]
         frames = [(float(t), Detections.from_arrays(data["xyxy"][a:b], data["confidence"][a:b],
                                                     data["class_id"][a:b]))
-                  for t, a, b in zip(data["timestamps"], offsets[:-1], offsets[1:])]
+                  for t, a, b in zip(data["timestamps"], offsets[:-1], offsets[1:])][::every]
         return frames, tuple(int(v) for v in data["frame_size"])
 
 
@@ -571,7 +572,7 @@ def cmd_oracle(args) -> int:
     for name, gt_file in gt_files.items():
         scene, gt = accuracy.SCENES[name](), read_mot(accuracy.DATA / gt_file)
         for model in args.detectors.split(","):
-            frames, size = load_cache(cache_path(args.cache_dir, name, model))
+            frames, size = load_cache(cache_path(args.cache_dir, name, model), args.every)
             cells = []
             for mode in modes:
                 config = scene_config(scene, {"type": "motion"})
@@ -594,7 +595,7 @@ def cmd_errors(args) -> int:
         scene = accuracy.SCENES[name]()
         truth = [c for c in scene.truth.crossings if c.class_name in scene.classes]
         for model in args.detectors.split(","):
-            frames, size = load_cache(cache_path(args.cache_dir, name, model))
+            frames, size = load_cache(cache_path(args.cache_dir, name, model), args.every)
             stamps = np.array([t for t, _ in frames])
             events: list[CrossingEvent] = []
             result = replay(scene, model, frames, size, variant, events_out=events)
@@ -702,7 +703,7 @@ def cmd_replay(args) -> int:
             if not path.exists():
                 print(f"no cache {path}: run `python bench/ablate.py cache` first", file=sys.stderr)
                 return 2
-            frames, size = load_cache(path)
+            frames, size = load_cache(path, args.every)
             started = time.perf_counter()
             for variant, spec in VARIANTS.items():
                 results[variant, name, model] = replay(scene, model, frames, size, spec)
@@ -752,6 +753,8 @@ def main() -> int:
     parser.add_argument("--only", default="", metavar="TEXT",
                         help="replay: the shipped rules and the variants whose name contains TEXT")
     parser.add_argument("--only-shipped", action="store_true", help="replay: the shipped rules only (and --reid-model)")
+    parser.add_argument("--every", type=int, default=1, metavar="N",
+                        help="replay, errors, oracle: every Nth cached frame only (as bench/accuracy.py --every)")
     args = parser.parse_args()
     if not (accuracy.DATA / "pets09_s2l1").exists():
         print(f"needs {accuracy.DATA} (../shared beside the repo)", file=sys.stderr)
