@@ -18,7 +18,6 @@ EDGE_SHARE = 0.01     # a box this close to the frame's edge (share of the frame
 EDGE_PX = 2.0         # ... and never less close than this
 
 
-
 @dataclass(frozen=True)
 class LineGeometry:
     """L lines as arrays: start (L,2), unit direction A->B (L,2), length (L,), and the unit normal
